@@ -251,3 +251,26 @@ def test_float32_agrees_with_float64(stride, conv_path):
     got = sphere_conv2d(x.float(), w.float(), stride=stride)
     assert got.dtype == torch.float32
     torch.testing.assert_close(got.double(), expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("groups", [1, 2])
+def test_channels_last_input_gives_the_same_values_and_gradients(dtype, groups, conv_path):
+    # The compiled kernel reads channels-last memory and keeps that layout for its output.
+    x = rand(2, 8, 8, 16, seed=13).to(dtype)
+    w = (rand(6, 8 // groups, 3, 3, seed=14) - 0.5).to(dtype)
+    bias = rand(6, seed=15).to(dtype)
+    results = []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        xi = x.contiguous(memory_format=layout).detach().requires_grad_(True)
+        wi, bi = w.clone().requires_grad_(True), bias.clone().requires_grad_(True)
+        out = sphere_conv2d(xi, wi, bi, groups=groups)
+        (out * torch.linspace(-1, 1, out.numel(), dtype=dtype).view_as(out)).sum().backward()
+        results.append((out, xi.grad, wi.grad, bi.grad))
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, atol=tol, rtol=tol)
+    expected = exact_conv2d(x, w, bias, groups=groups).to(dtype)
+    torch.testing.assert_close(
+        results[1][0], expected, atol=1e-4 * (dtype == torch.float32) + 1e-9, rtol=1e-5
+    )

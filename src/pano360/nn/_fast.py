@@ -62,52 +62,90 @@ def extension_available() -> bool:
 def row_tables(
     local_dirs: tuple, in_hw: tuple[int, int], stride: int, dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per (output row, tap): padded row r0, original column c0 of output column 0, and the four
-    bilinear weights, from the float64 sampling geometry of :func:`sphere_conv_grid`."""
+    """Per (output row, tap), from the float64 sampling geometry of :func:`sphere_conv_grid`:
+    the input rows of the upper and lower bilinear corners (Ho, K, 2), their left columns at
+    output column 0 (Ho, K, 2) and the four bilinear weights (Ho, K, 4).
+
+    A corner past a pole reads the mirrored row with its column shifted by W / 2 (the pole rule
+    of :func:`~pano360.geometry.sampling.spherical_pad`), so the kernel needs no padded copy.
+    """
     h, w = in_hw
     ho, wo = output_hw(in_hw, stride)
     k = len(local_dirs)
     grid = sphere_conv_grid(local_dirs, in_hw, stride, torch.float64, torch.device("cpu"))
-    first = grid.reshape(k, ho, wo, 2)[:, :, 0]  # (K, Ho, 2): output column 0
+    first = grid.reshape(k, ho, wo, 2)[:, :, 0].transpose(0, 1)  # (Ho, K, 2): output column 0
     x = ((first[..., 0] + 1) * (w + 2) - 1) / 2 - 1  # original column, in [-0.5, W - 0.5)
-    y = ((first[..., 1] + 1) * (h + 2) - 1) / 2  # row of the image padded by 1
+    y = ((first[..., 1] + 1) * (h + 2) - 1) / 2  # row of the image padded by 1 on each side
     c0, r0 = torch.floor(x), torch.floor(y).clamp(0, h)
     a, b = x - c0, y - r0
     wts = torch.stack(((1 - a) * (1 - b), a * (1 - b), (1 - a) * b, a * b), dim=-1)
-    return (
-        r0.long().t().contiguous(),
-        c0.long().t().contiguous(),
-        wts.transpose(0, 1).contiguous().to(dtype),
-    )
+    padded = torch.stack((r0, r0 + 1), dim=-1).long()  # upper and lower corners, padded rows
+    # Padded row 0 is row 0 seen across the north pole, row H + 1 is row H - 1 across the south.
+    past_pole = (padded == 0) | (padded == h + 1)
+    rows = (padded - 1).clamp(0, h - 1)
+    cols = torch.remainder(c0.long()[..., None] + past_pole.long() * (w // 2), w)
+    return rows.contiguous(), cols.contiguous(), wts.contiguous().to(dtype)
+
+
+def _channels_last(x: torch.Tensor) -> bool:
+    return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
 
 
 class _FastSphereConv(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, xpad, weight, r0, c0, wts, groups, wo, stride):
+    def forward(ctx, x, weight, bias, rows, cols, wts, groups, out_hw, stride):
         ext = _extension()
-        ctx.save_for_backward(xpad, weight)
-        ctx.tables, ctx.args = (r0, c0, wts), (groups, wo, stride)
-        return ext.forward(xpad, weight, r0, c0, wts, groups, wo, stride)
+        channels_last = _channels_last(x)
+        x_nhwc = x.permute(0, 2, 3, 1).contiguous()  # free when x is channels-last already
+        ctx.save_for_backward(x_nhwc, weight)
+        ctx.tables, ctx.args = (rows, cols, wts), (groups, out_hw[1], stride)
+        ctx.has_bias = bias is not None
+        out = ext.forward(
+            x_nhwc, weight, bias, rows, cols, wts, groups, out_hw[1], stride, channels_last
+        )
+        b, c_out = x.shape[0], weight.shape[0]
+        if channels_last:
+            return out.view(b, *out_hw, c_out).permute(0, 3, 1, 2)
+        return out.view(b, c_out, *out_hw)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
-        xpad, weight = ctx.saved_tensors
+        x_nhwc, weight = ctx.saved_tensors
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        gx, gw = _extension().backward(grad, xpad, weight, *ctx.tables, *ctx.args, need_x, need_w)
-        return (gx if need_x else None, gw if need_w else None, *([None] * 6))
+        b, c_out = grad.shape[:2]
+        empty = grad.new_empty(0)
+        grad_nchw = grad.contiguous().view(b, c_out, -1) if need_w else empty
+        grad_nhwc = grad.permute(0, 2, 3, 1).contiguous().view(b, -1, c_out) if need_x else empty
+        gx, gw = _extension().backward(
+            grad_nchw, grad_nhwc, x_nhwc, weight, *ctx.tables, *ctx.args, need_x, need_w
+        )
+        gb = grad.sum(dim=(0, 2, 3)) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return (
+            gx.permute(0, 3, 1, 2) if need_x else None,
+            gw if need_w else None,
+            gb,
+            *([None] * 6),
+        )
 
 
 def fast_sphere_conv(
-    xpad: torch.Tensor,
+    x: torch.Tensor,
     weight: torch.Tensor,
+    bias: torch.Tensor | None,
     local_dirs: tuple,
-    in_hw: tuple[int, int],
     stride: int,
     groups: int,
 ) -> torch.Tensor:
-    """(B, C_out, Ho * Wo) from the input padded by 1 pixel and the weight as
-    (C_out, C_in / groups * K)."""
-    r0, c0, wts = row_tables(local_dirs, in_hw, stride, xpad.dtype)
-    wo = output_hw(in_hw, stride)[1]
-    return _FastSphereConv.apply(xpad.contiguous(), weight, r0, c0, wts, groups, wo, stride)
+    """(B, C_out, Ho, Wo) from x (B, C_in, H, W) and the weight as (C_out, C_in / groups, K).
+
+    The output is channels-last when x is, contiguous otherwise.
+    """
+    in_hw = (x.shape[-2], x.shape[-1])
+    rows, cols, wts = row_tables(local_dirs, in_hw, stride, x.dtype)
+    c_out, c_group, k = weight.shape
+    # Tap-major columns (tap, then channel): the kernel reads a tap's channels contiguously.
+    weight_taps = weight.transpose(1, 2).reshape(c_out, k * c_group)
+    return _FastSphereConv.apply(
+        x, weight_taps, bias, rows, cols, wts, groups, output_hw(in_hw, stride), stride
+    )

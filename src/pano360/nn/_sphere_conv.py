@@ -181,10 +181,9 @@ def sphere_conv2d(
     k = len(local)
     ho, wo = output_hw((h, w), stride)
     if _use_compiled(x, weight, w, stride):
-        out = fast_sphere_conv(
-            spherical_pad(x, 1), weight.reshape(c_out, -1), local, (h, w), stride, groups
-        ).view(b, c_out, ho, wo)
-        return out if bias is None else out + bias.view(1, -1, 1, 1)
+        return fast_sphere_conv(
+            x, weight.reshape(c_out, c_in // groups, k), bias, local, stride, groups
+        )
     grid = sphere_conv_grid(local, (h, w), stride, x.dtype, x.device)
     if kernel is not None and c_in // groups <= _CONV_PATH_MAX_CHANNELS:
         # Few input channels: lay each pixel's kh x kw taps out as a kh x kw block (SphereNet's

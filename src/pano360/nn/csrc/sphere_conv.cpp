@@ -1,182 +1,259 @@
-// Fused CPU kernel of SphereConv2d: bilinear im2col built row by row, multiplied tile by tile.
+// Fused CPU kernel of SphereConv2d: a bilinear im2col built row by row, multiplied tile by tile.
 //
 // The tap pattern of a spherical convolution depends on the output row only (yaw symmetry): tap k
-// of output pixel (i, j) reads the spherically padded input (1 pixel on every side) at padded row
-// r0[i, k] (and r0 + 1) and at original column (c0[i, k] + j * s) mod W (and the next column),
-// with the four bilinear weights wts[i, k, :]. So a row of the im2col matrix is four contiguous
-// (or s-strided) row reads, and small tiles of it stay in cache while a GEMM consumes them.
+// of output pixel (i, j) reads the input at rows rows[i, k, 0] (upper corners) and rows[i, k, 1]
+// (lower corners), at columns (cols[i, k, .] + j * s) mod W and the next column, with the four
+// bilinear weights wts[i, k, :]. The pole rule is folded into the tables (a corner past a pole
+// reads the mirrored row, its column shifted by W / 2), so the input needs no padded copy.
+//
+// The input is read channels-last (B, H, W, C): a tap's four corners are contiguous channel
+// vectors, and the im2col tile (pixels x taps * channels) is the row-major left operand of
+// oneDNN's matrix product, which on AVX-512 machines is several times faster than the BLAS one.
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <optional>
+#include <string>
 #include <vector>
 
 namespace {
 
 struct Tables {
-  const int64_t* r0;  // (Ho, K) padded row of the upper corners
-  const int64_t* c0;  // (Ho, K) original column of the left corners for output column 0
-  int64_t K, W, Wo, s;
+  const int64_t* rows;  // (Ho, K, 2): input rows of the upper and lower corners
+  const int64_t* cols;  // (Ho, K, 2): their left columns for output column 0, in [0, W)
+  int64_t K, W, Wo, s, C;
 };
 
+struct Corners {
+  int64_t rt, rb, ct, cb;
+};
+
+inline Corners corners(const Tables& tb, int64_t t) {
+  return {tb.rows[2 * t], tb.rows[2 * t + 1], tb.cols[2 * t], tb.cols[2 * t + 1]};
+}
+
+// buf (L, K * cg), L = (i1 - i0) * Wo: row p = (i - i0) * Wo + j holds, tap after tap, the cg
+// channels (from c_off) of output pixel (i, j).
 template <typename T>
-void fill_cols(const T* x, int64_t channels, int64_t hp, int64_t wp, const Tables& tb,
-               const T* wts, int64_t i0, int64_t i1, T* cols) {
-  const int64_t L = (i1 - i0) * tb.Wo;
-  for (int64_t c = 0; c < channels; ++c) {
-    const T* xc = x + c * hp * wp;
+void fill_cols(const T* x, int64_t c_off, int64_t cg, const Tables& tb, const T* wts, int64_t i0,
+               int64_t i1, T* buf) {
+  const int64_t kc = tb.K * cg, row = tb.W * tb.C;
+  for (int64_t i = i0; i < i1; ++i) {
     for (int64_t k = 0; k < tb.K; ++k) {
-      T* dst = cols + (c * tb.K + k) * L;
-      for (int64_t i = i0; i < i1; ++i) {
-        const int64_t t = i * tb.K + k;
-        const T* top = xc + tb.r0[t] * wp + 1;  // +1: padded column of original column 0
-        const T* bot = top + wp;
-        const T w00 = wts[4 * t], w01 = wts[4 * t + 1], w10 = wts[4 * t + 2], w11 = wts[4 * t + 3];
-        T* d = dst + (i - i0) * tb.Wo;
-        int64_t col = ((tb.c0[t] % tb.W) + tb.W) % tb.W;
-        int64_t j = 0;
-        while (j < tb.Wo) {
-          // Columns col, col + s, ... until the seam; the right neighbour of W - 1 is the pad.
-          const int64_t n = std::min(tb.Wo - j, (tb.W - col + tb.s - 1) / tb.s);
-          const T* a = top + col;
-          const T* b = bot + col;
-          if (tb.s == 1) {
-            for (int64_t q = 0; q < n; ++q)
-              d[j + q] = w00 * a[q] + w01 * a[q + 1] + w10 * b[q] + w11 * b[q + 1];
-          } else {
-            for (int64_t q = 0; q < n; ++q) {
-              const int64_t o = q * tb.s;
-              d[j + q] = w00 * a[o] + w01 * a[o + 1] + w10 * b[o] + w11 * b[o + 1];
-            }
-          }
-          j += n;
-          col = col + n * tb.s - tb.W;
-        }
+      const int64_t t = i * tb.K + k;
+      Corners q = corners(tb, t);
+      const T* top = x + q.rt * row + c_off;
+      const T* bot = x + q.rb * row + c_off;
+      const T w00 = wts[4 * t], w01 = wts[4 * t + 1], w10 = wts[4 * t + 2], w11 = wts[4 * t + 3];
+      T* d = buf + (i - i0) * tb.Wo * kc + k * cg;
+      for (int64_t j = 0; j < tb.Wo; ++j, d += kc) {
+        const T* a0 = top + q.ct * tb.C;
+        const T* a1 = top + (q.ct + 1 == tb.W ? 0 : q.ct + 1) * tb.C;
+        const T* b0 = bot + q.cb * tb.C;
+        const T* b1 = bot + (q.cb + 1 == tb.W ? 0 : q.cb + 1) * tb.C;
+        for (int64_t c = 0; c < cg; ++c) d[c] = w00 * a0[c] + w01 * a1[c] + w10 * b0[c] + w11 * b1[c];
+        q.ct += tb.s;
+        if (q.ct >= tb.W) q.ct -= tb.W;
+        q.cb += tb.s;
+        if (q.cb >= tb.W) q.cb -= tb.W;
       }
     }
   }
 }
 
+// The adjoint of fill_cols for channels [c_begin, c_end) of the group: gx (H, W, C) += ...
 template <typename T>
-void scatter_cols(const T* cols, int64_t c_begin, int64_t c_end, int64_t hp, int64_t wp,
+void scatter_cols(const T* buf, int64_t c_off, int64_t cg, int64_t c_begin, int64_t c_end,
                   const Tables& tb, const T* wts, int64_t i0, int64_t i1, T* gx) {
-  const int64_t L = (i1 - i0) * tb.Wo;
-  for (int64_t c = c_begin; c < c_end; ++c) {
-    T* gc = gx + c * hp * wp;
+  const int64_t kc = tb.K * cg, row = tb.W * tb.C;
+  for (int64_t i = i0; i < i1; ++i) {
     for (int64_t k = 0; k < tb.K; ++k) {
-      const T* src = cols + (c * tb.K + k) * L;
-      for (int64_t i = i0; i < i1; ++i) {
-        const int64_t t = i * tb.K + k;
-        T* top = gc + tb.r0[t] * wp + 1;
-        T* bot = top + wp;
-        const T w00 = wts[4 * t], w01 = wts[4 * t + 1], w10 = wts[4 * t + 2], w11 = wts[4 * t + 3];
-        const T* g = src + (i - i0) * tb.Wo;
-        int64_t col = ((tb.c0[t] % tb.W) + tb.W) % tb.W;
-        for (int64_t j = 0; j < tb.Wo; ++j) {
-          const T v = g[j];
-          top[col] += w00 * v;
-          top[col + 1] += w01 * v;
-          bot[col] += w10 * v;
-          bot[col + 1] += w11 * v;
-          col += tb.s;
-          if (col >= tb.W) col -= tb.W;
+      const int64_t t = i * tb.K + k;
+      Corners q = corners(tb, t);
+      T* top = gx + q.rt * row + c_off;
+      T* bot = gx + q.rb * row + c_off;
+      const T w00 = wts[4 * t], w01 = wts[4 * t + 1], w10 = wts[4 * t + 2], w11 = wts[4 * t + 3];
+      const T* g = buf + (i - i0) * tb.Wo * kc + k * cg;
+      for (int64_t j = 0; j < tb.Wo; ++j, g += kc) {
+        T* a0 = top + q.ct * tb.C;
+        T* a1 = top + (q.ct + 1 == tb.W ? 0 : q.ct + 1) * tb.C;
+        T* b0 = bot + q.cb * tb.C;
+        T* b1 = bot + (q.cb + 1 == tb.W ? 0 : q.cb + 1) * tb.C;
+        for (int64_t c = c_begin; c < c_end; ++c) {
+          const T v = g[c];
+          a0[c] += w00 * v;
+          a1[c] += w01 * v;
+          b0[c] += w10 * v;
+          b1[c] += w11 * v;
         }
+        q.ct += tb.s;
+        if (q.ct >= tb.W) q.ct -= tb.W;
+        q.cb += tb.s;
+        if (q.cb >= tb.W) q.cb -= tb.W;
       }
     }
   }
 }
 
-int64_t tile_rows(int64_t rows_of_cols, int64_t wo, int64_t ho, int64_t elem) {
-  // About 1 MiB of im2col per tile: it stays in the core's cache while the GEMM reads it.
-  const int64_t per_row = std::max<int64_t>(1, rows_of_cols * wo * elem);
-  return std::max<int64_t>(1, std::min<int64_t>(ho, (int64_t(1) << 20) / per_row));
+// dst[n * ld_dst + p] = src[p * ld_src + n] for p < rows, n < cols_n, in cache-sized blocks.
+template <typename T>
+void transpose(const T* src, int64_t rows, int64_t cols_n, int64_t ld_src, T* dst,
+               int64_t ld_dst) {
+  constexpr int64_t kBlock = 32;
+  for (int64_t p0 = 0; p0 < rows; p0 += kBlock)
+    for (int64_t n0 = 0; n0 < cols_n; n0 += kBlock) {
+      const int64_t p1 = std::min(rows, p0 + kBlock), n1 = std::min(cols_n, n0 + kBlock);
+      for (int64_t n = n0; n < n1; ++n)
+        for (int64_t p = p0; p < p1; ++p) dst[n * ld_dst + p] = src[p * ld_src + n];
+    }
 }
 
-void check(const torch::Tensor& xpad, const torch::Tensor& r0, const torch::Tensor& c0,
+// a (M, K) times b (N, K) transposed, plus bias (N): oneDNN's product for float32 where the
+// build has it, the BLAS one otherwise.
+torch::Tensor gemm_nt(const torch::Tensor& a, const torch::Tensor& b,
+                      const std::optional<torch::Tensor>& bias) {
+  static const std::optional<c10::OperatorHandle> onednn =
+      c10::Dispatcher::singleton().findOp({"mkldnn::_linear_pointwise", ""});
+  if (onednn && a.scalar_type() == torch::kFloat) {
+    torch::jit::Stack stack{a,
+                            b,
+                            bias ? c10::IValue(*bias) : c10::IValue(),
+                            c10::IValue(std::string("none")),
+                            c10::IValue(c10::List<std::optional<at::Scalar>>()),
+                            c10::IValue()};
+    onednn->callBoxed(&stack);
+    return stack[0].toTensor();
+  }
+  return bias ? torch::addmm(*bias, a, b.t()) : torch::mm(a, b.t());
+}
+
+int64_t tile_rows(int64_t taps_channels, int64_t wo, int64_t ho, int64_t elem) {
+  // About 1 MiB of im2col per tile: it stays in the core's cache while the product reads it.
+  static const int64_t budget = [] {
+    const char* kb = std::getenv("PANO360_TILE_KB");
+    return kb ? std::atoll(kb) * 1024 : (int64_t(1) << 20);
+  }();
+  const int64_t per_row = std::max<int64_t>(1, taps_channels * wo * elem);
+  return std::max<int64_t>(1, std::min<int64_t>(ho, budget / per_row));
+}
+
+void check(const torch::Tensor& x, const torch::Tensor& rows, const torch::Tensor& cols,
            const torch::Tensor& wts) {
-  TORCH_CHECK(xpad.device().is_cpu() && xpad.is_contiguous() && xpad.dim() == 4, "xpad");
-  TORCH_CHECK(r0.scalar_type() == torch::kLong && c0.scalar_type() == torch::kLong, "tables");
-  TORCH_CHECK(r0.is_contiguous() && c0.is_contiguous() && wts.is_contiguous(), "tables");
-  TORCH_CHECK(wts.scalar_type() == xpad.scalar_type(), "wts dtype");
+  TORCH_CHECK(x.device().is_cpu() && x.is_contiguous() && x.dim() == 4, "x: contiguous BHWC");
+  TORCH_CHECK(rows.scalar_type() == torch::kLong && cols.scalar_type() == torch::kLong, "tables");
+  TORCH_CHECK(rows.is_contiguous() && cols.is_contiguous() && wts.is_contiguous(), "tables");
+  TORCH_CHECK(wts.scalar_type() == x.scalar_type(), "wts dtype");
 }
 
 }  // namespace
 
-// xpad: (B, C, H + 2, W + 2); weight: (C_out, C_in / groups * K); returns (B, C_out, Ho * Wo).
-torch::Tensor forward(torch::Tensor xpad, torch::Tensor weight, torch::Tensor r0,
-                      torch::Tensor c0, torch::Tensor wts, int64_t groups, int64_t wo,
-                      int64_t s) {
-  check(xpad, r0, c0, wts);
+// x: (B, H, W, C) channels-last; weight: (C_out, K * C_in / groups), tap-major; bias: (C_out,)
+// or empty. Returns (B, Ho * Wo, C_out) if out_channels_last, else (B, C_out, Ho * Wo).
+torch::Tensor forward(torch::Tensor x, torch::Tensor weight, std::optional<torch::Tensor> bias,
+                      torch::Tensor rows, torch::Tensor cols, torch::Tensor wts, int64_t groups,
+                      int64_t wo, int64_t s, bool out_channels_last) {
+  check(x, rows, cols, wts);
   weight = weight.contiguous();
-  const int64_t B = xpad.size(0), C = xpad.size(1), hp = xpad.size(2), wp = xpad.size(3);
-  const int64_t ho = r0.size(0), K = r0.size(1), cg = C / groups;
-  const int64_t cout = weight.size(0), coutg = cout / groups;
-  auto out = torch::empty({B, cout, ho * wo}, xpad.options());
-  const int64_t tr = tile_rows(cg * K, wo, ho, xpad.element_size());
+  const int64_t B = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
+  const int64_t ho = rows.size(0), K = rows.size(1), cg = C / groups;
+  const int64_t cout = weight.size(0), coutg = cout / groups, kc = K * cg;
+  auto out = out_channels_last ? torch::empty({B, ho * wo, cout}, x.options())
+                               : torch::empty({B, cout, ho * wo}, x.options());
+  const int64_t tr = tile_rows(kc, wo, ho, x.element_size());
   const int64_t ntiles = (ho + tr - 1) / tr;
-  AT_DISPATCH_FLOATING_TYPES(xpad.scalar_type(), "sphere_conv_forward", [&] {
-    Tables tb{r0.data_ptr<int64_t>(), c0.data_ptr<int64_t>(), K, wp - 2, wo, s};
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "sphere_conv_forward", [&] {
+    Tables tb{rows.data_ptr<int64_t>(), cols.data_ptr<int64_t>(), K, W, wo, s, C};
     const scalar_t* w4 = wts.data_ptr<scalar_t>();
     at::parallel_for(0, B * groups * ntiles, 1, [&](int64_t begin, int64_t end) {
-      auto buffer = torch::empty({cg * K * tr * wo}, xpad.options());
+      auto buffer = torch::empty({tr * wo, kc}, x.options());
       for (int64_t idx = begin; idx < end; ++idx) {
         const int64_t tile = idx % ntiles, g = (idx / ntiles) % groups, b = idx / ntiles / groups;
         const int64_t i0 = tile * tr, i1 = std::min(ho, i0 + tr), L = (i1 - i0) * wo;
-        const scalar_t* x = xpad.data_ptr<scalar_t>() + (b * C + g * cg) * hp * wp;
-        fill_cols<scalar_t>(x, cg, hp, wp, tb, w4, i0, i1, buffer.data_ptr<scalar_t>());
-        auto cols = buffer.narrow(0, 0, cg * K * L).view({cg * K, L});
-        auto o = out[b].narrow(0, g * coutg, coutg).narrow(1, i0 * wo, L);
-        // Written straight into the output rows (BLAS takes the row stride Ho * Wo).
-        torch::mm_out(o, weight.narrow(0, g * coutg, coutg), cols);
+        const scalar_t* xb = x.data_ptr<scalar_t>() + b * H * W * C;
+        fill_cols<scalar_t>(xb, g * cg, cg, tb, w4, i0, i1, buffer.data_ptr<scalar_t>());
+        const auto cols_tile = buffer.narrow(0, 0, L);
+        const auto weight_g = weight.narrow(0, g * coutg, coutg);
+        if (out_channels_last) {
+          std::optional<torch::Tensor> bias_g;
+          if (bias) bias_g = bias->narrow(0, g * coutg, coutg);
+          auto res = gemm_nt(cols_tile, weight_g, bias_g).contiguous();  // (L, coutg)
+          const scalar_t* r = res.data_ptr<scalar_t>();
+          scalar_t* o = out.data_ptr<scalar_t>() + (b * ho * wo + i0 * wo) * cout + g * coutg;
+          for (int64_t p = 0; p < L; ++p)
+            std::copy(r + p * coutg, r + (p + 1) * coutg, o + p * cout);
+        } else {
+          // weight times the tile's columns: the output rows come out channel-major.
+          auto res = gemm_nt(weight_g, cols_tile, std::nullopt).contiguous();  // (coutg, L)
+          const scalar_t* r = res.data_ptr<scalar_t>();
+          const scalar_t* bs = bias ? bias->data_ptr<scalar_t>() + g * coutg : nullptr;
+          scalar_t* o = out.data_ptr<scalar_t>() + (b * cout + g * coutg) * ho * wo + i0 * wo;
+          for (int64_t n = 0; n < coutg; ++n) {
+            const scalar_t add = bs ? bs[n] : scalar_t(0);
+            for (int64_t p = 0; p < L; ++p) o[n * ho * wo + p] = r[n * L + p] + add;
+          }
+        }
       }
     });
   });
   return out;
 }
 
-// Gradients with respect to xpad and the weight (either may be skipped).
-std::vector<torch::Tensor> backward(torch::Tensor grad_out, torch::Tensor xpad,
-                                    torch::Tensor weight, torch::Tensor r0, torch::Tensor c0,
-                                    torch::Tensor wts, int64_t groups, int64_t wo, int64_t s,
-                                    bool need_input, bool need_weight) {
-  check(xpad, r0, c0, wts);
-  grad_out = grad_out.contiguous();
+// Gradients with respect to x (channels-last, (B, H, W, C)) and the weight; either may be
+// skipped. grad_nchw: (B, C_out, Ho * Wo) and grad_nhwc: (B, Ho * Wo, C_out), both contiguous
+// (an undefined one is not needed).
+std::vector<torch::Tensor> backward(torch::Tensor grad_nchw, torch::Tensor grad_nhwc,
+                                    torch::Tensor x, torch::Tensor weight, torch::Tensor rows,
+                                    torch::Tensor cols, torch::Tensor wts, int64_t groups,
+                                    int64_t wo, int64_t s, bool need_input, bool need_weight) {
+  check(x, rows, cols, wts);
   weight = weight.contiguous();
-  const int64_t B = xpad.size(0), C = xpad.size(1), hp = xpad.size(2), wp = xpad.size(3);
-  const int64_t ho = r0.size(0), K = r0.size(1), cg = C / groups;
-  const int64_t cout = weight.size(0), coutg = cout / groups;
-  auto grad_x = need_input ? torch::zeros_like(xpad) : torch::Tensor();
+  const int64_t B = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
+  const int64_t ho = rows.size(0), K = rows.size(1), cg = C / groups;
+  const int64_t cout = weight.size(0), coutg = cout / groups, kc = K * cg;
+  auto grad_x = need_input ? torch::zeros_like(x) : torch::Tensor();
   auto grad_w = need_weight ? torch::zeros_like(weight) : torch::Tensor();
-  const int64_t tr = tile_rows(cg * K, wo, ho, xpad.element_size());
-  AT_DISPATCH_FLOATING_TYPES(xpad.scalar_type(), "sphere_conv_backward", [&] {
-    Tables tb{r0.data_ptr<int64_t>(), c0.data_ptr<int64_t>(), K, wp - 2, wo, s};
+  const int64_t tr = tile_rows(kc, wo, ho, x.element_size());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "sphere_conv_backward", [&] {
+    Tables tb{rows.data_ptr<int64_t>(), cols.data_ptr<int64_t>(), K, W, wo, s, C};
     const scalar_t* w4 = wts.data_ptr<scalar_t>();
-    auto buffer = torch::empty({cg * K * tr * wo}, xpad.options());
+    auto buffer = torch::empty({tr * wo, kc}, x.options());
+    auto buffer_t = need_weight ? torch::empty({kc, tr * wo}, x.options()) : torch::Tensor();
+    std::vector<torch::Tensor> weight_t(groups);  // (kc, coutg) per group
+    if (need_input)
+      for (int64_t g = 0; g < groups; ++g)
+        weight_t[g] = weight.narrow(0, g * coutg, coutg).t().contiguous();
     // Tiles run one after the other (their input rows overlap); work inside a tile is parallel.
     for (int64_t b = 0; b < B; ++b) {
+      const scalar_t* xb = x.data_ptr<scalar_t>() + b * H * W * C;
       for (int64_t g = 0; g < groups; ++g) {
-        const scalar_t* x = xpad.data_ptr<scalar_t>() + (b * C + g * cg) * hp * wp;
-        auto wg = weight.narrow(0, g * coutg, coutg);
         for (int64_t i0 = 0; i0 < ho; i0 += tr) {
           const int64_t i1 = std::min(ho, i0 + tr), L = (i1 - i0) * wo;
-          auto go = grad_out[b].narrow(0, g * coutg, coutg).narrow(1, i0 * wo, L);
+          scalar_t* buf = buffer.data_ptr<scalar_t>();
           if (need_weight) {
-            scalar_t* cols_ptr = buffer.data_ptr<scalar_t>();
-            at::parallel_for(0, cg, 1, [&](int64_t c_begin, int64_t c_end) {
-              for (int64_t c = c_begin; c < c_end; ++c)
-                fill_cols<scalar_t>(x + c * hp * wp, 1, hp, wp, tb, w4, i0, i1,
-                                    cols_ptr + c * K * L);
+            at::parallel_for(i0, i1, 1, [&](int64_t r0, int64_t r1) {
+              fill_cols<scalar_t>(xb, g * cg, cg, tb, w4, r0, r1,
+                                  buf + (r0 - i0) * wo * kc);
             });
-            auto cols = buffer.narrow(0, 0, cg * K * L).view({cg * K, L});
-            grad_w.narrow(0, g * coutg, coutg).addmm_(go, cols.t());
+            scalar_t* bt = buffer_t.data_ptr<scalar_t>();
+            at::parallel_for(0, kc, 32, [&](int64_t n0, int64_t n1) {
+              transpose<scalar_t>(buf + n0, L, n1 - n0, kc, bt + n0 * L, L);
+            });
+            auto go = grad_nchw[b].narrow(0, g * coutg, coutg).narrow(1, i0 * wo, L).contiguous();
+            grad_w.narrow(0, g * coutg, coutg)
+                .add_(gemm_nt(go, buffer_t.view({-1}).narrow(0, 0, kc * L).view({kc, L}),
+                              std::nullopt));
           }
           if (need_input) {
-            auto gcols = torch::mm(wg.t(), go).contiguous();  // (cg * K, L)
-            scalar_t* gx = grad_x.data_ptr<scalar_t>() + (b * C + g * cg) * hp * wp;
+            auto go = grad_nhwc[b].narrow(0, i0 * wo, L).narrow(1, g * coutg, coutg).contiguous();
+            auto gcols = gemm_nt(go, weight_t[g], std::nullopt).contiguous();  // (L, kc)
             const scalar_t* gc = gcols.data_ptr<scalar_t>();
+            scalar_t* gx = grad_x.data_ptr<scalar_t>() + b * H * W * C;
             at::parallel_for(0, cg, 1, [&](int64_t c_begin, int64_t c_end) {
-              scatter_cols<scalar_t>(gc, c_begin, c_end, hp, wp, tb, w4, i0, i1, gx);
+              scatter_cols<scalar_t>(gc, g * cg, cg, c_begin, c_end, tb, w4, i0, i1, gx);
             });
           }
         }

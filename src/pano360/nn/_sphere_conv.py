@@ -7,8 +7,8 @@ strided outputs sit. Sampling is bilinear and obeys the seam and pole rules of
 
 How it is computed, fastest first:
 
-- on the CPU: a compiled kernel (:mod:`pano360.nn._fast`) builds the bilinear im2col from
-  contiguous row reads, tile by tile, each tile consumed by a GEMM while in cache;
+- on the CPU: a compiled kernel (:mod:`pano360.nn._fast`) builds a channels-last bilinear
+  im2col from per-row tables, tile by tile, each tile multiplied by oneDNN while in cache;
 - otherwise (GPU, or no compiler), with few input channels per group (tangent taps):
   ``grid_sample`` lays every pixel's kh x kw taps out as a block and nn.functional.conv2d with
   stride (kh, kw) does the products (SphereNet's layout);

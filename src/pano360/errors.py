@@ -7,5 +7,13 @@ from ._core.errors import (
     ShapeError,
     ValueRangeError,
 )
+from ._core.weights import WeightsError
 
-__all__ = ["ImageIOError", "OutputExistsError", "Pano360Error", "ShapeError", "ValueRangeError"]
+__all__ = [
+    "ImageIOError",
+    "OutputExistsError",
+    "Pano360Error",
+    "ShapeError",
+    "ValueRangeError",
+    "WeightsError",
+]

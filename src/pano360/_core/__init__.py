@@ -1,17 +1,30 @@
-"""Internals shared by every pano360 subpackage: typed errors and input checks."""
+"""Internals shared by every pano360 subpackage: typed errors, input checks, the model registry
+and the description and loading of shipped weights."""
 
 from .checks import as_batch_param, check_choice, check_erp, check_hw, check_positive_int
 from .errors import ImageIOError, OutputExistsError, Pano360Error, ShapeError, ValueRangeError
+from .registry import ModelInfo, create_model, list_models, model_info, register_model
+from .weights import InputContract, WeightsError, WeightsSpec, file_sha256, load_weights
 
 __all__ = [
     "ImageIOError",
+    "InputContract",
+    "ModelInfo",
     "OutputExistsError",
     "Pano360Error",
     "ShapeError",
     "ValueRangeError",
+    "WeightsError",
+    "WeightsSpec",
     "as_batch_param",
     "check_choice",
     "check_erp",
     "check_hw",
     "check_positive_int",
+    "create_model",
+    "file_sha256",
+    "list_models",
+    "load_weights",
+    "model_info",
+    "register_model",
 ]

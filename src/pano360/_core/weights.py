@@ -1,0 +1,142 @@
+"""Pretrained weights described as data, and loaded with every key accounted for.
+
+A :class:`WeightsSpec` says which safetensors file holds a model's weights (shipped inside a
+package, or a local path), its sha256, what input the weights expect, their licence and where they
+come from. :func:`load_weights` verifies the hash, then loads the tensors; a missing key, an
+unexpected key or a shape mismatch is an error, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch import nn
+
+from .errors import Pano360Error
+
+__all__ = ["InputContract", "WeightsError", "WeightsSpec", "file_sha256", "load_weights"]
+
+
+class WeightsError(Pano360Error, ValueError):
+    """A weights file is missing, corrupted, unreadable, or does not fit the model."""
+
+
+@dataclass(frozen=True)
+class InputContract:
+    """What a model with these weights expects as input.
+
+    Attributes:
+        channel_order: e.g. ``"RGB"``.
+        value_range: (low, high) of the input values, e.g. ``(0.0, 1.0)``.
+        hw: fixed (H, W) the model needs, or None when any size from ``min_hw`` up works.
+        min_hw: smallest (H, W) the model accepts.
+        normalisation: what the model does to its input before the first layer (informative).
+    """
+
+    channel_order: str
+    value_range: tuple[float, float]
+    hw: tuple[int, int] | None
+    min_hw: tuple[int, int]
+    normalisation: str = ""
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """A set of pretrained weights: file, hash, input contract, licence and provenance.
+
+    Attributes:
+        file: path of the safetensors file, relative to the directory of ``package`` (shipped
+            weights), or a local path when ``package`` is None.
+        package: dotted name of the package that ships the file, or None.
+        sha256: hex digest the file must have; None skips the check (local files only).
+        input: the :class:`InputContract` of the weights.
+        licence: SPDX identifier of the weights' licence, e.g. ``"MIT"``.
+        licence_file: the licence text with attribution, relative like ``file`` (may be empty).
+        provenance: where the weights come from and how they were converted.
+    """
+
+    file: str
+    package: str | None
+    sha256: str | None
+    input: InputContract
+    licence: str
+    licence_file: str = ""
+    provenance: str = ""
+
+    def path(self) -> Path:
+        """The weights file on disk (inside the installed package when ``package`` is set)."""
+        if self.package is None:
+            return Path(self.file)
+        return Path(str(importlib.resources.files(self.package).joinpath(self.file)))
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_weights(model: nn.Module, spec: WeightsSpec) -> nn.Module:
+    """Load ``spec``'s weights into ``model`` in place, checking the file and every key.
+
+    The tensors are copied into the model's existing parameters and buffers (their dtype and
+    device are kept).
+
+    Args:
+        model: the module to fill; its ``state_dict`` keys must be exactly the file's keys.
+        spec: the weights to load.
+
+    Returns:
+        ``model``, for chaining.
+
+    Raises:
+        WeightsError: the file is missing or unreadable, its sha256 differs from
+            ``spec.sha256``, keys are missing or unexpected, or a tensor's shape differs from
+            the model's. The message names the file and lists the offending keys.
+    """
+    path = spec.path()
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    if spec.sha256 is not None:
+        actual = file_sha256(path)
+        if actual != spec.sha256.lower():
+            raise WeightsError(
+                f"weights file {path} is corrupted or not the expected one: sha256 must be "
+                f"{spec.sha256}, got {actual}"
+            )
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"cannot read weights file {path} as safetensors: {exc}") from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    mismatched = [
+        f"{k}: model {tuple(expected[k].shape)}, file {tuple(tensors[k].shape)}"
+        for k in sorted(set(expected) & set(tensors))
+        if expected[k].shape != tensors[k].shape
+    ]
+    if missing or unexpected or mismatched:
+        problems = []
+        if missing:
+            problems.append(f"missing keys {missing}")
+        if unexpected:
+            problems.append(f"unexpected keys {unexpected}")
+        if mismatched:
+            problems.append(f"shape mismatches [{'; '.join(mismatched)}]")
+        raise WeightsError(
+            f"weights file {path} does not fit {type(model).__name__}: {', '.join(problems)}"
+        )
+    with torch.no_grad():
+        model.load_state_dict(tensors, strict=True)
+    return model

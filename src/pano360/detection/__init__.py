@@ -1,0 +1,49 @@
+"""Face detection: planar box operations and the MTCNN pipeline, in separable stages.
+
+Boxes are (N, 4) ``(x1, y1, x2, y2)`` in continuous pixel coordinates with pixel centres at
+integers (the convention of :mod:`pano360.geometry.conventions`); see :mod:`._ops`.
+"""
+
+from ._mtcnn import (
+    FaceCandidates,
+    FaceDetections,
+    MTCNNFaceDetector,
+    PNetWindows,
+    crop_candidates,
+    detect_faces_planar,
+    mtcnn_pyramid_scales,
+    mtcnn_stage1,
+    mtcnn_stage2,
+    mtcnn_stage3,
+    pnet_map_to_boxes,
+)
+from ._ops import (
+    IOU_DENOMINATORS,
+    apply_box_deltas,
+    box_area,
+    box_iou,
+    crop_boxes,
+    nms,
+    square_boxes,
+)
+
+__all__ = [
+    "IOU_DENOMINATORS",
+    "FaceCandidates",
+    "FaceDetections",
+    "MTCNNFaceDetector",
+    "PNetWindows",
+    "apply_box_deltas",
+    "box_area",
+    "box_iou",
+    "crop_boxes",
+    "crop_candidates",
+    "detect_faces_planar",
+    "mtcnn_pyramid_scales",
+    "mtcnn_stage1",
+    "mtcnn_stage2",
+    "mtcnn_stage3",
+    "nms",
+    "pnet_map_to_boxes",
+    "square_boxes",
+]

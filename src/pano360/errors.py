@@ -1,6 +1,7 @@
 """Public home of pano360's typed errors (see :mod:`pano360._core.errors`)."""
 
 from ._core.errors import (
+    DatasetFormatError,
     ImageIOError,
     OutputExistsError,
     Pano360Error,
@@ -10,6 +11,7 @@ from ._core.errors import (
 from ._core.weights import WeightsError
 
 __all__ = [
+    "DatasetFormatError",
     "ImageIOError",
     "OutputExistsError",
     "Pano360Error",

@@ -450,3 +450,14 @@ def test_write_images_refuses_duplicate_paths(tmp_path):
     with pytest.raises(ImageIOError, match="two outputs have the same path"):
         write_images({tmp_path / "a.png": _image(3), str(tmp_path / "a.png"): _image(3)})
     assert _listing(tmp_path) == []
+
+
+def test_write_images_writes_text_beside_images_all_or_nothing(tmp_path):
+    img = torch.rand(1, 3, 8, 16)
+    report = tmp_path / "report.json"
+    write_images({tmp_path / "a.png": img, report: '{"faces": []}'})
+    assert report.read_text() == '{"faces": []}' and (tmp_path / "a.png").exists()
+    # An image that cannot be encoded: neither file appears.
+    with pytest.raises(ImageIOError, match="alpha"):
+        write_images({tmp_path / "b.json": b"{}", tmp_path / "b.jpg": torch.rand(1, 4, 8, 16)})
+    assert not (tmp_path / "b.json").exists() and not (tmp_path / "b.jpg").exists()

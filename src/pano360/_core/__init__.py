@@ -2,11 +2,19 @@
 and the description and loading of shipped weights."""
 
 from .checks import as_batch_param, check_choice, check_erp, check_hw, check_positive_int
-from .errors import ImageIOError, OutputExistsError, Pano360Error, ShapeError, ValueRangeError
+from .errors import (
+    DatasetFormatError,
+    ImageIOError,
+    OutputExistsError,
+    Pano360Error,
+    ShapeError,
+    ValueRangeError,
+)
 from .registry import ModelInfo, create_model, list_models, model_info, register_model
 from .weights import InputContract, WeightsError, WeightsSpec, file_sha256, load_weights
 
 __all__ = [
+    "DatasetFormatError",
     "ImageIOError",
     "InputContract",
     "ModelInfo",

@@ -7,7 +7,14 @@ catch ours without swallowing programming errors. Each also derives from the mat
 
 from __future__ import annotations
 
-__all__ = ["ImageIOError", "OutputExistsError", "Pano360Error", "ShapeError", "ValueRangeError"]
+__all__ = [
+    "DatasetFormatError",
+    "ImageIOError",
+    "OutputExistsError",
+    "Pano360Error",
+    "ShapeError",
+    "ValueRangeError",
+]
 
 
 class Pano360Error(Exception):
@@ -28,3 +35,10 @@ class ImageIOError(Pano360Error, OSError):
 
 class OutputExistsError(Pano360Error, FileExistsError):
     """An output file exists and overwriting it was not asked for."""
+
+
+class DatasetFormatError(Pano360Error, ValueError):
+    """A dataset file is malformed: wrong byte count, bad header, value out of range.
+
+    The message names the file and, for text files, the line (``path:line: ...``).
+    """

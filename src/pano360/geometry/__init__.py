@@ -6,6 +6,18 @@ respect to images and angles.
 """
 
 from .area import pixel_solid_angle
+from .boxes import (
+    BOX_FORMATS,
+    box_convert,
+    box_corners,
+    box_outline,
+    box_outline_pixels,
+    sph_box_area,
+    sph_box_mask,
+    sph_iou_exact,
+    sph_iou_fov,
+    sph_nms,
+)
 from .conventions import CUBE_FACES, py360convert_fov
 from .coords import (
     erp_lonlat_grid,
@@ -29,9 +41,14 @@ from .rotation import rotation_matrix
 from .sampling import MODES, erp_directions, rotate_erp, sample_erp
 
 __all__ = [
+    "BOX_FORMATS",
     "CUBE_FACES",
     "CUBE_LAYOUTS",
     "MODES",
+    "box_convert",
+    "box_corners",
+    "box_outline",
+    "box_outline_pixels",
     "camera_rays",
     "cube_face_directions",
     "cubemap_from_faces",
@@ -51,6 +68,11 @@ __all__ = [
     "rotation_matrix",
     "sample_cube_faces",
     "sample_erp",
+    "sph_box_area",
+    "sph_box_mask",
+    "sph_iou_exact",
+    "sph_iou_fov",
+    "sph_nms",
     "wrap_lon",
     "xyz_to_lonlat",
 ]

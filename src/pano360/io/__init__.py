@@ -5,6 +5,38 @@ or WebP atomically (a temporary file renamed into place) and never overwrites a 
 asked. Pixels are read and written as stored: no EXIF rotation, no colour management.
 """
 
-from ._image import IMAGE_EXTENSIONS, check_output_path, read_image, write_image, write_images
+from ._image import (
+    IMAGE_EXTENSIONS,
+    check_output_path,
+    read_image,
+    write_atomic,
+    write_image,
+    write_images,
+)
+from ._video import (
+    VIDEO_EXTENSIONS,
+    VideoInfo,
+    VideoIOError,
+    VideoWriter,
+    iter_video_frames,
+    read_video,
+    video_info,
+    write_video,
+)
 
-__all__ = ["IMAGE_EXTENSIONS", "check_output_path", "read_image", "write_image", "write_images"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "VideoIOError",
+    "VideoInfo",
+    "VideoWriter",
+    "check_output_path",
+    "iter_video_frames",
+    "read_image",
+    "read_video",
+    "video_info",
+    "write_atomic",
+    "write_image",
+    "write_images",
+    "write_video",
+]

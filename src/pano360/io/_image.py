@@ -6,8 +6,9 @@ import contextlib
 import os
 import secrets
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -66,7 +67,7 @@ def read_image(path: str | os.PathLike[str]) -> torch.Tensor:
         by 65535.
 
     Raises:
-        ImageIOError: the file is missing, unreadable, not an image, truncated, too large for
+        ImageIOError: the file is missing, unreadable, empty, not an image, truncated, too large for
             Pillow's decompression-bomb limit, or stores a pixel format we do not read
             (32-bit integer or floating-point samples).
 
@@ -96,7 +97,8 @@ def read_image(path: str | os.PathLike[str]) -> torch.Tensor:
     except Image.DecompressionBombError as e:
         raise ImageIOError(f"cannot read image '{path}': {e}") from e
     except Image.UnidentifiedImageError as e:
-        raise ImageIOError(f"cannot read image '{path}': not an image Pillow can decode") from e
+        what = "the file is empty" if path.stat().st_size == 0 else "not an image Pillow can decode"
+        raise ImageIOError(f"cannot read image '{path}': {what}") from e
     except (OSError, ValueError, SyntaxError) as e:
         # Pillow signals truncated or corrupt data with OSError, ValueError or SyntaxError.
         raise ImageIOError(f"cannot read image '{path}': {_describe(e)}") from e
@@ -127,12 +129,16 @@ def _to_array(im: Image.Image, path: Path) -> tuple[np.ndarray, int]:
     return np.asarray(im), 255
 
 
-def check_output_path(path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-    """Check, before any work is done, that an image can be written to ``path``.
+def check_output_path(
+    path: str | os.PathLike[str], *, overwrite: bool = False, image: bool = True
+) -> Path:
+    """Check, before any work is done, that an image (or another file) can be written to ``path``.
 
     Args:
-        path: the file to write; its extension picks the format (see :data:`IMAGE_EXTENSIONS`).
+        path: the file to write; for an image its extension picks the format (see
+            :data:`IMAGE_EXTENSIONS`).
         overwrite: whether an existing file may be replaced.
+        image: whether ``path`` must have an image extension.
 
     Returns:
         ``path`` as a :class:`pathlib.Path`.
@@ -144,15 +150,17 @@ def check_output_path(path: str | os.PathLike[str], *, overwrite: bool = False) 
     """
     path = Path(path)
     parent = path.parent
+    what = "image" if image else "file"
     if path.is_dir():
-        raise ImageIOError(f"cannot write image '{path}': it is a directory")
-    _format_of(path)
+        raise ImageIOError(f"cannot write {what} '{path}': it is a directory")
+    if image:
+        _format_of(path)
     if not parent.exists():
-        raise ImageIOError(f"cannot write image '{path}': directory '{parent}' does not exist")
+        raise ImageIOError(f"cannot write {what} '{path}': directory '{parent}' does not exist")
     if not parent.is_dir():
-        raise ImageIOError(f"cannot write image '{path}': '{parent}' is not a directory")
+        raise ImageIOError(f"cannot write {what} '{path}': '{parent}' is not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise ImageIOError(f"cannot write image '{path}': directory '{parent}' is not writable")
+        raise ImageIOError(f"cannot write {what} '{path}': directory '{parent}' is not writable")
     if path.exists() and not overwrite:
         raise OutputExistsError(
             f"output '{path}' already exists; pass overwrite=True to replace it"
@@ -217,15 +225,20 @@ def _remove_quietly(path: Path) -> None:
         os.unlink(path)
 
 
-def _encode_to_temporary(path: Path, im: Image.Image, fmt: str, quality: int) -> Path:
-    """Encode ``im`` into a new temporary file next to ``path``; nothing is left on failure."""
+def _encode_to_temporary(path: Path, im: Image.Image | bytes, fmt: str, quality: int) -> Path:
+    """Encode ``im`` (or write raw bytes) into a new temporary file next to ``path``; nothing is
+    left on failure."""
+    what = "file" if isinstance(im, bytes) else "image"
     try:
         tmp, fd = _temporary_path(path)
     except OSError as e:
-        raise ImageIOError(f"cannot write image '{path}': {_describe(e)}") from e
+        raise ImageIOError(f"cannot write {what} '{path}': {_describe(e)}") from e
     try:
         with os.fdopen(fd, "wb") as f:
-            im.save(f, format=fmt, **_save_options(fmt, quality))
+            if isinstance(im, bytes):
+                f.write(im)
+            else:
+                im.save(f, format=fmt, **_save_options(fmt, quality))
             f.flush()
             os.fsync(f.fileno())
         if path.exists():
@@ -235,7 +248,7 @@ def _encode_to_temporary(path: Path, im: Image.Image, fmt: str, quality: int) ->
     except BaseException as e:
         _remove_quietly(tmp)
         if isinstance(e, Exception):
-            raise ImageIOError(f"cannot write image '{path}': {_describe(e)}") from e
+            raise ImageIOError(f"cannot write {what} '{path}': {_describe(e)}") from e
         raise
     return tmp
 
@@ -268,8 +281,44 @@ def _move_into_place(tmp: Path, path: Path, overwrite: bool) -> None:
         raise ImageIOError(f"cannot write image '{path}': {_describe(e)}") from e
 
 
+def write_atomic(
+    path: str | os.PathLike[str], write: Callable[[BinaryIO], None], overwrite: bool = False
+) -> None:
+    """Write any file through a hidden temporary next to it, renamed into place at the end.
+
+    Readers never see a partial file and, without ``overwrite``, an existing file is never
+    replaced (a hard link refuses to clobber, closing the race between check and rename).
+
+    Args:
+        path: the file to write.
+        write: called once with the open temporary file (binary) to fill it.
+        overwrite: whether an existing ``path`` may be replaced.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``overwrite`` is False.
+        ImageIOError: the directory is missing or unwritable, or writing fails.
+    """
+    path = check_output_path(path, overwrite=overwrite, image=False)
+    try:
+        tmp, fd = _temporary_path(path)
+    except OSError as e:
+        raise ImageIOError(f"cannot write file '{path}': {_describe(e)}") from e
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        _move_into_place(tmp, path, overwrite)
+    except Pano360Error:
+        raise
+    except OSError as e:
+        raise ImageIOError(f"cannot write file '{path}': {_describe(e)}") from e
+    finally:
+        _remove_quietly(tmp)
+
+
 def write_images(
-    images: Mapping[str | os.PathLike[str], torch.Tensor],
+    images: Mapping[str | os.PathLike[str], torch.Tensor | str | bytes],
     *,
     overwrite: bool = False,
     quality: int = 95,
@@ -281,7 +330,8 @@ def write_images(
     are removed and no target is created.
 
     Args:
-        images: mapping from output path to image (see :func:`write_image`).
+        images: mapping from output path to image (see :func:`write_image`), or to text (str,
+            written as UTF-8) or bytes written as they are (a JSON report next to its images).
         overwrite: replace existing files. When False (the default) an existing target raises
             :class:`OutputExistsError` before anything is written.
         quality: JPEG and WebP quality, 1 to 100 (WebP at 100 is lossless).
@@ -293,7 +343,11 @@ def write_images(
         raise ValueRangeError(f"quality must be an integer in [1, 100], got {quality!r}")
     jobs = []
     for key, image in images.items():
-        path = check_output_path(key, overwrite=overwrite)
+        raw = isinstance(image, (str, bytes))
+        path = check_output_path(key, overwrite=overwrite, image=not raw)
+        if raw:
+            jobs.append((path, image.encode() if isinstance(image, str) else image, "raw"))
+            continue
         fmt = _format_of(path)
         im = _to_pil(image, f"image for '{path}'")
         if fmt == "JPEG" and im.mode == "RGBA":

@@ -5,6 +5,7 @@ panoramas that are continuous across the seam and the poles, PSNR, yaw-equivaria
 seam-continuity checks, and slow loop-based oracles that fast ops are compared with.
 """
 
+from ._boxes import sph_iou_sampled
 from ._conv import exact_conv2d
 from ._images import (
     assert_psnr_at_least,
@@ -13,12 +14,31 @@ from ._images import (
     psnr,
     smooth_erp,
 )
+from ._saliency import (
+    auc_borji_oracle,
+    auc_judd_oracle,
+    auc_shuffled_oracle,
+    cc_oracle,
+    information_gain_oracle,
+    kld_oracle,
+    nss_oracle,
+    sim_oracle,
+)
 
 __all__ = [
     "assert_psnr_at_least",
     "assert_seam_continuous",
     "assert_yaw_equivariant",
+    "auc_borji_oracle",
+    "auc_judd_oracle",
+    "auc_shuffled_oracle",
+    "cc_oracle",
     "exact_conv2d",
+    "information_gain_oracle",
+    "kld_oracle",
+    "nss_oracle",
     "psnr",
+    "sim_oracle",
     "smooth_erp",
+    "sph_iou_sampled",
 ]

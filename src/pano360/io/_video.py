@@ -1,0 +1,456 @@
+"""Reading and writing videos with PyAV, frame by frame (a video is never loaded whole).
+
+Frames are (1, 3, H, W) float32 tensors in [0, 1], like :func:`pano360.io.read_image` images.
+PyAV is an optional dependency (``pip install 'pano360[video]'``); it is imported on first use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._core import ImageIOError, OutputExistsError, ShapeError, ValueRangeError
+from ._image import _describe, _move_into_place, _remove_quietly, _temporary_path
+
+__all__ = [
+    "VIDEO_EXTENSIONS",
+    "VideoIOError",
+    "VideoInfo",
+    "VideoWriter",
+    "iter_video_frames",
+    "read_video",
+    "video_info",
+    "write_video",
+]
+
+# Extension -> (container format, codec, pixel format).
+_WRITE_FORMATS = {
+    ".mp4": ("mp4", "libx264", "yuv420p"),
+    ".mkv": ("matroska", "libx264", "yuv420p"),
+    ".mov": ("mov", "libx264", "yuv420p"),
+    ".webm": ("webm", "libvpx-vp9", "yuv420p"),
+    ".avi": ("avi", "mpeg4", "yuv420p"),
+}
+
+#: Video file extensions :func:`write_video` knows (case-insensitive).
+VIDEO_EXTENSIONS: tuple[str, ...] = tuple(sorted(_WRITE_FORMATS))
+
+
+class VideoIOError(ImageIOError):
+    """A video file cannot be read or written (missing, not a video, no PyAV, codec failure)."""
+
+
+def _av():
+    try:
+        import av
+    except ImportError:  # pragma: no cover - exercised only without the optional dependency
+        raise VideoIOError(
+            "reading and writing videos needs PyAV: pip install 'pano360[video]' (or av)"
+        ) from None
+    return av
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video file's headers say.
+
+    Attributes:
+        hw: (H, W) of the frames.
+        fps: average frame rate (frames per second).
+        num_frames: frame count from the headers, or None when the container does not say
+            (decoding is the only exact count).
+        duration_s: duration in seconds, or None when unknown.
+    """
+
+    hw: tuple[int, int]
+    fps: float
+    num_frames: int | None
+    duration_s: float | None
+
+
+def _open_input(path: Path):
+    av = _av()
+    try:
+        container = av.open(str(path), "r")
+    except FileNotFoundError as e:
+        raise VideoIOError(f"cannot read video '{path}': {_describe(e)}") from e
+    except (OSError, av.error.FFmpegError) as e:
+        raise VideoIOError(f"cannot read video '{path}': not a video PyAV can decode") from e
+    if not container.streams.video:
+        container.close()
+        raise VideoIOError(f"cannot read video '{path}': it has no video stream")
+    return container
+
+
+def _info_of(container, path: Path) -> VideoInfo:
+    stream = container.streams.video[0]
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    if not rate or float(rate) <= 0:
+        raise VideoIOError(f"cannot read video '{path}': unknown frame rate")
+    duration = None
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration = container.duration / 1_000_000
+    ctx = stream.codec_context
+    return VideoInfo(
+        hw=(int(ctx.height), int(ctx.width)),
+        fps=float(rate),
+        num_frames=int(stream.frames) if stream.frames else None,
+        duration_s=duration,
+    )
+
+
+def video_info(path: str | os.PathLike[str]) -> VideoInfo:
+    """Frame size, rate, count and duration of a video, from its headers (nothing decoded).
+
+    Raises:
+        VideoIOError: missing file, not a video, no video stream, or PyAV not installed.
+    """
+    path = Path(path)
+    container = _open_input(path)
+    try:
+        return _info_of(container, path)
+    finally:
+        container.close()
+
+
+def _frames(container, path: Path) -> Iterator[tuple[float, torch.Tensor]]:
+    """Every decoded frame with its time in seconds from the first frame."""
+    av = _av()
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    origin = None
+    index = 0
+    fps = _info_of(container, path).fps
+    try:
+        for frame in container.decode(stream):
+            t = frame.time if frame.time is not None else index / fps
+            origin = t if origin is None else origin
+            rgb = frame.to_ndarray(format="rgb24")
+            tensor = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div_(255)
+            index += 1
+            yield t - origin, tensor
+    except av.error.FFmpegError as e:
+        raise VideoIOError(f"cannot read video '{path}': decoding failed at frame {index}") from e
+
+
+def iter_video_frames(
+    path: str | os.PathLike[str],
+    *,
+    fps: float | None = None,
+    max_frames: int | None = None,
+) -> Iterator[tuple[float, torch.Tensor]]:
+    """Decode a video lazily, frame by frame.
+
+    Args:
+        path: any video PyAV (FFmpeg) decodes.
+        fps: sample the video at this rate: frame k shows the video at time k / fps (the
+            source frame on screen then, repeated or skipped as needed). None: every frame.
+        max_frames: stop after this many frames.
+
+    Yields:
+        ``(time_s, frame)``: time in seconds from the first frame, and a (1, 3, H, W) float32
+        frame in [0, 1].
+
+    Raises:
+        VideoIOError: missing file, not a video, no video stream, a decoding error, or PyAV
+            not installed.
+        ValueRangeError: ``fps`` not positive or ``max_frames`` < 1.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     write_video(f"{tmp}/v.mp4", torch.rand(4, 3, 16, 32), fps=10)
+        ...     [round(t, 2) for t, _ in iter_video_frames(f"{tmp}/v.mp4", fps=5)]
+        [0.0, 0.2]
+    """
+    if fps is not None and not (math.isfinite(fps) and fps > 0):
+        raise ValueRangeError(f"fps must be a positive number of frames per second, got {fps}")
+    if max_frames is not None and (isinstance(max_frames, bool) or max_frames < 1):
+        raise ValueRangeError(f"max_frames must be a positive integer, got {max_frames}")
+    path = Path(path)
+    container = _open_input(path)
+    return _iterate(container, path, fps, max_frames)
+
+
+def _iterate(container, path, fps, max_frames) -> Iterator[tuple[float, torch.Tensor]]:
+    limit = math.inf if max_frames is None else max_frames
+    count = 0
+    try:
+        if fps is None:
+            for t, frame in _frames(container, path):
+                if count >= limit:
+                    return
+                count += 1
+                yield t, frame
+            return
+        # Resample: target k takes the last source frame that starts at or before k / fps.
+        eps = 1e-6
+        src_fps = _info_of(container, path).fps
+        prev = None
+        for t, frame in _frames(container, path):
+            while prev is not None and count / fps < t - eps:
+                if count >= limit:
+                    return
+                yield count / fps, prev[1]
+                count += 1
+            prev = (t, frame)
+        if prev is not None:
+            end = prev[0] + 1 / src_fps  # the last frame stays on screen one source period
+            while count / fps < end - eps and count < limit:
+                yield count / fps, prev[1]
+                count += 1
+    finally:
+        container.close()
+
+
+def read_video(
+    path: str | os.PathLike[str],
+    *,
+    fps: float | None = None,
+    max_frames: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read a whole (short) video into memory.
+
+    Args:
+        path, fps, max_frames: as in :func:`iter_video_frames`.
+
+    Returns:
+        ``(frames, times)``: (T, 3, H, W) float32 in [0, 1] and (T,) float64 seconds.
+
+    Raises:
+        The errors of :func:`iter_video_frames`; VideoIOError also when no frame decodes.
+    """
+    items = list(iter_video_frames(path, fps=fps, max_frames=max_frames))
+    if not items:
+        raise VideoIOError(f"cannot read video '{path}': it has no frames")
+    times = torch.tensor([t for t, _ in items], dtype=torch.float64)
+    return torch.cat([f for _, f in items]), times
+
+
+class VideoWriter:
+    """Write a video frame by frame, atomically: the file appears only when it is complete.
+
+    Args:
+        path: output file; the extension picks container and codec (``.mp4``, ``.mkv``,
+            ``.mov``: H.264; ``.webm``: VP9; ``.avi``: MPEG-4 part 2).
+        fps: frames per second.
+        overwrite: replace an existing file.
+        quality: constant-quality factor, 0 (best) to 51 (H.264 CRF; VP9 and MPEG-4 map it to
+            their own scale).
+
+    Use as a context manager: on normal exit the video is finalised and renamed into place; if
+    the block raises, the partial file is deleted and ``path`` is left as it was.
+
+    Raises:
+        ImageIOError / VideoIOError: unsupported extension, missing or unwritable directory,
+            encoder failure, PyAV not installed.
+        OutputExistsError: ``path`` exists and ``overwrite`` is False.
+        ShapeError: a frame of another size than the first, not (1, 3, H, W) or (3, H, W),
+            or an odd width or height (the 4:2:0 codecs need even sizes).
+        ValueRangeError: ``fps`` not positive or ``quality`` outside [0, 51].
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     with VideoWriter(f"{tmp}/v.mp4", fps=24) as out:
+        ...         for _ in range(3):
+        ...             out.write(torch.rand(1, 3, 16, 32))
+        ...     video_info(f"{tmp}/v.mp4").hw
+        (16, 32)
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        fps: float,
+        *,
+        overwrite: bool = False,
+        quality: int = 18,
+    ) -> None:
+        self.path = Path(path)
+        self.overwrite = overwrite
+        if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+            raise ValueRangeError(f"fps must be a positive number of frames per second, got {fps}")
+        if isinstance(quality, bool) or not isinstance(quality, int) or not 0 <= quality <= 51:
+            raise ValueRangeError(f"quality must be an integer in [0, 51], got {quality!r}")
+        suffix = self.path.suffix.lower()
+        if suffix not in _WRITE_FORMATS:
+            got = f"unsupported extension {suffix!r}" if suffix else "no extension"
+            raise VideoIOError(
+                f"cannot write video '{self.path}': {got}; supported: {', '.join(VIDEO_EXTENSIONS)}"
+            )
+        _check_video_output(self.path, overwrite)
+        self.fps = fps
+        self.quality = quality
+        self._format = _WRITE_FORMATS[suffix]
+        self._container = None
+        self._stream = None
+        self._tmp: Path | None = None
+        self._hw: tuple[int, int] | None = None
+        self.frames_written = 0
+        self._finished = False
+
+    def _start(self, h: int, w: int) -> None:
+        av = _av()
+        fmt, codec, pix_fmt = self._format
+        if h % 2 or w % 2:
+            raise ShapeError(
+                f"cannot write video '{self.path}': {codec} with {pix_fmt} needs an even width "
+                f"and height, got {w}x{h}"
+            )
+        try:
+            self._tmp, fd = _temporary_path(self.path)
+            os.close(fd)
+            self._container = av.open(str(self._tmp), "w", format=fmt)
+            rate = Fraction(self.fps).limit_denominator(1001)
+            self._stream = self._container.add_stream(codec, rate=rate)
+            self._stream.width, self._stream.height = w, h
+            self._stream.pix_fmt = pix_fmt
+            self._stream.options = _quality_options(codec, self.quality)
+        except (OSError, av.error.FFmpegError, ValueError) as e:
+            self.abort()
+            raise VideoIOError(f"cannot write video '{self.path}': {_describe(e)}") from e
+        self._hw = (h, w)
+
+    def write(self, frames: torch.Tensor) -> None:
+        """Append frames: (1, 3, H, W), (3, H, W) or (T, 3, H, W) floats in [0, 1] (clamped)."""
+        if self._finished:
+            raise VideoIOError(f"cannot write video '{self.path}': the writer is closed")
+        if not isinstance(frames, torch.Tensor) or not frames.is_floating_point():
+            raise TypeError("frames must be a floating-point torch.Tensor in [0, 1]")
+        if frames.ndim == 3:
+            frames = frames[None]
+        if frames.ndim != 4 or frames.shape[1] != 3:
+            raise ShapeError(
+                f"frames must be (T, 3, H, W), (1, 3, H, W) or (3, H, W), got {tuple(frames.shape)}"
+            )
+        h, w = frames.shape[-2:]
+        if self._hw is None:
+            self._start(h, w)
+        elif (h, w) != self._hw:
+            raise ShapeError(
+                f"every frame must be {self._hw[1]}x{self._hw[0]} like the first, got {w}x{h}"
+            )
+        av = _av()
+        data = (frames.detach().to("cpu", torch.float32).clamp(0, 1) * 255).round()
+        arrays = data.to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        try:
+            for array in arrays:
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
+                for packet in self._stream.encode(frame):
+                    self._container.mux(packet)
+                self.frames_written += 1
+        except (OSError, av.error.FFmpegError) as e:
+            self.abort()
+            raise VideoIOError(f"cannot write video '{self.path}': {_describe(e)}") from e
+
+    def finish(self) -> None:
+        """Flush the encoder and close the temporary file (the target is not created yet)."""
+        if self._finished:
+            return
+        if self._container is None:
+            raise VideoIOError(f"cannot write video '{self.path}': no frames were written")
+        av = _av()
+        try:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+            self._container.close()
+        except (OSError, av.error.FFmpegError) as e:
+            self.abort()
+            raise VideoIOError(f"cannot write video '{self.path}': {_describe(e)}") from e
+        self._finished = True
+
+    def close(self) -> None:
+        """Finish and move the video into place (never replacing a file without overwrite)."""
+        self.finish()
+        if self._tmp is None:
+            return
+        tmp, self._tmp = self._tmp, None
+        try:
+            _move_into_place(tmp, self.path, self.overwrite)
+        finally:
+            _remove_quietly(tmp)
+
+    def abort(self) -> None:
+        """Drop everything written so far; ``path`` is left as it was."""
+        if self._container is not None and not self._finished:
+            # Already failing: whatever close() says, the file is deleted below.
+            with contextlib.suppress(Exception):
+                self._container.close()
+        self._finished = True
+        if self._tmp is not None:
+            _remove_quietly(self._tmp)
+            self._tmp = None
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __repr__(self) -> str:
+        return f"VideoWriter('{self.path}', fps={self.fps}, frames_written={self.frames_written})"
+
+
+def _check_video_output(path: Path, overwrite: bool) -> None:
+    parent = path.parent
+    if path.is_dir():
+        raise VideoIOError(f"cannot write video '{path}': it is a directory")
+    if not parent.is_dir():
+        raise VideoIOError(f"cannot write video '{path}': directory '{parent}' does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise VideoIOError(f"cannot write video '{path}': directory '{parent}' is not writable")
+    if path.exists() and not overwrite:
+        raise OutputExistsError(
+            f"output '{path}' already exists; pass overwrite=True to replace it"
+        )
+
+
+def _quality_options(codec: str, quality: int) -> dict[str, str]:
+    if codec == "libx264":
+        return {"crf": str(quality), "preset": "medium"}
+    if codec == "libvpx-vp9":
+        return {"crf": str(min(63, round(quality * 63 / 51))), "b:v": "0"}
+    # MPEG-4 part 2: qscale 1 (best) to 31.
+    return {"qscale": str(max(1, min(31, round(1 + quality * 30 / 51))))}
+
+
+def write_video(
+    path: str | os.PathLike[str],
+    frames: torch.Tensor | Iterable[torch.Tensor],
+    fps: float,
+    *,
+    overwrite: bool = False,
+    quality: int = 18,
+) -> None:
+    """Write frames to a video file, atomically (see :class:`VideoWriter`).
+
+    Args:
+        path: output file (``.mp4``, ``.mkv``, ``.mov``, ``.webm``, ``.avi``).
+        frames: (T, 3, H, W) tensor, or an iterable of (1, 3, H, W) / (3, H, W) frames (streamed,
+            e.g. a generator), floats in [0, 1].
+        fps: frames per second.
+        overwrite, quality: as in :class:`VideoWriter`.
+
+    Raises:
+        The errors of :class:`VideoWriter`; VideoIOError when there are no frames.
+    """
+    with VideoWriter(path, fps, overwrite=overwrite, quality=quality) as out:
+        if isinstance(frames, torch.Tensor):
+            out.write(frames)
+        else:
+            for frame in frames:
+                out.write(frame)

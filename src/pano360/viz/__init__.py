@@ -1,0 +1,9 @@
+"""Visualisation on ERP images: spherical box outlines, privacy blur.
+
+Everything follows the sphere convention of :mod:`pano360.geometry.conventions`: what is drawn or
+blurred is the box's region on the sphere, seam- and pole-safe.
+"""
+
+from ._draw import blur_regions_on_sphere, draw_box_outlines
+
+__all__ = ["blur_regions_on_sphere", "draw_box_outlines"]

@@ -1,0 +1,323 @@
+"""``pano360 saliency``: predict where people look in a panorama or a 360-degree video."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import torch
+import typer
+from tqdm import tqdm
+
+from .._core import ImageIOError, OutputExistsError, ShapeError, ValueRangeError
+from ..io import VideoWriter, iter_video_frames, video_info, write_atomic, write_images
+from ..saliency._baselines import list_saliency_models, predict_saliency
+from ._options import read_erp
+
+__all__ = ["VIDEO_SUFFIXES", "overlay_saliency", "saliency_command"]
+
+#: Input extensions read as videos (anything else is read as an image).
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".ts")
+
+# Colour map for overlays: black-red-yellow-white ("hot"), as (position, r, g, b) stops.
+_HOT = torch.tensor(
+    [[0.0, 0.0, 0.0, 0.0], [0.4, 0.9, 0.0, 0.0], [0.75, 1.0, 0.85, 0.0], [1.0, 1.0, 1.0, 1.0]]
+)
+
+
+def _colourise(m: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) values in [0, 1] -> (B, 3, H, W) colours, piecewise linear between stops."""
+    pos = _HOT[:, 0].contiguous().to(m)
+    cols = _HOT[:, 1:].to(m)
+    idx = torch.bucketize(m.clamp(0, 1), pos).clamp(1, len(pos) - 1)
+    lo, hi = pos[idx - 1], pos[idx]
+    t = ((m - lo) / (hi - lo)).clamp(0, 1)
+    c = cols[idx - 1] * (1 - t[..., None]) + cols[idx] * t[..., None]  # (B, 1, H, W, 3)
+    return c[:, 0].permute(0, 3, 1, 2)
+
+
+def overlay_saliency(
+    image: torch.Tensor, saliency: torch.Tensor, alpha: float = 0.7
+) -> torch.Tensor:
+    """Blend a heat-coloured saliency map over an image.
+
+    Args:
+        image: (B, C, H, W) in [0, 1], C in (1, 3, 4) (alpha is dropped, gray is repeated).
+        saliency: (B, 1, H, W) non-negative maps; each is scaled to peak 1.
+        alpha: opacity of the colour where the map peaks (it fades to 0 where the map is 0).
+
+    Returns:
+        (B, 3, H, W) in [0, 1].
+    """
+    rgb = image[:, :3] if image.shape[1] >= 3 else image[:, :1].expand(-1, 3, -1, -1)
+    peak = saliency.amax(dim=(-2, -1), keepdim=True)
+    m = saliency / torch.where(peak > 0, peak, torch.ones_like(peak))
+    a = alpha * m.sqrt()  # sqrt: low saliency stays visible
+    return (rgb * (1 - a) + _colourise(m) * a).clamp(0, 1)
+
+
+def _is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def _outputs(src: Path, out_dir: Path, video: bool) -> dict[str, Path]:
+    stem = src.stem
+    names = {
+        "map": out_dir / f"{stem}_saliency.png",
+        "npy": out_dir / f"{stem}_saliency.npy",
+        "overlay": out_dir / f"{stem}_overlay.jpg",
+    }
+    if video:
+        names["overlay_video"] = out_dir / f"{stem}_overlay.mp4"
+    return names
+
+
+def _check_outputs(outputs: dict[str, Path], src: Path, out_dir: Path, overwrite: bool) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ImageIOError(f"--out '{out_dir}' is not a directory")
+    for path in outputs.values():
+        if path.exists() and path.resolve() == src.resolve():
+            raise ValueRangeError(f"output '{path}' is the input; choose another --out directory")
+        if path.is_dir():
+            raise ImageIOError(f"cannot write '{path}': it is a directory")
+        if path.exists() and not overwrite:
+            raise OutputExistsError(
+                f"output '{path}' already exists; pass --overwrite to replace it"
+            )
+    if out_dir.is_dir() and not os.access(out_dir, os.W_OK | os.X_OK):
+        raise ImageIOError(f"--out directory '{out_dir}' is not writable")
+
+
+def _npy_writer(shape: tuple[int, ...], raw) -> Callable:
+    """Write a float32 .npy of ``shape`` whose data are the bytes of the open file ``raw``."""
+
+    def write(f) -> None:
+        header = {"descr": "<f4", "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(f, header)
+        raw.seek(0)
+        shutil.copyfileobj(raw, f)
+
+    return write
+
+
+def _commit(steps: list[tuple[list[Path], Callable[[], None]]]) -> None:
+    """Run writers in order; if one fails, remove the files the earlier ones created (files they
+    replaced under --overwrite cannot be restored)."""
+    created: list[Path] = []
+    try:
+        for paths, step in steps:
+            new = [p for p in paths if not p.exists()]
+            step()
+            created.extend(new)
+    except BaseException:
+        for p in created:
+            with contextlib.suppress(OSError):
+                p.unlink()
+        raise
+
+
+def _run_image(erp: torch.Tensor, outputs: dict[str, Path], model: str, overwrite: bool) -> None:
+    with torch.inference_mode():
+        sal = predict_saliency(erp, model)
+    peak = sal.amax()
+    arr = sal[0, 0].numpy().astype("<f4")
+    _commit(
+        [
+            (
+                [outputs["map"], outputs["overlay"]],
+                lambda: write_images(
+                    {
+                        outputs["map"]: sal[0] / peak if peak > 0 else sal[0],
+                        outputs["overlay"]: overlay_saliency(erp, sal),
+                    },
+                    overwrite=overwrite,
+                ),
+            ),
+            (
+                [outputs["npy"]],
+                lambda: write_atomic(
+                    outputs["npy"], lambda f: np.save(f, arr, allow_pickle=False), overwrite
+                ),
+            ),
+        ]
+    )
+
+
+def _run_video(
+    src: Path,
+    outputs: dict[str, Path],
+    model: str,
+    fps: float | None,
+    max_frames: int | None,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    info = video_info(src)
+    h, w = info.hw
+    if w != 2 * h:
+        raise ShapeError(
+            f"IN '{src}' must be an equirectangular video with width = 2 x height, got {w}x{h}"
+        )
+    out_fps = fps if fps is not None else info.fps
+    total = None
+    if fps is not None and info.duration_s:
+        total = math.ceil(info.duration_s * fps - 1e-6)
+    elif info.num_frames:
+        total = info.num_frames
+    if total is not None and max_frames is not None:
+        total = min(total, max_frames)
+    out_dir = outputs["npy"].parent
+    writer = VideoWriter(outputs["overlay_video"], out_fps, overwrite=overwrite)
+    mean = torch.zeros(1, 1, h, w, dtype=torch.float64)
+    first = None
+    count = 0
+    frames = iter_video_frames(src, fps=fps, max_frames=max_frames)
+    bar = tqdm(frames, total=total, unit="frame", desc=src.name, disable=quiet, file=sys.stderr)
+    with tempfile.TemporaryFile(dir=out_dir) as raw:
+        try:
+            for _, frame in bar:
+                with torch.inference_mode():
+                    sal = predict_saliency(frame, model)
+                raw.write(sal[0, 0].numpy().astype("<f4").tobytes())
+                writer.write(overlay_saliency(frame, sal))
+                mean += sal.double()
+                first = frame if first is None else first
+                count += 1
+            if count == 0:
+                raise ImageIOError(f"cannot read video '{src}': it has no frames")
+            writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
+        finally:
+            bar.close()
+        mean = (mean / count).float()
+        peak = mean.amax()
+        try:
+            _commit(
+                [
+                    (
+                        [outputs["map"], outputs["overlay"]],
+                        lambda: write_images(
+                            {
+                                outputs["map"]: mean[0] / peak if peak > 0 else mean[0],
+                                outputs["overlay"]: overlay_saliency(first, mean),
+                            },
+                            overwrite=overwrite,
+                        ),
+                    ),
+                    (
+                        [outputs["npy"]],
+                        lambda: write_atomic(
+                            outputs["npy"], _npy_writer((count, h, w), raw), overwrite
+                        ),
+                    ),
+                    ([outputs["overlay_video"]], writer.close),
+                ]
+            )
+        finally:
+            writer.abort()  # removes the temporary video if it was not moved into place
+
+
+def saliency_command(
+    src: Annotated[
+        Path,
+        typer.Argument(
+            metavar="IN",
+            help="Equirectangular panorama (image, width = 2 x height) or 360-degree video "
+            f"({' '.join(VIDEO_SUFFIXES)}).",
+        ),
+    ],
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            metavar="NAME",
+            help="Saliency model: " + ", ".join(list_saliency_models()) + ".",
+        ),
+    ] = "spectral",
+    out: Annotated[
+        Path,
+        typer.Option("--out", metavar="DIR", help="Folder for the outputs (created if missing)."),
+    ] = Path("."),
+    fps: Annotated[
+        float | None,
+        typer.Option(
+            "--fps",
+            metavar="F",
+            help="Videos: sample the video at F frames per second.  [default: every frame]",
+            show_default=False,
+        ),
+    ] = None,
+    max_frames: Annotated[
+        int | None,
+        typer.Option(
+            "--max-frames",
+            metavar="N",
+            help="Videos: stop after N frames.  [default: all]",
+            show_default=False,
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Replace output files that exist. Without it an existing output is an error "
+            "and is left untouched.",
+        ),
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar (videos).")] = False,
+) -> None:
+    """Predict where people look in a 360-degree image or video.
+
+    Writes, in --out, for IN named NAME.ext:
+
+    \b
+      NAME_saliency.png   the saliency map, scaled so its peak is white
+      NAME_saliency.npy   float32 map(s) summing to 1 over the pixels: (H, W) for an
+                          image, (T, H, W) for a video (one per frame)
+      NAME_overlay.jpg    the map in colour over the image (videos: mean map, first frame)
+      NAME_overlay.mp4    videos only: the overlay of every frame
+
+    The default model, spectral, needs no weights: spectral-residual saliency on 14 views of
+    the sphere, merged on the sphere and weighted towards the horizon. Models are run frame by
+    frame on videos. Outputs appear only when everything succeeded.
+
+    \b
+    Examples:
+      pano360 saliency pano.jpg --out results
+      pano360 saliency tour.mp4 --fps 5 --out results
+      pano360 saliency pano.jpg --model equator
+    """
+    names = list_saliency_models()
+    if model not in names:
+        raise ValueRangeError(f"--model must be one of {', '.join(names)}, got {model!r}")
+    if fps is not None and not (math.isfinite(fps) and fps > 0):
+        raise ValueRangeError(f"--fps must be a positive number of frames per second, got {fps:g}")
+    if max_frames is not None and max_frames < 1:
+        raise ValueRangeError(f"--max-frames must be a positive number of frames, got {max_frames}")
+    video = _is_video(src)
+    if not video and (fps is not None or max_frames is not None):
+        raise ValueRangeError("--fps and --max-frames apply to videos only; IN is an image")
+    if not src.is_file():
+        what = "it is a directory" if src.is_dir() else "no such file"
+        raise ImageIOError(f"cannot read IN '{src}': {what}")
+    outputs = _outputs(src, out, video)
+    _check_outputs(outputs, src, out, overwrite)
+    # Read (or probe) IN before creating --out: a bad input leaves nothing behind.
+    erp = None if video else read_erp(src)
+    if video:
+        video_info(src)
+    out.mkdir(parents=True, exist_ok=True)
+    if erp is None:
+        _run_video(src, outputs, model, fps, max_frames, overwrite, quiet)
+    else:
+        _run_image(erp, outputs, model, overwrite)

@@ -1,0 +1,190 @@
+"""``pano360 saliency``: outputs against the library, videos, one-line errors, no partial files."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pano360._core import ImageIOError
+from pano360.cli import main
+from pano360.io import read_image, video_info, write_image, write_video
+from pano360.saliency._baselines import equator_bias, predict_saliency
+from pano360.testing import smooth_erp
+
+ROOT = Path(__file__).resolve().parents[2]
+H, W = 32, 64
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    """Run ``pano360 ARGS`` in-process; return (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+def _listing(path: Path) -> list[str]:
+    """Every file under ``path``, hidden temporaries included."""
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """pano.png (an ERP), wide.png (not 2:1), clip.mp4 (4 frames, 10 fps), wide.mp4."""
+    monkeypatch.chdir(tmp_path)
+    write_image("pano.png", smooth_erp((H, W), seed=1))
+    write_image("wide.png", torch.rand(1, 3, H, W + 6))
+    frames = torch.cat([smooth_erp((H, W), seed=s) for s in range(4)])
+    write_video("clip.mp4", frames, fps=10)
+    write_video("wide.mp4", torch.rand(2, 3, H, H), fps=10)
+    return tmp_path
+
+
+def _outputs(out: str, stem: str, video: bool = False) -> list[str]:
+    names = [f"{stem}_overlay.jpg", f"{stem}_saliency.npy", f"{stem}_saliency.png"]
+    names += [f"{stem}_overlay.mp4"] if video else []
+    return sorted(f"{out}/{n}" for n in names)
+
+
+# --- images -------------------------------------------------------------------------------------
+
+
+def test_image_outputs_equal_the_library(workdir):
+    code, out, err = run("saliency", "pano.png", "--out", "res")
+    assert (code, out, err) == (0, "", "")
+    assert [p for p in _listing(workdir) if p.startswith("res/")] == _outputs("res", "pano")
+    erp = read_image("pano.png")
+    expected = predict_saliency(erp, "spectral")
+    npy = np.load("res/pano_saliency.npy")
+    assert npy.shape == (H, W) and npy.dtype == np.float32
+    torch.testing.assert_close(torch.from_numpy(npy), expected[0, 0], rtol=1e-4, atol=1e-7)
+    png = read_image("res/pano_saliency.png")
+    assert png.shape == (1, 1, H, W)
+    torch.testing.assert_close(png, expected / expected.max(), atol=0.5 / 255 + 1e-6, rtol=0)
+    overlay = read_image("res/pano_overlay.jpg")
+    assert overlay.shape == (1, 3, H, W)
+
+
+def test_image_model_option(workdir):
+    assert run("saliency", "pano.png", "--model", "equator", "--out", "eq")[0] == 0
+    npy = torch.from_numpy(np.load("eq/pano_saliency.npy"))
+    torch.testing.assert_close(npy, equator_bias((H, W))[0, 0])
+
+
+def test_embedded_example(tmp_path):
+    code, _, err = run("saliency", str(ROOT / "examples" / "panorama.jpg"), "--out", str(tmp_path))
+    assert (code, err) == (0, "")
+    npy = np.load(tmp_path / "panorama_saliency.npy")
+    assert npy.shape == (1024, 2048)
+    assert float(npy.sum()) == pytest.approx(1.0, rel=1e-4)
+    assert read_image(tmp_path / "panorama_overlay.jpg").shape == (1, 3, 1024, 2048)
+
+
+def test_overwrite(workdir):
+    assert run("saliency", "pano.png")[0] == 0  # default --out: the current folder
+    before = Path("pano_saliency.npy").read_bytes()
+    code, _, err = run("saliency", "pano.png", "--model", "uniform")
+    assert code == 2
+    assert err == (
+        "pano360: error: output 'pano_saliency.png' already exists; pass --overwrite to "
+        "replace it\n"
+    )
+    assert Path("pano_saliency.npy").read_bytes() == before
+    assert run("saliency", "pano.png", "--model", "uniform", "--overwrite")[0] == 0
+    assert np.load("pano_saliency.npy").std() == 0.0
+
+
+# --- videos -------------------------------------------------------------------------------------
+
+
+def test_video_outputs(workdir):
+    code, _, err = run("saliency", "clip.mp4", "--out", "res", "--quiet")
+    assert (code, err) == (0, "")
+    assert [p for p in _listing(workdir) if p.startswith("res/")] == _outputs("res", "clip", True)
+    maps = np.load("res/clip_saliency.npy")
+    assert maps.shape == (4, H, W)
+    np.testing.assert_allclose(maps.sum(axis=(1, 2)), np.ones(4), rtol=1e-4)
+    # Frame by frame, the same model as on images (up to the codec's loss).
+    from pano360.io import read_video
+
+    frames, _ = read_video("clip.mp4")
+    expected = predict_saliency(frames[2:3])[0, 0]
+    torch.testing.assert_close(torch.from_numpy(maps[2]), expected, rtol=1e-4, atol=1e-7)
+    info = video_info("res/clip_overlay.mp4")
+    assert (info.hw, info.num_frames, info.fps) == ((H, W), 4, 10.0)
+    mean = torch.from_numpy(maps.mean(0))
+    png = read_image("res/clip_saliency.png")[0, 0]
+    torch.testing.assert_close(png, mean / mean.max(), atol=0.5 / 255 + 1e-6, rtol=0)
+
+
+def test_video_fps_max_frames_and_progress_bar(workdir):
+    code, _, err = run("saliency", "clip.mp4", "--out", "a", "--fps", "5")
+    assert code == 0 and "clip.mp4" in err and "2/2" in err  # tqdm progress on stderr
+    assert np.load("a/clip_saliency.npy").shape == (2, H, W)
+    assert video_info("a/clip_overlay.mp4").fps == 5.0
+    assert run("saliency", "clip.mp4", "--out", "b", "--max-frames", "3", "-q")[0] == 0
+    assert np.load("b/clip_saliency.npy").shape == (3, H, W)
+
+
+# --- errors: one line, exit 2, nothing written -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["wide.png"], "IN 'wide.png' must be an equirectangular panorama with width = 2 x "
+         "height, got 70x32"),
+        (["wide.mp4"], "IN 'wide.mp4' must be an equirectangular video with width = 2 x height, "
+         "got 32x32"),
+        (["pano.png", "--model", "deep"], "--model must be one of equator, spectral, uniform, "
+         "got 'deep'"),
+        (["pano.png", "--fps", "5"], "--fps and --max-frames apply to videos only; IN is an image"),
+        (["clip.mp4", "--fps", "0"], "--fps must be a positive number of frames per second, got 0"),
+        (["clip.mp4", "--max-frames", "0"], "--max-frames must be a positive number of frames, "
+         "got 0"),
+        (["missing.png"], "cannot read IN 'missing.png': no such file"),
+        (["res"], "cannot read IN 'res': it is a directory"),
+        (["notes.png"], "cannot read image 'notes.png': not an image Pillow can decode"),
+        (["notes.mp4"], "cannot read video 'notes.mp4': not a video PyAV can decode"),
+        (["pano.png", "--out", "file.txt"], "--out 'file.txt' is not a directory"),
+    ],
+)  # fmt: skip
+def test_errors_are_one_line_and_write_nothing(workdir, args, message):
+    Path("res").mkdir()
+    Path("notes.png").write_text("text")
+    Path("notes.mp4").write_text("text")
+    Path("file.txt").write_text("text")
+    before = _listing(workdir)
+    code, out, err = (
+        run("saliency", *args, "--out", "res") if "--out" not in args else run("saliency", *args)
+    )
+    assert (code, out) == (2, "")
+    assert err == f"pano360: error: {message}\n"
+    assert _listing(workdir) == before
+
+
+@pytest.mark.parametrize("src", ["pano.png", "clip.mp4"])
+def test_a_failure_while_writing_leaves_no_output(workdir, monkeypatch, src):
+    import pano360.cli._saliency as cli
+
+    def broken(path, write, overwrite):
+        raise ImageIOError(f"cannot write '{path}': disk full")
+
+    monkeypatch.setattr(cli, "write_atomic", broken)
+    code, _, err = run("saliency", src, "--out", "res", "-q")
+    assert code == 2 and "disk full" in err
+    assert [p for p in _listing(workdir) if p.startswith("res/")] == []
+    assert not any(name.endswith(".tmp") for name in os.listdir(workdir / "res"))
+
+
+def test_help_lists_models_and_outputs():
+    code, out, _ = run("saliency", "--help")
+    assert code == 0
+    for text in ("--model NAME", "equator, spectral, uniform", "NAME_saliency.npy", "--overwrite"):
+        assert text in out

@@ -1,8 +1,9 @@
 """The compiled CPU path of SphereConv2d (C++ in csrc/sphere_conv.cpp, built on first use).
 
 The tap pattern of a spherical convolution depends on the output row only, so the kernel builds
-its bilinear im2col from per-row tables (the pole rule folded in), reading the input channels-last,
-tile by tile, each tile multiplied by oneDNN's matrix product while it is in cache. It is compiled with torch.utils.cpp_extension the first time a CPU SphereConv2d runs
+its bilinear im2col from per-row tables (the pole rule folded in), reading the input
+channels-last, tile by tile, each tile multiplied by oneDNN's matrix product while it is in
+cache. It is compiled with torch.utils.cpp_extension the first time a CPU SphereConv2d runs
 (about half a minute, cached afterwards under ~/.cache/torch_extensions). If it cannot be built
 (no compiler, no ninja) pano360 warns once and uses the pure-torch path, which gives the same
 results; ``PANO360_NO_EXTENSIONS=1`` forces the pure-torch path.

@@ -19,12 +19,17 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
 
-# The main job on the embedded example: a cube map, four perspective views and a rotated copy.
-DEMO_OUT := out/cube_dice.jpg out/view_front.jpg out/view_right.jpg out/view_up.jpg \
-	out/view_seam.jpg out/rotated.jpg
+# The main job on the embedded example: find, outline and blur the faces (all eight, including
+# those near the poles and across the seam), then a cube map, perspective views and a rotated copy.
+DEMO_OUT := out/panorama_faces.jpg out/cube_dice.jpg out/view_front.jpg out/view_right.jpg \
+	out/view_up.jpg out/view_seam.jpg out/rotated.jpg
 
 demo: $(DEMO_OUT)
-	@echo "demo outputs in out/:" && ls -1 out
+	@echo "demo outputs in $(CURDIR)/out:" && ls -1 out
+
+out/panorama_faces.jpg: $(EXAMPLE) $(STAMP)
+	@mkdir -p out
+	$(PANO) faces $< --blur --out out --overwrite
 
 out/cube_dice.jpg: $(EXAMPLE) $(STAMP)
 	@mkdir -p out

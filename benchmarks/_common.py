@@ -92,12 +92,13 @@ def single_threaded(fn: Callable[[], object]) -> Callable[[], object]:
     return run
 
 
-def write_section(name: str, section: str) -> None:
-    """Replace (or append) the section between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->``."""
+def write_section(name: str, section: str, doc: Path = DOC) -> None:
+    """Replace (or append) the section between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->``
+    of ``doc`` (default docs/benchmarks.md)."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     block = f"{start}\n{section}{end}"
-    if DOC.exists():
-        text = DOC.read_text()
+    if doc.exists():
+        text = doc.read_text()
         if start in text and end in text:
             before, rest = text.split(start, 1)
             after = rest.split(end, 1)[1]
@@ -105,9 +106,9 @@ def write_section(name: str, section: str) -> None:
         else:
             text = text.rstrip("\n") + "\n\n" + block + "\n"
     else:
-        DOC.parent.mkdir(parents=True, exist_ok=True)
+        doc.parent.mkdir(parents=True, exist_ok=True)
         text = DOC_HEADER + "\n" + block + "\n"
-    DOC.write_text(text)
+    doc.write_text(text)
 
 
 def parse_args(doc: str, quick_help: str, argv: list[str] | None) -> argparse.Namespace:

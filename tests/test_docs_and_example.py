@@ -40,7 +40,19 @@ def test_example_has_faces_at_several_latitudes_including_beyond_60_degrees():
     assert any(abs(abs(v) - 180) < 1 for v in lons)  # one face straddles the seam
 
 
-@pytest.mark.parametrize("name", ["conventions.md", "cli.md", "benchmarks.md", "layers.md"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "conventions.md",
+        "cli.md",
+        "benchmarks.md",
+        "layers.md",
+        "transfer.md",
+        "saliency-metrics.md",
+        "saliency-data.md",
+        "synthetic-scenes.md",
+    ],
+)
 def test_docs_exist_and_link_figures_that_exist(name):
     text = (ROOT / "docs" / name).read_text()
     for link in re.findall(r"\]\((figures/[^)]+)\)", text):

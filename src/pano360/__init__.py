@@ -5,7 +5,8 @@ The sphere convention every function follows is written once, in
 """
 
 from . import errors, geometry, io
+from .detection import detect_faces
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "errors", "geometry", "io"]
+__all__ = ["__version__", "detect_faces", "errors", "geometry", "io"]

@@ -11,7 +11,11 @@ import typer.main
 
 from .. import __version__
 from .._core import Pano360Error
+from ._distill import distill_command
+from ._eval import eval_app
+from ._faces import faces
 from ._project import project_app
+from ._saliency import saliency_command
 
 __all__ = ["app", "main"]
 
@@ -36,6 +40,27 @@ app.add_typer(
     name="project",
     short_help="Convert between ERP, perspective views and cube maps; rotate panoramas.",
 )
+app.add_typer(
+    eval_app,
+    name="eval",
+    short_help="Evaluate predictions against ground truth (saliency maps).",
+)
+app.command(
+    "faces",
+    short_help="Find faces in a 360-degree image; draw, blur and list them (JSON).",
+    context_settings=_CONTEXT,
+)(faces)
+app.command(
+    "saliency",
+    short_help="Predict where people look in a 360-degree image or video.",
+    context_settings=_CONTEXT,
+)(saliency_command)
+
+app.command(
+    "distill",
+    short_help="Distil a perspective CNN into spherical layers (SphConv) on unlabelled ERPs.",
+    context_settings=_CONTEXT,
+)(distill_command)
 
 
 def _print_version(value: bool) -> None:

@@ -99,30 +99,35 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def check_outputs(
-    outputs: Iterable[tuple[str, Path]], inputs: Iterable[Path], *, overwrite: bool
+    outputs: Iterable[tuple[str, Path] | tuple[str, Path, bool]],
+    inputs: Iterable[Path],
+    *,
+    overwrite: bool,
 ) -> None:
     """Fail before any work if an output cannot be written, exists, or is one of the inputs.
 
     Args:
-        outputs: (name shown to the user, path) of every file the command will write.
+        outputs: (name shown to the user, path) of every file the command will write, with a
+            third element False for a file that is not an image (JSON, CSV, ...).
         inputs: every file the command reads.
         overwrite: whether existing outputs may be replaced (``--overwrite``).
     """
-    outputs, inputs = list(outputs), list(inputs)
-    for name, out in outputs:
+    outputs = [(o[0], o[1], o[2] if len(o) > 2 else True) for o in outputs]
+    inputs = list(inputs)
+    for name, out, image in outputs:
         for src in inputs:
             if _same_file(out, src):
                 raise ValueRangeError(
                     f"{name} '{out}' is the same file as the input; choose another output path"
                 )
         try:
-            check_output_path(out, overwrite=overwrite)
+            check_output_path(out, overwrite=overwrite, image=image)
         except OutputExistsError:
             raise OutputExistsError(
                 f"{name} '{out}' already exists; pass --overwrite to replace it"
             ) from None
     seen: dict[Path, str] = {}
-    for name, out in outputs:
+    for name, out, _ in outputs:
         key = out.resolve()
         if key in seen:
             raise ValueRangeError(f"{seen[key]} and {name} are the same file '{out}'")

@@ -1,9 +1,18 @@
-"""Face detection: planar box operations and the MTCNN pipeline, in separable stages.
+"""Face detection: on 360° images with any transfer strategy (:func:`detect_faces`), and the
+planar MTCNN pipeline in separable stages with its box operations.
 
 Boxes are (N, 4) ``(x1, y1, x2, y2)`` in continuous pixel coordinates with pixel centres at
 integers (the convention of :mod:`pano360.geometry.conventions`); see :mod:`._ops`.
 """
 
+from ._faces360 import (
+    FaceDetection,
+    detect_faces,
+    pnet_on_erp,
+    sph_nms_overlap,
+    tangent_crops,
+    view_boxes_to_bfov,
+)
 from ._mtcnn import (
     FaceCandidates,
     FaceDetections,
@@ -30,6 +39,7 @@ from ._ops import (
 __all__ = [
     "IOU_DENOMINATORS",
     "FaceCandidates",
+    "FaceDetection",
     "FaceDetections",
     "MTCNNFaceDetector",
     "PNetWindows",
@@ -38,6 +48,7 @@ __all__ = [
     "box_iou",
     "crop_boxes",
     "crop_candidates",
+    "detect_faces",
     "detect_faces_planar",
     "mtcnn_pyramid_scales",
     "mtcnn_stage1",
@@ -45,5 +56,9 @@ __all__ = [
     "mtcnn_stage3",
     "nms",
     "pnet_map_to_boxes",
+    "pnet_on_erp",
+    "sph_nms_overlap",
     "square_boxes",
+    "tangent_crops",
+    "view_boxes_to_bfov",
 ]

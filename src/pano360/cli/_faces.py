@@ -1,0 +1,142 @@
+"""``pano360 faces``: find faces in a 360° panorama, draw them, blur them, list them as JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import torch.nn.functional as F
+import typer
+
+from .._core import ValueRangeError
+from ..detection import detect_faces
+from ..io import write_images
+from ..viz import blur_regions_on_sphere, draw_box_outlines
+from ._options import check_choice, check_outputs, read_erp
+
+__all__ = ["faces"]
+
+# Detection runs on a copy at most this wide: the P-Net pyramid's sizes come from the face sizes
+# in degrees, and only the crops of stages 2 and 3 read the full image.
+DETECT_MAX_WIDTH = 4096
+_SPHERE_STRATEGIES = ("direct", "cubemap", "multiview", "spherical")
+
+
+def faces(
+    src: Annotated[
+        Path,
+        typer.Argument(metavar="IMAGE", help="Equirectangular panorama (width = 2 x height)."),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            metavar="DIR",
+            help="Folder for the outputs (created if missing). Default: the folder of IMAGE.",
+        ),
+    ] = None,
+    blur: Annotated[
+        bool, typer.Option("--blur", help="Also write a copy with every face blurred (privacy).")
+    ] = False,
+    strategy: Annotated[
+        str,
+        typer.Option(
+            "--strategy",
+            metavar="[" + "|".join(_SPHERE_STRATEGIES) + "]",
+            help="How the perspective detector (MTCNN) runs on the panorama: 'spherical' (one "
+            "pass with spherical convolutions, accurate at every latitude), 'direct' (on the ERP "
+            "as it is: misses stretched faces near the poles and across the seam), 'cubemap' "
+            "(six cube faces) or 'multiview' (16 views of 45 degrees around the horizon).",
+        ),
+    ] = "spherical",
+    min_face: Annotated[
+        float,
+        typer.Option("--min-face", metavar="DEG", help="Smallest face width to find, degrees."),
+    ] = 8.0,
+    max_face: Annotated[
+        float,
+        typer.Option("--max-face", metavar="DEG", help="Largest face width to find, degrees."),
+    ] = 60.0,
+    threshold: Annotated[
+        float,
+        typer.Option(
+            "--threshold",
+            metavar="P",
+            help="Final face probability threshold (O-Net), in [0, 1].",
+        ),
+    ] = 0.7,
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Replace output files that exist."),
+    ] = False,
+) -> None:
+    """Find faces in an ERP panorama; write them outlined, optionally blurred, and as JSON.
+
+    Outputs in DIR, named after IMAGE: NAME_faces.jpg (each face's box drawn as its true curve
+    on the panorama), NAME_faces.json (boxes as BFoV [lon, lat, fov_x, fov_y] in degrees, scores
+    and five landmarks as [lon, lat]) and, with --blur, NAME_blurred.jpg (each face blurred on
+    the sphere, also across the seam and at the poles). Nothing is written if anything fails.
+
+    \b
+    Examples:
+      pano360 faces pano.jpg --blur --out results/
+      pano360 faces pano.jpg --strategy direct --min-face 12
+    """
+    check_choice(strategy, "--strategy", _SPHERE_STRATEGIES)
+    if not 0 < min_face <= max_face < 180:
+        raise ValueRangeError(
+            f"--min-face and --max-face must satisfy 0 < min <= max < 180, got {min_face:g} "
+            f"and {max_face:g}"
+        )
+    if not 0 <= threshold <= 1:
+        raise ValueRangeError(f"--threshold must be in [0, 1], got {threshold:g}")
+    folder = out if out is not None else src.parent
+    if out is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    stem = src.stem
+    drawn, report = folder / f"{stem}_faces.jpg", folder / f"{stem}_faces.json"
+    blurred = folder / f"{stem}_blurred.jpg"
+    outputs = [("the outlined image", drawn), ("the JSON report", report, False)]
+    if blur:
+        outputs.append(("the blurred image", blurred))
+    check_outputs(outputs, [src], overwrite=overwrite)
+
+    erp = read_erp(src)[:, :3]
+    if erp.shape[1] == 1:
+        erp = erp.expand(-1, 3, -1, -1)
+    h, w = erp.shape[-2:]
+    small = erp
+    if w > DETECT_MAX_WIDTH:
+        typer.echo(
+            f"pano360: warning: IMAGE is {w}x{h}; detecting faces on a {DETECT_MAX_WIDTH}x"
+            f"{DETECT_MAX_WIDTH // 2} copy (outputs keep the full size)",
+            err=True,
+        )
+        small = F.interpolate(erp, size=(DETECT_MAX_WIDTH // 2, DETECT_MAX_WIDTH), mode="area")
+    thresholds = (0.6, 0.7, threshold)
+    with torch.inference_mode():
+        found = detect_faces(small, strategy, min_face, max_face, thresholds)
+        boxes = torch.tensor([d.box for d in found], dtype=erp.dtype).reshape(-1, 4)
+        images = {drawn: draw_box_outlines(erp, boxes, width_px=max(2.0, w / 1024))}
+        if blur:
+            images[blurred] = blur_regions_on_sphere(erp, boxes)
+    doc = {
+        "image": str(src),
+        "image_size": [w, h],
+        "strategy": strategy,
+        "convention": "degrees; bfov = [lon, lat, fov_x, fov_y]: a pinhole view aimed at the face "
+        "centre (lon > 0 east/right, lat > 0 up); landmarks [lon, lat]: the eye on the image's "
+        "left, the other eye, the nose, the mouth corners (see docs/conventions.md)",
+        "faces": [d.to_dict() for d in found],
+    }
+    images[report] = json.dumps(doc, indent=2) + "\n"
+    write_images(images, overwrite=overwrite)
+    lat = [abs(math.degrees(d.box[1])) for d in found]
+    where = f" (|lat| up to {max(lat):.0f} deg)" if lat else ""
+    print(
+        f"{len(found)} face(s){where}; wrote {', '.join(str(p) for p in images)}", file=sys.stdout
+    )

@@ -1,0 +1,459 @@
+"""Face detection on 360° (ERP) images: MTCNN run with any transfer strategy, boxes on the sphere.
+
+Strategies (:data:`pano360.transfer.STRATEGIES`), each run as its user would run it:
+
+- ``direct``: the planar detector on the ERP image (every stage on the ERP and axis-aligned
+  crops of it); pixel boxes are converted to BFoV with :func:`~pano360.geometry.box_convert`.
+- ``cubemap`` / ``multiview``: the unchanged planar detector on each view; view boxes are mapped
+  to the sphere and merged with spherical NMS (seam- and pole-safe).
+- ``spherical`` / ``exact`` / ``distilled``: stage 1 (P-Net) runs on an ERP pyramid, with
+  spherical convolutions, exact tangent-plane evaluation or distilled row-untied layers; its
+  windows are tangent-plane squares around ERP cells. Stages 2 and 3 (R-Net, O-Net) run on
+  tangent-plane crops of each candidate (:func:`~pano360.geometry.erp_to_perspective`), which
+  are undistorted by construction; boxes are refined in the crop's tangent plane.
+
+Convention:
+    Boxes are BFoV (lon, lat, fov_x, fov_y) in radians (:mod:`pano360.geometry.boxes`): the view
+    aimed at the face centre, fov_x (fov_y) the angle between the rays through the midpoints of
+    the box's left and right (top and bottom) edges. Landmarks are (lon, lat) in radians. The
+    JSON form (:meth:`FaceDetection.to_dict`) uses degrees.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._core import ShapeError, ValueRangeError, check_choice, check_erp
+from ..geometry import (
+    box_convert,
+    erp_to_perspective,
+    lonlat_to_xyz,
+    pixel_to_lonlat,
+    rotation_matrix,
+    sph_box_area,
+    sph_iou_exact,
+    sph_nms,
+    xyz_to_lonlat,
+)
+from ..models.mtcnn import MTCNNOutput, mtcnn_normalize
+from ..transfer import build_spherical, exact_outputs
+from ..transfer._strategies import (
+    STRATEGIES,
+    ViewLayout,
+    cubemap_views,
+    multiview_views,
+    render_views,
+)
+from ._mtcnn import ONET_SIZE, PNET_WINDOW, RNET_SIZE, _pretrained_nets, detect_faces_planar
+from ._ops import apply_box_deltas
+
+__all__ = [
+    "FaceDetection",
+    "detect_faces",
+    "pnet_on_erp",
+    "sph_nms_overlap",
+    "tangent_crops",
+    "view_boxes_to_bfov",
+]
+
+# NMS overlaps of MTCNN: per pyramid level, across levels, after R-Net (IoU), after O-Net (min).
+_NMS_LEVEL, _NMS_STAGE1, _NMS_STAGE2, _NMS_STAGE3 = 0.5, 0.7, 0.7, 0.7
+# Detections of overlapping views (cube map, multiview) are the same face above this overlap.
+_NMS_VIEWS = 0.5
+# Crops are rendered at up to this many samples per crop pixel and side, then averaged.
+_MAX_SUPERSAMPLE = 4
+
+
+@dataclass(frozen=True)
+class FaceDetection:
+    """One face on the sphere.
+
+    Attributes:
+        box: BFoV (lon, lat, fov_x, fov_y) in radians.
+        score: the last stage's face probability.
+        landmarks: five (lon, lat) in radians: the eye on the image's left, the other eye, the
+            nose, the mouth corner on the image's left, the other one (as seen facing the face).
+    """
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: tuple[tuple[float, float], ...]
+
+    def to_dict(self) -> dict:
+        """Degrees, for JSON: ``{"bfov": [lon, lat, fov_x, fov_y], "score", "landmarks"}``."""
+        deg = math.degrees
+        return {
+            "bfov": [round(deg(v), 4) for v in self.box],
+            "score": round(self.score, 5),
+            "landmarks": [[round(deg(lon), 4), round(deg(lat), 4)] for lon, lat in self.landmarks],
+        }
+
+
+def sph_nms_overlap(
+    boxes: torch.Tensor, scores: torch.Tensor, threshold: float, denominator: str = "union"
+) -> torch.Tensor:
+    """Greedy NMS of BFoV boxes with the exact spherical overlap, over the union or the smaller box.
+
+    ``denominator="min"`` (MTCNN's last stage) also removes a small box lying inside a larger,
+    better one. Returns kept indices by decreasing score.
+    """
+    check_choice(denominator, "denominator", ("union", "min"))
+    n = boxes.shape[0]
+    if n == 0:
+        return torch.zeros(0, dtype=torch.long, device=boxes.device)
+    order = torch.argsort(scores, descending=True, stable=True)
+    b = boxes[order]
+    # Boxes whose circumscribed caps do not meet cannot overlap: exact overlaps are computed
+    # only for the others, one kept box at a time.
+    radius = torch.atan(torch.hypot(torch.tan(b[:, 2] / 2), torch.tan(b[:, 3] / 2)))
+    centres = lonlat_to_xyz(b[:, :2])
+    near = _angle(centres[:, None], centres[None, :]) < radius[:, None] + radius[None, :]
+    area = sph_box_area(b) if denominator == "min" else None
+    alive = torch.ones(n, dtype=torch.bool, device=boxes.device)
+    keep = []
+    for i in range(n):
+        if not alive[i]:
+            continue
+        keep.append(i)
+        rest = torch.nonzero(near[i] & alive, as_tuple=True)[0]
+        rest = rest[rest > i]
+        if rest.numel() == 0:
+            continue
+        iou = sph_iou_exact(b[i : i + 1], b[rest])[0]
+        if denominator == "min":
+            # inter = IoU (a1 + a2) / (1 + IoU), since union = a1 + a2 - inter.
+            inter = iou * (area[i] + area[rest]) / (1 + iou)
+            iou = inter / torch.minimum(area[i], area[rest]).clamp_min(1e-30)
+        alive[rest[iou > threshold]] = False
+    return order[torch.tensor(keep, dtype=torch.long, device=boxes.device)]
+
+
+# --- boxes in views and tangent planes -> the sphere -------------------------------------------
+
+
+def _view_rays(points: torch.Tensor, view_hw: tuple[int, int], tan_half: torch.Tensor):
+    """Camera-frame rays (x right, y up, z forward) of pixel points (K, ..., 2) of views."""
+    h, w = view_hw
+    t = tan_half.view(-1, *([1] * (points.ndim - 2)))
+    u = (2 * points[..., 0] + 1 - w) / w * t
+    v = -(2 * points[..., 1] + 1 - h) / w * t
+    return torch.stack((u, v, torch.ones_like(u)), dim=-1)
+
+
+def _angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    # atan2 of |a x b| and a . b: accurate for tiny and for large angles.
+    return torch.atan2(torch.linalg.cross(a, b).norm(dim=-1), (a * b).sum(-1))
+
+
+def view_boxes_to_bfov(
+    boxes: torch.Tensor, view_hw: tuple[int, int], fov: torch.Tensor, rot: torch.Tensor
+) -> torch.Tensor:
+    """BFoV of pixel boxes (K, 4) xyxy seen in views (fov (K,), camera-to-world rot (K, 3, 3))."""
+    x1, y1, x2, y2 = boxes.unbind(-1)
+    xc, yc = (x1 + x2) / 2, (y1 + y2) / 2
+    pts = torch.stack(
+        [torch.stack(p, dim=-1) for p in ((xc, yc), (x1, yc), (x2, yc), (xc, y1), (xc, y2))],
+        dim=1,
+    )  # (K, 5, 2): centre, left, right, top, bottom edge midpoints
+    rays = _view_rays(pts, view_hw, torch.tan(fov / 2))
+    world = torch.einsum("kij,kpj->kpi", rot, rays)
+    lonlat = xyz_to_lonlat(world[:, 0])
+    fov_x = _angle(world[:, 1], world[:, 2])
+    fov_y = _angle(world[:, 3], world[:, 4])
+    return torch.stack((lonlat[:, 0], lonlat[:, 1], fov_x, fov_y), dim=-1)
+
+
+def _view_points_to_lonlat(points, view_hw, fov, rot) -> torch.Tensor:
+    rays = _view_rays(points, view_hw, torch.tan(fov / 2))
+    return xyz_to_lonlat(torch.einsum("kij,kpj->kpi", rot, rays))
+
+
+def _square(bfov: torch.Tensor) -> torch.Tensor:
+    side = torch.maximum(bfov[:, 2], bfov[:, 3]).clamp(max=math.radians(170))
+    return torch.stack((bfov[:, 0], bfov[:, 1], side, side), dim=-1)
+
+
+def _camera(bfov: torch.Tensor) -> torch.Tensor:
+    return rotation_matrix(bfov[:, 0], bfov[:, 1], torch.zeros_like(bfov[:, 0]))
+
+
+# --- stage 1 on the sphere ---------------------------------------------------------------------
+
+
+def _erp_levels(
+    erp_h: int, min_face_deg: float, max_face_deg: float, factor: float
+) -> list[tuple[int, int]]:
+    """ERP sizes of the P-Net pyramid: the 12-pixel window spans min_face_deg at the first level
+    (at the equator) and at most max_face_deg at the last."""
+    levels = []
+    width = PNET_WINDOW * 360 / min_face_deg
+    while PNET_WINDOW * 360 / width <= max_face_deg * (1 + 1e-9):
+        h = max(PNET_WINDOW, 2 * round(width / 4))  # even, so the 2 x 2 pool tiles it
+        if not levels or levels[-1][0] != h:
+            levels.append((h, 2 * h))
+        width *= factor
+    return levels or [(max(PNET_WINDOW, 2 * round(erp_h / 2)), 2 * max(PNET_WINDOW, erp_h))]
+
+
+def _resize(erp: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    if hw == tuple(erp.shape[-2:]):
+        return erp
+    if hw[0] < erp.shape[-2]:
+        return F.interpolate(erp, size=hw, mode="area")
+    return F.interpolate(erp, size=hw, mode="bilinear", align_corners=False)
+
+
+def _stage1_sphere(
+    pnet_on_erp: Callable[[torch.Tensor], MTCNNOutput],
+    erp: torch.Tensor,
+    levels: Sequence[tuple[int, int]],
+    threshold: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Square candidate BFoVs (K, 4) and their P-Net scores from P-Net maps on ERP levels."""
+    found_boxes, found_scores, found_deltas = [], [], []
+    for h, w in levels:
+        out = pnet_on_erp(_resize(erp, (h, w)))
+        prob = out.face_prob[0]  # (h / 2, w / 2)
+        ho, wo = prob.shape
+        rows, cols = torch.nonzero(prob >= threshold, as_tuple=True)
+        if rows.numel() == 0:
+            continue
+        # Cell (i, j) is the pixel centre of the (h / 2, w / 2) ERP grid; its window is the
+        # 12 x 12 tangent patch with one level pixel (at the equator) between samples.
+        lon = -math.pi + 2 * math.pi * (cols.to(erp.dtype) + 0.5) / wo
+        lat = math.pi / 2 - math.pi * (rows.to(erp.dtype) + 0.5) / ho
+        fov = 2 * math.atan(PNET_WINDOW / 2 * math.tan(2 * math.pi / w))
+        windows = torch.stack((lon, lat, torch.full_like(lon, fov), torch.full_like(lon, fov)), -1)
+        scores = prob[rows, cols]
+        deltas = out.box_deltas[0][:, rows, cols].t()
+        keep = sph_nms_fast(windows, scores, _NMS_LEVEL)
+        found_boxes.append(windows[keep])
+        found_scores.append(scores[keep])
+        found_deltas.append(deltas[keep])
+    if not found_boxes:
+        return erp.new_zeros(0, 4), erp.new_zeros(0)
+    windows, scores, deltas = (torch.cat(t) for t in (found_boxes, found_scores, found_deltas))
+    keep = sph_nms_fast(windows, scores, _NMS_STAGE1)
+    windows, scores, deltas = windows[keep], scores[keep], deltas[keep]
+    side = float(PNET_WINDOW)
+    window_px = windows.new_tensor([-0.5, -0.5, side - 0.5, side - 0.5]).expand(len(keep), 4)
+    refined = view_boxes_to_bfov(
+        apply_box_deltas(window_px, deltas), (PNET_WINDOW, PNET_WINDOW), windows[:, 2],
+        _camera(windows),
+    )  # fmt: skip
+    return _square(refined), scores
+
+
+def sph_nms_fast(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Greedy NMS with FoV-IoU (:func:`~pano360.geometry.sph_iou_fov`), for many windows."""
+    return sph_nms(boxes, scores, threshold, method="fov")
+
+
+# --- stages 2 and 3 on tangent crops -----------------------------------------------------------
+
+
+def tangent_crops(erp: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """Square ``size`` x ``size`` views of square BFoV boxes (K, 4) from one ERP (antialiased).
+
+    Each crop is rendered at up to 4 x 4 samples per pixel (enough that the ERP's pixels are
+    not skipped) and averaged.
+    """
+    out = erp.new_zeros(boxes.shape[0], erp.shape[1], size, size)
+    erp_px = boxes[:, 2] * erp.shape[-1] / (2 * math.pi)  # box side in ERP pixels (equator)
+    factors = torch.ceil(erp_px / size).clamp(1, _MAX_SUPERSAMPLE).long()
+    for ss in factors.unique().tolist():
+        idx = torch.nonzero(factors == ss, as_tuple=True)[0]
+        b = boxes[idx]
+        crops = erp_to_perspective(erp, b[:, 2], (size * ss, size * ss), yaw=b[:, 0], pitch=b[:, 1])
+        out[idx] = F.avg_pool2d(crops, ss) if ss > 1 else crops
+    return out
+
+
+def _refine(boxes, deltas, size) -> torch.Tensor:
+    crop_px = boxes.new_tensor([-0.5, -0.5, size - 0.5, size - 0.5]).expand(boxes.shape[0], 4)
+    return view_boxes_to_bfov(
+        apply_box_deltas(crop_px, deltas), (size, size), boxes[:, 2], _camera(boxes)
+    )
+
+
+def _stages23(
+    erp: torch.Tensor,
+    boxes: torch.Tensor,
+    thresholds: Sequence[float],
+    rnet: nn.Module,
+    onet: nn.Module,
+) -> list[FaceDetection]:
+    if boxes.shape[0] == 0:
+        return []
+    out = rnet(tangent_crops(erp, boxes, RNET_SIZE))
+    passed = out.face_prob >= thresholds[1]
+    boxes, scores, deltas = boxes[passed], out.face_prob[passed], out.box_deltas[passed]
+    keep = sph_nms_fast(boxes, scores, _NMS_STAGE2)
+    boxes = _square(_refine(boxes[keep], deltas[keep], RNET_SIZE))
+    if boxes.shape[0] == 0:
+        return []
+    out = onet(tangent_crops(erp, boxes, ONET_SIZE))
+    passed = out.face_prob >= thresholds[2]
+    crop_boxes, scores = boxes[passed], out.face_prob[passed]
+    final = _refine(crop_boxes, out.box_deltas[passed], ONET_SIZE)
+    points = -0.5 + out.landmarks[passed] * ONET_SIZE  # (K, 5, 2) crop pixels
+    marks = _view_points_to_lonlat(
+        points, (ONET_SIZE, ONET_SIZE), crop_boxes[:, 2], _camera(crop_boxes)
+    )
+    keep = sph_nms_overlap(final, scores, _NMS_STAGE3, denominator="min")
+    return _to_detections(final[keep], scores[keep], marks[keep])
+
+
+def _to_detections(boxes, scores, marks) -> list[FaceDetection]:
+    return [
+        FaceDetection(
+            tuple(float(v) for v in box),
+            float(score),
+            tuple((float(lon), float(lat)) for lon, lat in m),
+        )
+        for box, score, m in zip(boxes.tolist(), scores.tolist(), marks.tolist(), strict=True)
+    ]
+
+
+# --- strategies ---------------------------------------------------------------------------------
+
+
+def _direct(erp, min_face_deg, thresholds, factor, nets) -> list[FaceDetection]:
+    h, w = erp.shape[-2:]
+    found = detect_faces_planar(erp, min_face_deg * w / 360, thresholds, factor, nets)[0]
+    if found.boxes.shape[0] == 0:
+        return []
+    boxes = found.boxes.clone()
+    boxes[:, 0::2] = boxes[:, 0::2].clamp(-0.5, w - 0.5)
+    boxes[:, 1::2] = boxes[:, 1::2].clamp(-0.5, h - 0.5)
+    bfov = box_convert(boxes, "erp_xyxy", "bfov", erp_hw=(h, w))
+    marks = pixel_to_lonlat(found.landmarks, (h, w))
+    return _to_detections(bfov, found.scores, marks)
+
+
+def _views(erp, layout: ViewLayout, min_face_deg, thresholds, factor, nets) -> list[FaceDetection]:
+    size = layout.view_px(erp.shape[-1])
+    views = render_views(erp, layout, size).clamp(0, 1)
+    min_face_px = min_face_deg / math.degrees(layout.fov) * size
+    opts = {"dtype": erp.dtype, "device": erp.device}
+    all_boxes, all_scores, all_marks = [], [], []
+    for k, found in enumerate(detect_faces_planar(views, min_face_px, thresholds, factor, nets)):
+        n = found.boxes.shape[0]
+        if n == 0:
+            continue
+        fov = torch.full((n,), layout.fov, **opts)
+        rot = rotation_matrix(layout.yaw[k], layout.pitch[k], 0.0, **opts).expand(n, 3, 3)
+        all_boxes.append(view_boxes_to_bfov(found.boxes, (size, size), fov, rot))
+        all_marks.append(_view_points_to_lonlat(found.landmarks, (size, size), fov, rot))
+        all_scores.append(found.scores)
+    if not all_boxes:
+        return []
+    boxes, scores, marks = (torch.cat(t) for t in (all_boxes, all_scores, all_marks))
+    keep = sph_nms_overlap(boxes, scores, _NMS_VIEWS, denominator="min")
+    return _to_detections(boxes[keep], scores[keep], marks[keep])
+
+
+def pnet_on_erp(pnet: nn.Module, strategy: str) -> Callable[[torch.Tensor], MTCNNOutput]:
+    """Stage 1 of an ERP strategy: P-Net's output maps at (h / 2, w / 2) for an ERP level.
+
+    ``spherical``: P-Net with tangent-tap spherical convolutions and spherical pooling
+    (:func:`pano360.transfer.build_spherical`, built once per level size). ``exact``: every
+    cell evaluated on its own tangent-plane patch (:func:`pano360.transfer.exact_outputs`).
+    """
+    check_choice(strategy, "strategy", ("spherical", "exact"))
+    built: dict[tuple[int, int], nn.Module] = {}
+
+    def run(erp: torch.Tensor) -> MTCNNOutput:
+        x = mtcnn_normalize(erp)
+        if strategy == "exact":
+            f = exact_outputs(pnet.features, x)[-1]
+        else:
+            hw = tuple(erp.shape[-2:])
+            if hw not in built:
+                built[hw] = build_spherical(pnet.features, hw)
+            f = built[hw](x)
+        return MTCNNOutput(pnet.face(f), pnet.box(f))
+
+    return run
+
+
+def _check_settings(min_face_deg, max_face_deg, thresholds, factor) -> None:
+    if not 0 < min_face_deg <= max_face_deg < 180:
+        raise ValueRangeError(
+            "min_face_deg and max_face_deg must satisfy 0 < min_face_deg <= max_face_deg < 180, "
+            f"got {min_face_deg} and {max_face_deg}"
+        )
+    if len(thresholds) != 3 or any(not 0 <= t <= 1 for t in thresholds):
+        raise ValueRangeError(f"thresholds must be three values in [0, 1], got {thresholds}")
+    if not 0 < factor < 1:
+        raise ValueRangeError(f"factor must be in (0, 1), got {factor}")
+
+
+@torch.no_grad()
+def detect_faces(
+    erp: torch.Tensor,
+    strategy: str = "spherical",
+    min_face_deg: float = 8.0,
+    max_face_deg: float = 60.0,
+    thresholds: Sequence[float] = (0.6, 0.7, 0.7),
+    factor: float = 0.709,
+    *,
+    multiview: ViewLayout | None = None,
+    stage1: Callable[[torch.Tensor], MTCNNOutput] | None = None,
+    nets: Sequence[nn.Module] | None = None,
+) -> list[FaceDetection]:
+    """Find faces in an ERP panorama with MTCNN, run with one of the transfer strategies.
+
+    Args:
+        erp: (1, 3, H, W) or (3, H, W) RGB in [0, 1], W == 2H.
+        strategy: one of :data:`pano360.transfer.STRATEGIES` (module docstring); ``distilled``
+            needs ``stage1``.
+        min_face_deg, max_face_deg: range of face sizes (angular width) to look for, degrees.
+        thresholds: face probability thresholds of P-Net, R-Net and O-Net.
+        factor: pyramid step, in (0, 1).
+        multiview: the views of the ``multiview`` strategy (default
+            :func:`~pano360.transfer.multiview_views`: 16 views of 45° with 50% overlap).
+        stage1: stage 1 of the ERP strategies: a function from an ERP level (1, 3, h, w) to
+            P-Net's output maps at (h / 2, w / 2) (default: :func:`pnet_on_erp` for
+            ``spherical`` and ``exact``).
+        nets: (pnet, rnet, onet); default the pretrained ``mtcnn_*`` models.
+
+    Returns:
+        The faces, by decreasing score, as :class:`FaceDetection` (BFoV boxes, landmarks as
+        (lon, lat), radians).
+
+    Raises:
+        ShapeError: ``erp`` is not one (3, H, W) ERP image.
+        ValueRangeError: settings out of range.
+        ValueError: unknown strategy, or ``distilled`` without ``stage1``.
+    """
+    check_choice(strategy, "strategy", STRATEGIES)
+    if erp.ndim == 3:
+        erp = erp[None]
+    check_erp(erp)
+    if erp.shape[0] != 1 or erp.shape[1] != 3:
+        raise ShapeError(f"erp must be one RGB image (1, 3, H, W), got {tuple(erp.shape)}")
+    _check_settings(min_face_deg, max_face_deg, thresholds, factor)
+    if nets is None:
+        nets = _pretrained_nets(erp.device, erp.dtype)
+    pnet, rnet, onet = nets
+    if strategy == "direct":
+        return _direct(erp, min_face_deg, thresholds, factor, nets)
+    if strategy in ("cubemap", "multiview"):
+        layout = cubemap_views() if strategy == "cubemap" else (multiview or multiview_views())
+        return _views(erp, layout, min_face_deg, thresholds, factor, nets)
+    if stage1 is None:
+        if strategy == "distilled":
+            raise ValueError(
+                "strategy 'distilled' needs stage1: students trained with pano360.transfer.distill"
+            )
+        stage1 = pnet_on_erp(pnet, strategy)
+    levels = _erp_levels(erp.shape[-2], min_face_deg, max_face_deg, factor)
+    boxes, _ = _stage1_sphere(stage1, erp, levels, thresholds[0])
+    return _stages23(erp, boxes, thresholds, rnet, onet)

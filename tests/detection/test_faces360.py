@@ -1,0 +1,145 @@
+"""360° face detection: MTCNN with every transfer strategy, boxes and landmarks on the sphere."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pano360 import detect_faces
+from pano360.detection import FaceDetection, sph_nms_overlap, view_boxes_to_bfov
+from pano360.errors import ShapeError, ValueRangeError
+from pano360.geometry import rotation_matrix, sph_iou_exact, sph_nms
+from pano360.io import read_image
+from pano360.transfer import cubemap_views, multiview_views
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture(scope="module")
+def panorama():
+    """The embedded example at 512 x 1024 and its eight faces as BFoV (radians)."""
+    erp = F.interpolate(read_image(EXAMPLES / "panorama.jpg"), size=(512, 1024), mode="area")
+    meta = json.loads((EXAMPLES / "panorama.json").read_text())
+    faces = {p["name"]: p["face"]["rbfov"][:4] for p in meta["placements"] if "face" in p}
+    gt = torch.tensor([[math.radians(v) for v in box] for box in faces.values()])
+    return erp, list(faces), gt
+
+
+def _best_iou(gt, found):
+    if not found:
+        return torch.zeros(len(gt))
+    return sph_iou_exact(gt, torch.tensor([d.box for d in found])).max(dim=1).values
+
+
+def test_spherical_finds_every_face_of_the_example_once(panorama):
+    erp, names, gt = panorama
+    found = detect_faces(erp, "spherical")
+    best = _best_iou(gt, found)
+    assert (best > 0.5).all(), dict(zip(names, best.tolist(), strict=True))
+    assert len(found) == len(gt)  # one detection per face: the seam face is not split in two
+    for det in found:  # the landmarks lie inside the face's box (seen from its centre)
+        centre = torch.tensor(det.box[:2])
+        marks = torch.tensor(det.landmarks)
+        cos = torch.cos(marks[:, 1]) * torch.cos(centre[1]) * torch.cos(marks[:, 0] - centre[0])
+        dist = torch.acos((cos + torch.sin(marks[:, 1]) * torch.sin(centre[1])).clamp(-1, 1))
+        assert (dist < max(det.box[2:])).all()
+
+
+def test_direct_misses_the_polar_and_seam_faces_that_spherical_finds(panorama):
+    erp, names, gt = panorama
+    best = dict(zip(names, _best_iou(gt, detect_faces(erp, "direct")).tolist(), strict=True))
+    assert best["astronaut_front"] > 0.5  # at the equator the ERP is nearly undistorted
+    polar = [n for n in names if n.endswith(("68n", "70n", "70s"))]
+    assert all(best[n] < 0.5 for n in polar), best
+
+
+@pytest.mark.parametrize("strategy", ["cubemap", "multiview"])
+def test_view_strategies_map_detections_back_to_the_sphere(panorama, strategy):
+    erp, names, gt = panorama
+    best = dict(zip(names, _best_iou(gt, detect_faces(erp, strategy)).tolist(), strict=True))
+    assert best["astronaut_front"] > 0.5
+    assert best["astronaut_seam"] > 0.5  # the face across the seam, seen whole in a view
+
+
+def test_convention_a_box_filling_a_view_is_that_view():
+    fov = torch.tensor([0.8, 1.2])
+    yaw, pitch = torch.tensor([2.5, -1.0]), torch.tensor([0.3, -1.2])
+    rot = rotation_matrix(yaw, pitch, torch.zeros(2))
+    size = (40, 40)
+    boxes = torch.tensor([[-0.5, -0.5, 39.5, 39.5]] * 2)
+    bfov = view_boxes_to_bfov(boxes, size, fov, rot)
+    expected = torch.stack((yaw, pitch, fov, fov), dim=-1)
+    torch.testing.assert_close(bfov, expected, atol=1e-6, rtol=0)
+    # A box in the right half of the view lies to the east (lon grows) at the equator.
+    ahead = rotation_matrix(torch.zeros(1), torch.zeros(1), torch.zeros(1))
+    right = view_boxes_to_bfov(torch.tensor([[25.0, 14.5, 35.0, 24.5]]), size, fov[:1], ahead)
+    assert right[0, 0] > 0 and abs(right[0, 1]) < 1e-6
+
+
+def test_overlap_nms_equals_spherical_nms_with_union():
+    g = torch.Generator().manual_seed(0)
+    n = 60
+    boxes = torch.stack(
+        (
+            (torch.rand(n, generator=g) - 0.5) * 0.6 + math.pi * (torch.rand(n, generator=g) > 0.5),
+            (torch.rand(n, generator=g) - 0.5) * 2.8,
+            0.1 + 0.3 * torch.rand(n, generator=g),
+            0.1 + 0.3 * torch.rand(n, generator=g),
+        ),
+        dim=-1,
+    ).double()
+    scores = torch.rand(n, generator=g).double()
+    for threshold in (0.1, 0.3, 0.6):
+        assert sph_nms_overlap(boxes, scores, threshold).tolist() == (
+            sph_nms(boxes, scores, threshold).tolist()
+        )
+
+
+def test_min_overlap_nms_removes_a_box_inside_a_better_one():
+    boxes = torch.tensor([[1.0, 0.5, 0.4, 0.4], [1.0, 0.5, 0.1, 0.1], [-2.0, 0.0, 0.2, 0.2]])
+    scores = torch.tensor([0.9, 0.8, 0.7])
+    assert sph_nms_overlap(boxes, scores, 0.7).tolist() == [0, 1, 2]  # IoU ~ 1/16
+    assert sph_nms_overlap(boxes, scores, 0.7, denominator="min").tolist() == [0, 2]
+
+
+def test_view_layouts():
+    ring = multiview_views()
+    assert len(ring) == 16 and math.isclose(ring.fov, math.radians(45))
+    assert sorted(round(math.degrees(y), 6) for y in ring.yaw)[:3] == [-157.5, -135.0, -112.5]
+    assert len(multiview_views(90, 0.0, (-45, 45))) == 8
+    cube = cubemap_views()
+    assert len(cube) == 6 and math.isclose(cube.fov, math.pi / 2)
+    assert cube.view_px(1024) == 256  # a cube face of W / 4 pixels
+    with pytest.raises(ValueRangeError, match="overlap"):
+        multiview_views(overlap=1.0)
+
+
+def test_to_dict_uses_degrees():
+    det = FaceDetection((math.pi / 2, -math.pi / 4, 0.1, 0.2), 0.987654321, ((0.0, 0.0),) * 5)
+    d = det.to_dict()
+    assert d["bfov"][:2] == [90.0, -45.0] and d["score"] == 0.98765
+    assert len(d["landmarks"]) == 5
+
+
+def test_errors():
+    erp = torch.rand(1, 3, 32, 64)
+    with pytest.raises(ValueError, match="strategy"):
+        detect_faces(erp, "bogus")
+    with pytest.raises(ValueError, match="stage1"):
+        detect_faces(erp, "distilled")
+    with pytest.raises(ShapeError, match="W == 2H"):
+        detect_faces(torch.rand(1, 3, 32, 48))
+    with pytest.raises(ShapeError, match="one RGB image"):
+        detect_faces(torch.rand(2, 3, 32, 64))
+    with pytest.raises(ValueRangeError, match="min_face_deg"):
+        detect_faces(erp, min_face_deg=0)
+    with pytest.raises(ValueRangeError, match="thresholds"):
+        detect_faces(erp, thresholds=(0.5, 0.5))
+
+
+def test_blank_panorama_has_no_faces():
+    for strategy in ("direct", "spherical", "cubemap"):
+        assert detect_faces(torch.full((1, 3, 64, 128), 0.5), strategy) == []

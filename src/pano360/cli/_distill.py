@@ -16,7 +16,7 @@ from .. import transfer
 from .._core import ImageIOError, OutputExistsError, ShapeError, ValueRangeError
 from ..data import write_atomic
 from ..io import IMAGE_EXTENSIONS, read_image
-from ._options import parse_size
+from ._options import Quiet, parse_size
 
 __all__ = ["distill_command", "read_erp_folder"]
 
@@ -227,7 +227,7 @@ def distill_command(
             "first N images (0: skip); printed and written to --out/evaluation.json.",
         ),
     ] = 2,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Distil a perspective CNN into row-untied spherical layers (SphConv), layer by layer.
 

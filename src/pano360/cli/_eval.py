@@ -19,7 +19,7 @@ from .._core import DatasetFormatError, ImageIOError, ValueRangeError
 from ..data import SaliencyFolder, read_fixations_csv, read_saliency_map
 from ..io import write_images
 from ..saliency import METRICS, compute_metrics, list_presets
-from ._options import check_choice, check_outputs, parse_size
+from ._options import Overwrite, Quiet, check_choice, check_outputs, parse_size
 
 __all__ = ["eval_app"]
 
@@ -114,10 +114,8 @@ def eval_saliency(
         Path,
         typer.Option("--out", metavar="DIR", help="Folder for saliency_eval.json and .csv."),
     ] = Path("."),
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace result files that exist.")
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
 ) -> None:
     """Score predicted saliency maps against ground-truth maps and fixations.
 
@@ -252,10 +250,8 @@ def eval_faces(
         Path,
         typer.Option("--out", metavar="DIR", help="Folder for faces_eval.json and .md."),
     ] = Path("."),
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace result files that exist.")
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
 ) -> None:
     """Compare the strategies of 360° face detection on synthetic scenes, per latitude band.
 

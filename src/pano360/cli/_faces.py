@@ -16,7 +16,7 @@ from .._core import ValueRangeError
 from ..detection import detect_faces
 from ..io import write_images
 from ..viz import blur_regions_on_sphere, draw_box_outlines
-from ._options import check_choice, check_outputs, read_erp
+from ._options import Overwrite, check_choice, check_outputs, read_erp
 
 __all__ = ["faces"]
 
@@ -69,10 +69,7 @@ def faces(
             help="Final face probability threshold (O-Net), in [0, 1].",
         ),
     ] = 0.7,
-    overwrite: Annotated[
-        bool,
-        typer.Option("--overwrite", help="Replace output files that exist."),
-    ] = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """Find faces in an ERP panorama; write them outlined, optionally blurred, and as JSON.
 

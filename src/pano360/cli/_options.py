@@ -11,8 +11,10 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Annotated
 
 import torch
+import typer
 
 from .._core import OutputExistsError, ShapeError, ValueRangeError
 from ..geometry import CUBE_FACES
@@ -178,3 +180,15 @@ def read_cube(path: Path, layout: str) -> tuple[object, int]:
             f"4:3), got {describe(cube)}"
         )
     return cube, h if layout == "horizon" else h // 3
+
+
+# Options shared by the commands (one definition, one help text).
+Overwrite = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="Replace output files that exist. Without it an existing output is an error and "
+        "is left untouched.",
+    ),
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]

@@ -12,6 +12,7 @@ from .. import geometry
 from ..io import read_image, write_images
 from ._options import (
     FACE_PLACEHOLDER,
+    Overwrite,
     angle_radians,
     check_choice,
     check_outputs,
@@ -93,14 +94,6 @@ _Mode = Annotated[
         help="Interpolation used when resampling.",
     ),
 ]
-_Overwrite = Annotated[
-    bool,
-    typer.Option(
-        "--overwrite",
-        help="Replace output files that exist. Without it an existing output is an error and "
-        "is left untouched.",
-    ),
-]
 _LAYOUT_METAVAR = "[dict|list|horizon|dice]"
 
 
@@ -124,7 +117,7 @@ def e2p(
         str, typer.Option("--size", metavar="WxH", help="Size of the view in pixels.")
     ] = "800x600",
     mode: _Mode = "bilinear",
-    overwrite: _Overwrite = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """Render a perspective (pinhole camera) view of an ERP panorama.
 
@@ -174,7 +167,7 @@ def p2e(
         ),
     ] = None,
     mode: _Mode = "bilinear",
-    overwrite: _Overwrite = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """Paste a perspective photo onto an ERP panorama (inverse of e2p).
 
@@ -227,7 +220,7 @@ def e2c(
         typer.Option("--layout", metavar=_LAYOUT_METAVAR, help="How the faces are stored."),
     ] = "dice",
     mode: _Mode = "bilinear",
-    overwrite: _Overwrite = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """Cut an ERP panorama into a cube map of six 90-degree faces.
 
@@ -297,7 +290,7 @@ def c2e(
         ),
     ] = None,
     mode: _Mode = "bilinear",
-    overwrite: _Overwrite = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """Assemble an ERP panorama from a cube map (inverse of e2c).
 
@@ -333,7 +326,7 @@ def rotate(
     pitch: _Pitch = 0.0,
     roll: _Roll = 0.0,
     mode: _Mode = "bilinear",
-    overwrite: _Overwrite = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """Re-centre an ERP panorama on a new viewing direction.
 

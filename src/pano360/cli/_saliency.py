@@ -20,7 +20,7 @@ from tqdm import tqdm
 from .._core import ImageIOError, OutputExistsError, ShapeError, ValueRangeError
 from ..io import VideoWriter, iter_video_frames, video_info, write_atomic, write_images
 from ..saliency._baselines import list_saliency_models, predict_saliency
-from ._options import read_erp
+from ._options import Overwrite, Quiet, read_erp
 
 __all__ = ["VIDEO_SUFFIXES", "overlay_saliency", "saliency_command"]
 
@@ -266,15 +266,8 @@ def saliency_command(
             show_default=False,
         ),
     ] = None,
-    overwrite: Annotated[
-        bool,
-        typer.Option(
-            "--overwrite",
-            help="Replace output files that exist. Without it an existing output is an error "
-            "and is left untouched.",
-        ),
-    ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar (videos).")] = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
 ) -> None:
     """Predict where people look in a 360-degree image or video.
 

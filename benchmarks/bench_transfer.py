@@ -4,11 +4,11 @@ Synthetic scenes (pano360.data.synthetic, 1024 x 512, faces 8-25 degrees wide at
 up to 85 degrees) from a seed nothing was tuned on. For each strategy: recall, precision and AP
 at spherical IoU 0.5 per |lat| band, and the median seconds per image, all strategies timed on
 the same images one after the other. Then the speed ratios the transfer issue asks for, and
-P-Net's per-layer RMSE against its exact outputs (zero-shot spherical, and a distilled student
-with --student). Writes the tables into docs/transfer.md (and the speed ratios into
-docs/benchmarks.md) unless --no-write.
+P-Net's per-layer RMSE against its exact outputs (zero-shot spherical, and with --students the
+distilled strategy and a distilled student). Writes the tables into docs/transfer.md (and the
+speed ratios into docs/benchmarks.md) unless --no-write.
 
-    .venv/bin/python benchmarks/bench_transfer.py [--scenes 30] [--seed 2026] [--student DIR]
+    .venv/bin/python benchmarks/bench_transfer.py [--scenes 30] [--seed 2026] [--students DIR]
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from _common import ROOT, machine_info, write_section
 from tqdm import tqdm
 
 from pano360.data import SceneConfig, SyntheticFaceScenes
-from pano360.detection import detect_faces
+from pano360.detection import detect_faces, load_pnet_students
 from pano360.detection._evaluate import evaluate_faces
-from pano360.transfer import LAT_BANDS, build_spherical, layer_rmse, load_student, model_stack
+from pano360.transfer import LAT_BANDS, build_spherical, layer_rmse, model_stack
 
 STRATEGIES = ("direct", "cubemap", "multiview", "exact", "spherical")
 TRANSFER_DOC = ROOT / "docs" / "transfer.md"
@@ -37,7 +37,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenes", type=int, default=30, help="number of scenes")
     parser.add_argument("--seed", type=int, default=2026, help="seed of the scenes")
-    parser.add_argument("--student", type=Path, default=None, help="a 'pano360 distill' run")
+    parser.add_argument(
+        "--students", type=Path, default=None, help="'pano360 distill' runs, one per level"
+    )
     parser.add_argument("--quick", action="store_true", help="4 scenes")
     parser.add_argument("--no-write", action="store_true", help="do not update the docs")
     return parser.parse_args(argv)
@@ -59,8 +61,12 @@ def main(argv: list[str] | None = None) -> None:
     args = _args(argv)
     n = 4 if args.quick else args.scenes
     data = SyntheticFaceScenes(n, seed=args.seed, config=SceneConfig(erp_hw=(512, 1024)))
-    detectors = {s: (lambda erp, s=s: detect_faces(erp, s)) for s in STRATEGIES}
-    for s in STRATEGIES:  # warm-up: kernels compiled, weights loaded, grids cached
+    students = load_pnet_students(args.students) if args.students is not None else {}
+    strategies = STRATEGIES + (("distilled",) if students else ())
+    detectors = {
+        s: (lambda erp, s=s: detect_faces(erp, s, students=students or None)) for s in strategies
+    }
+    for s in strategies:  # warm-up: kernels compiled, weights loaded, grids cached
         detectors[s](data[0].erp[None])
     with torch.inference_mode():
         result = evaluate_faces(
@@ -68,20 +74,17 @@ def main(argv: list[str] | None = None) -> None:
             detectors,
             progress=lambda it: tqdm(it, total=n, desc="scenes", unit="scene", file=sys.stderr),
         )
-    sec = {s: result.to_dict()["strategies"][s]["seconds_per_image"] for s in STRATEGIES}
+    sec = {s: result.to_dict()["strategies"][s]["seconds_per_image"] for s in strategies}
     ratios = [
         ("spherical / direct", sec["spherical"] / sec["direct"], "at most 2x"),
         ("multiview / spherical", sec["multiview"] / sec["spherical"], "at least 5x"),
         ("exact / spherical", sec["exact"] / sec["spherical"], "at least 50x"),
     ]
     stack = model_stack("mtcnn_pnet")
-    models = {}
-    rmse_hw = (128, 256)
-    if args.student is not None:
-        student = load_student(stack, args.student)
-        rmse_hw = next(m.erp_hw for m in student.modules() if hasattr(m, "erp_hw"))
-        models["distilled"] = student
-    models = {"spherical (zero-shot)": build_spherical(stack, rmse_hw), **models}
+    rmse_hw = min(students, key=lambda hw: abs(hw[0] - 128)) if students else (128, 256)
+    models = {"spherical (zero-shot)": build_spherical(stack, rmse_hw)}
+    if students:
+        models["distilled"] = students[rmse_hw]
     erps = torch.stack(
         [F.interpolate(data[i].erp[None], size=rmse_hw, mode="area")[0] for i in range(n)]
     )

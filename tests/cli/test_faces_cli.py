@@ -80,6 +80,8 @@ def test_bad_options_exit_2(small_example, tmp_path):
         (["--strategy", "bogus"], "--strategy"),
         (["--min-face", "30", "--max-face", "10"], "--min-face"),
         (["--threshold", "2"], "--threshold"),
+        (["--strategy", "distilled"], "--students"),
+        (["--students", str(tmp_path)], "--students"),
     ]:
         code, _, err = run("faces", str(small_example), "--out", str(tmp_path), *args)
         assert code == 2 and message in err, err

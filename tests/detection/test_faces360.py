@@ -128,7 +128,7 @@ def test_errors():
     erp = torch.rand(1, 3, 32, 64)
     with pytest.raises(ValueError, match="strategy"):
         detect_faces(erp, "bogus")
-    with pytest.raises(ValueError, match="stage1"):
+    with pytest.raises(ValueError, match="students"):
         detect_faces(erp, "distilled")
     with pytest.raises(ShapeError, match="W == 2H"):
         detect_faces(torch.rand(1, 3, 32, 48))
@@ -143,3 +143,27 @@ def test_errors():
 def test_blank_panorama_has_no_faces():
     for strategy in ("direct", "spherical", "cubemap"):
         assert detect_faces(torch.full((1, 3, 64, 128), 0.5), strategy) == []
+
+
+def test_distilled_strategy_uses_one_student_per_pyramid_level(panorama, tmp_path):
+    from pano360.detection import erp_pyramid_levels, load_pnet_students
+    from pano360.transfer import DistillConfig, model_stack
+    from pano360.transfer.distill import distill
+
+    erp = panorama[0]
+    levels = erp_pyramid_levels(min_face_deg=40, max_face_deg=60)
+    assert levels == [(54, 108), (38, 76)]
+    stack = model_stack("mtcnn_pnet")
+    config = DistillConfig(epochs=1, rows_per_image=2)
+    for h, w in levels[:1]:
+        images = F.interpolate(erp, size=(h, w), mode="area")
+        distill(stack, images, config, tmp_path / f"{w}x{h}", progress=False)
+    with pytest.raises(ValueRangeError, match="76x38"):  # a level without its student
+        detect_faces(erp, "distilled", min_face_deg=40, students=tmp_path)
+    images = F.interpolate(erp, size=levels[1], mode="area")
+    distill(stack, images, config, tmp_path / "second", progress=False)
+    assert sorted(load_pnet_students(tmp_path)) == sorted(levels)
+    found = detect_faces(erp, "distilled", min_face_deg=40, students=tmp_path)
+    assert all(isinstance(d, FaceDetection) for d in found)
+    with pytest.raises(ValueRangeError, match="no finished distill run"):
+        load_pnet_students(tmp_path / "second" / "nothing")

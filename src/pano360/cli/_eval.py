@@ -228,24 +228,26 @@ def eval_faces(
     size: Annotated[
         str, typer.Option("--size", metavar="WxH", help="Size of the scenes (2:1).")
     ] = "1024x512",
-    student: Annotated[
+    students: Annotated[
         Path | None,
         typer.Option(
-            "--student",
+            "--students",
             metavar="DIR",
-            help="A finished 'pano360 distill --model mtcnn_pnet' run: its per-layer RMSE "
-            "against exact is reported next to the zero-shot spherical P-Net's.",
+            help="A folder of finished 'pano360 distill --model mtcnn_pnet' runs, one per "
+            "pyramid level: adds the 'distilled' strategy, and the per-layer RMSE of the "
+            "student trained at --rmse-size next to the zero-shot spherical P-Net's.",
         ),
     ] = None,
     rmse_size: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--rmse-size",
             metavar="WxH",
-            help="ERP size for the per-layer RMSE of P-Net (ignored with --student, which "
-            "fixes it).",
+            help="ERP size for the per-layer RMSE of P-Net (with --students: a student's "
+            "size).  [default: 256x128, with --students the student's size nearest to it]",
+            show_default=False,
         ),
-    ] = "256x128",
+    ] = None,
     out: Annotated[
         Path,
         typer.Option("--out", metavar="DIR", help="Folder for faces_eval.json and .md."),
@@ -264,12 +266,12 @@ def eval_faces(
     \b
     Examples:
       pano360 eval faces --scenes 50 --seed 7
-      pano360 eval faces --strategies direct,spherical --student runs/pnet --out results/
+      pano360 eval faces --strategies direct,spherical --students runs/ --out results/
     """
     from ..data import SceneConfig, SyntheticFaceScenes
-    from ..detection import detect_faces
+    from ..detection import detect_faces, load_pnet_students
     from ..detection._evaluate import evaluate_faces
-    from ..transfer import LAT_BANDS, build_spherical, layer_rmse, load_student, model_stack
+    from ..transfer import LAT_BANDS, build_spherical, layer_rmse, model_stack
 
     names = [s.strip() for s in strategies.split(",") if s.strip()]
     for name in names:
@@ -281,18 +283,25 @@ def eval_faces(
     if seed < 0:
         raise ValueRangeError(f"--seed must be >= 0, got {seed}")
     hw = parse_size(size, erp=True)
-    rmse_hw = parse_size(rmse_size, "--rmse-size", erp=True)
+    rmse_hw = parse_size(rmse_size, "--rmse-size", erp=True) if rmse_size else (128, 256)
     if not out.is_dir():
         raise ImageIOError(f"--out '{out}' is not a directory")
     json_path, md_path = out / "faces_eval.json", out / "faces_eval.md"
     check_outputs([("--out", json_path, False), ("--out", md_path, False)], [], overwrite=overwrite)
     stack = model_stack("mtcnn_pnet")
-    distilled = load_student(stack, student) if student is not None else None
-    if distilled is not None:
-        rmse_hw = next(m.erp_hw for m in distilled.modules() if hasattr(m, "erp_hw"))
+    trained = load_pnet_students(students) if students is not None else {}
+    if students is not None:
+        names.append("distilled")
+        if rmse_size is None:
+            rmse_hw = min(trained, key=lambda hw: abs(hw[0] - 128))
+        if rmse_hw not in trained:
+            sizes = ", ".join(f"{w}x{h}" for h, w in sorted(trained))
+            raise ValueRangeError(f"--rmse-size must be the size of a student ({sizes})")
 
     data = SyntheticFaceScenes(scenes, seed=seed, config=SceneConfig(erp_hw=hw))
-    detectors = {name: (lambda erp, s=name: detect_faces(erp, s)) for name in names}
+    detectors = {
+        name: (lambda erp, s=name: detect_faces(erp, s, students=trained or None)) for name in names
+    }
     bar = (
         (lambda it: tqdm(it, total=scenes, desc="eval faces", unit="scene")) if not quiet else None
     )
@@ -302,8 +311,8 @@ def eval_faces(
             [F.interpolate(data[i].erp[None], size=rmse_hw, mode="area")[0] for i in range(scenes)]
         )
         models = {"spherical (zero-shot)": build_spherical(stack, rmse_hw)}
-        if distilled is not None:
-            models["distilled"] = distilled
+        if trained:
+            models["distilled"] = trained[rmse_hw]
         rmse = {name: layer_rmse(m, stack, erps) for name, m in models.items()}
     table = result.to_markdown()
     layer_names = [n for n, _ in stack.named_children()]

@@ -23,7 +23,7 @@ __all__ = ["faces"]
 # Detection runs on a copy at most this wide: the P-Net pyramid's sizes come from the face sizes
 # in degrees, and only the crops of stages 2 and 3 read the full image.
 DETECT_MAX_WIDTH = 4096
-_SPHERE_STRATEGIES = ("direct", "cubemap", "multiview", "spherical")
+_SPHERE_STRATEGIES = ("direct", "cubemap", "multiview", "spherical", "distilled")
 
 
 def faces(
@@ -50,9 +50,19 @@ def faces(
             help="How the perspective detector (MTCNN) runs on the panorama: 'spherical' (one "
             "pass with spherical convolutions, accurate at every latitude), 'direct' (on the ERP "
             "as it is: misses stretched faces near the poles and across the seam), 'cubemap' "
-            "(six cube faces) or 'multiview' (16 views of 45 degrees around the horizon).",
+            "(six cube faces), 'multiview' (16 views of 45 degrees around the horizon) or "
+            "'distilled' (with --students).",
         ),
     ] = "spherical",
+    students: Annotated[
+        Path | None,
+        typer.Option(
+            "--students",
+            metavar="DIR",
+            help="For --strategy distilled: a folder of 'pano360 distill --model mtcnn_pnet' "
+            "runs, one per pyramid level (docs/transfer.md).",
+        ),
+    ] = None,
     min_face: Annotated[
         float,
         typer.Option("--min-face", metavar="DEG", help="Smallest face width to find, degrees."),
@@ -84,6 +94,8 @@ def faces(
       pano360 faces pano.jpg --strategy direct --min-face 12
     """
     check_choice(strategy, "--strategy", _SPHERE_STRATEGIES)
+    if (strategy == "distilled") != (students is not None):
+        raise ValueRangeError("--students goes with --strategy distilled, and only with it")
     if not 0 < min_face <= max_face < 180:
         raise ValueRangeError(
             f"--min-face and --max-face must satisfy 0 < min <= max < 180, got {min_face:g} "
@@ -116,7 +128,7 @@ def faces(
         small = F.interpolate(erp, size=(DETECT_MAX_WIDTH // 2, DETECT_MAX_WIDTH), mode="area")
     thresholds = (0.6, 0.7, threshold)
     with torch.inference_mode():
-        found = detect_faces(small, strategy, min_face, max_face, thresholds)
+        found = detect_faces(small, strategy, min_face, max_face, thresholds, students=students)
         boxes = torch.tensor([d.box for d in found], dtype=erp.dtype).reshape(-1, 4)
         images = {drawn: draw_box_outlines(erp, boxes, width_px=max(2.0, w / 1024))}
         if blur:

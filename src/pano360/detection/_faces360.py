@@ -22,8 +22,10 @@ Convention:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -42,7 +44,7 @@ from ..geometry import (
     xyz_to_lonlat,
 )
 from ..models.mtcnn import MTCNNOutput, mtcnn_normalize
-from ..transfer import build_spherical, exact_outputs
+from ..transfer import build_spherical, exact_outputs, load_student, model_stack
 from ..transfer._strategies import (
     STRATEGIES,
     ViewLayout,
@@ -56,6 +58,9 @@ from ._ops import apply_box_deltas
 __all__ = [
     "FaceDetection",
     "detect_faces",
+    "distilled_pnet_on_erp",
+    "erp_pyramid_levels",
+    "load_pnet_students",
     "pnet_on_erp",
     "sph_nms_overlap",
     "tangent_crops",
@@ -186,11 +191,25 @@ def _camera(bfov: torch.Tensor) -> torch.Tensor:
 # --- stage 1 on the sphere ---------------------------------------------------------------------
 
 
-def _erp_levels(
-    erp_h: int, min_face_deg: float, max_face_deg: float, factor: float
+def erp_pyramid_levels(
+    min_face_deg: float = 8.0, max_face_deg: float = 60.0, factor: float = 0.709
 ) -> list[tuple[int, int]]:
-    """ERP sizes of the P-Net pyramid: the 12-pixel window spans min_face_deg at the first level
-    (at the equator) and at most max_face_deg at the last."""
+    """(H, W) of the ERP levels stage 1 runs on, for the ERP strategies of :func:`detect_faces`.
+
+    P-Net's 12-pixel window spans ``min_face_deg`` (at the equator) on the first level and at
+    most ``max_face_deg`` on the last; levels shrink by ``factor``. They do not depend on the
+    input's size, so a ``distilled`` P-Net needs one student per level (``pano360 distill
+    --erp-size WxH`` for each).
+
+    Example:
+        >>> erp_pyramid_levels()[:2]
+        [(270, 540), (192, 384)]
+    """
+    _check_settings(min_face_deg, max_face_deg, (0.5, 0.5, 0.5), factor)
+    return _erp_levels(min_face_deg, max_face_deg, factor)
+
+
+def _erp_levels(min_face_deg: float, max_face_deg: float, factor: float) -> list[tuple[int, int]]:
     levels = []
     width = PNET_WINDOW * 360 / min_face_deg
     while PNET_WINDOW * 360 / width <= max_face_deg * (1 + 1e-9):
@@ -198,7 +217,7 @@ def _erp_levels(
         if not levels or levels[-1][0] != h:
             levels.append((h, 2 * h))
         width *= factor
-    return levels or [(max(PNET_WINDOW, 2 * round(erp_h / 2)), 2 * max(PNET_WINDOW, erp_h))]
+    return levels
 
 
 def _resize(erp: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
@@ -383,6 +402,62 @@ def pnet_on_erp(pnet: nn.Module, strategy: str) -> Callable[[torch.Tensor], MTCN
     return run
 
 
+def distilled_pnet_on_erp(
+    pnet: nn.Module, students: str | os.PathLike[str] | Mapping[tuple[int, int], nn.Module]
+) -> Callable[[torch.Tensor], MTCNNOutput]:
+    """Stage 1 of the ``distilled`` strategy: row-untied P-Net students, one per ERP level.
+
+    Args:
+        pnet: the P-Net whose 1 x 1 heads read the students' features.
+        students: (H, W) -> a student of ``model_stack("mtcnn_pnet")`` trained at that size, or
+            a folder whose subfolders are finished ``pano360 distill --model mtcnn_pnet`` runs
+            (any names; each run's ERP size is read from it).
+
+    Raises:
+        ValueRangeError: a level of the pyramid has no student (the message lists the sizes to
+            train) or the folder holds no run.
+    """
+    if not isinstance(students, Mapping):
+        students = load_pnet_students(students)
+    students = dict(students)
+
+    def run(erp: torch.Tensor) -> MTCNNOutput:
+        hw = tuple(erp.shape[-2:])
+        if hw not in students:
+            have = ", ".join(f"{w}x{h}" for h, w in sorted(students)) or "none"
+            raise ValueRangeError(
+                f"no distilled P-Net student for the {hw[1]}x{hw[0]} pyramid level (have: "
+                f"{have}); train one with 'pano360 distill --model mtcnn_pnet --erp-size "
+                f"{hw[1]}x{hw[0]}' (levels: erp_pyramid_levels())"
+            )
+        f = students[hw](erp)
+        return MTCNNOutput(pnet.face(f), pnet.box(f))
+
+    return run
+
+
+def load_pnet_students(folder: str | os.PathLike[str]) -> dict[tuple[int, int], nn.Module]:
+    """Every finished ``pano360 distill --model mtcnn_pnet`` run in the subfolders of ``folder``,
+    by the ERP size it was trained for."""
+    folder = Path(folder)
+    stack = model_stack("mtcnn_pnet")
+    found = {}
+    runs = (
+        sorted(p for p in folder.iterdir() if (p / "student.safetensors").is_file())
+        if (folder.is_dir())
+        else []
+    )
+    for run in runs:
+        student = load_student(stack, run)
+        hw = next(m.erp_hw for m in student.modules() if hasattr(m, "erp_hw"))
+        found[tuple(hw)] = student
+    if not found:
+        raise ValueRangeError(
+            f"'{folder}' holds no finished distill run (subfolders with student.safetensors)"
+        )
+    return found
+
+
 def _check_settings(min_face_deg, max_face_deg, thresholds, factor) -> None:
     if not 0 < min_face_deg <= max_face_deg < 180:
         raise ValueRangeError(
@@ -406,6 +481,7 @@ def detect_faces(
     *,
     multiview: ViewLayout | None = None,
     stage1: Callable[[torch.Tensor], MTCNNOutput] | None = None,
+    students: str | os.PathLike[str] | Mapping[tuple[int, int], nn.Module] | None = None,
     nets: Sequence[nn.Module] | None = None,
 ) -> list[FaceDetection]:
     """Find faces in an ERP panorama with MTCNN, run with one of the transfer strategies.
@@ -413,7 +489,7 @@ def detect_faces(
     Args:
         erp: (1, 3, H, W) or (3, H, W) RGB in [0, 1], W == 2H.
         strategy: one of :data:`pano360.transfer.STRATEGIES` (module docstring); ``distilled``
-            needs ``stage1``.
+            needs ``students``.
         min_face_deg, max_face_deg: range of face sizes (angular width) to look for, degrees.
         thresholds: face probability thresholds of P-Net, R-Net and O-Net.
         factor: pyramid step, in (0, 1).
@@ -421,7 +497,9 @@ def detect_faces(
             :func:`~pano360.transfer.multiview_views`: 16 views of 45° with 50% overlap).
         stage1: stage 1 of the ERP strategies: a function from an ERP level (1, 3, h, w) to
             P-Net's output maps at (h / 2, w / 2) (default: :func:`pnet_on_erp` for
-            ``spherical`` and ``exact``).
+            ``spherical`` and ``exact``, :func:`distilled_pnet_on_erp` for ``distilled``).
+        students: the ``distilled`` strategy's P-Net students (see
+            :func:`distilled_pnet_on_erp`).
         nets: (pnet, rnet, onet); default the pretrained ``mtcnn_*`` models.
 
     Returns:
@@ -431,7 +509,7 @@ def detect_faces(
     Raises:
         ShapeError: ``erp`` is not one (3, H, W) ERP image.
         ValueRangeError: settings out of range.
-        ValueError: unknown strategy, or ``distilled`` without ``stage1``.
+        ValueError: unknown strategy, or ``distilled`` without ``students``.
     """
     check_choice(strategy, "strategy", STRATEGIES)
     if erp.ndim == 3:
@@ -450,10 +528,14 @@ def detect_faces(
         return _views(erp, layout, min_face_deg, thresholds, factor, nets)
     if stage1 is None:
         if strategy == "distilled":
-            raise ValueError(
-                "strategy 'distilled' needs stage1: students trained with pano360.transfer.distill"
-            )
-        stage1 = pnet_on_erp(pnet, strategy)
-    levels = _erp_levels(erp.shape[-2], min_face_deg, max_face_deg, factor)
+            if students is None:
+                raise ValueError(
+                    "strategy 'distilled' needs students (pano360 distill runs, one per "
+                    "pyramid level: erp_pyramid_levels()) or stage1"
+                )
+            stage1 = distilled_pnet_on_erp(pnet, students)
+        else:
+            stage1 = pnet_on_erp(pnet, strategy)
+    levels = _erp_levels(min_face_deg, max_face_deg, factor)
     boxes, _ = _stage1_sphere(stage1, erp, levels, thresholds[0])
     return _stages23(erp, boxes, thresholds, rnet, onet)

@@ -8,7 +8,11 @@ P-Net's per-layer RMSE against its exact outputs (zero-shot spherical, and with 
 distilled strategy and a distilled student). Writes the tables into docs/transfer.md (and the
 speed ratios into docs/benchmarks.md) unless --no-write.
 
-    .venv/bin/python benchmarks/bench_transfer.py [--scenes 30] [--seed 2026] [--students DIR]
+    .venv/bin/python benchmarks/bench_transfer.py [--scenes 30] [--seed 2026] [--distill DIR]
+
+--distill DIR trains (or, when already there, reuses) one P-Net student per pyramid level in DIR
+with fixed settings: 24 synthetic training scenes of seed 1 (never the evaluation seed),
+6 layer-wise epochs, rows sampled across latitudes; then the ``distilled`` strategy is evaluated.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from _common import ROOT, machine_info, write_section
 from tqdm import tqdm
 
 from pano360.data import SceneConfig, SyntheticFaceScenes
-from pano360.detection import detect_faces, load_pnet_students
+from pano360.detection import detect_faces, erp_pyramid_levels, load_pnet_students
 from pano360.detection._evaluate import evaluate_faces
-from pano360.transfer import LAT_BANDS, build_spherical, layer_rmse, model_stack
+from pano360.transfer import LAT_BANDS, DistillConfig, build_spherical, layer_rmse, model_stack
+from pano360.transfer.distill import distill
 
 STRATEGIES = ("direct", "cubemap", "multiview", "exact", "spherical")
 TRANSFER_DOC = ROOT / "docs" / "transfer.md"
@@ -38,7 +43,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scenes", type=int, default=30, help="number of scenes")
     parser.add_argument("--seed", type=int, default=2026, help="seed of the scenes")
     parser.add_argument(
-        "--students", type=Path, default=None, help="'pano360 distill' runs, one per level"
+        "--distill", type=Path, default=None, help="folder of P-Net students (trained if missing)"
     )
     parser.add_argument("--quick", action="store_true", help="4 scenes")
     parser.add_argument("--no-write", action="store_true", help="do not update the docs")
@@ -57,11 +62,24 @@ def _rmse_table(students: dict, stack, erps) -> str:
     return "\n".join(lines)
 
 
+def train_students(folder: Path) -> dict:
+    """One distilled P-Net per pyramid level in ``folder`` (finished runs are reused)."""
+    stack = model_stack("mtcnn_pnet")
+    train = SyntheticFaceScenes(24, seed=1, config=SceneConfig(erp_hw=(512, 1024)))
+    erps = torch.stack([train[i].erp for i in range(len(train))])
+    config = DistillConfig(epochs=6, seed=0)
+    for h, w in erp_pyramid_levels():
+        images = F.interpolate(erps, size=(h, w), mode="area")
+        print(f"distilling P-Net at {w}x{h}", file=sys.stderr)
+        distill(stack, images, config, folder / f"{w}x{h}", progress=False)
+    return load_pnet_students(folder)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _args(argv)
     n = 4 if args.quick else args.scenes
     data = SyntheticFaceScenes(n, seed=args.seed, config=SceneConfig(erp_hw=(512, 1024)))
-    students = load_pnet_students(args.students) if args.students is not None else {}
+    students = train_students(args.distill) if args.distill is not None else {}
     strategies = STRATEGIES + (("distilled",) if students else ())
     detectors = {
         s: (lambda erp, s=s: detect_faces(erp, s, students=students or None)) for s in strategies

@@ -24,10 +24,13 @@ _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 app = typer.Typer(
     name="pano360",
     help=(
-        "Tools for 360-degree panoramas stored as equirectangular (ERP) images.\n\n"
+        "Tools for 360-degree panoramas stored as equirectangular (ERP) images: find and blur "
+        "faces, predict and evaluate saliency, distill spherical networks, change projections."
+        "\n\n"
         "Angles are in degrees, sizes in pixels as WIDTHxHEIGHT. Output files are written "
         "atomically and never replace an existing file unless you pass --overwrite.\n\n"
-        "Example: pano360 project e2p pano.jpg view.jpg --yaw 90 --fov 75"
+        "Examples: pano360 faces pano.jpg --blur; "
+        "pano360 project e2p pano.jpg view.jpg --yaw 90 --fov 75"
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -43,7 +46,7 @@ app.add_typer(
 app.add_typer(
     eval_app,
     name="eval",
-    short_help="Evaluate predictions against ground truth (saliency maps).",
+    short_help="Evaluate: saliency maps against ground truth; face-detection strategies.",
 )
 app.command(
     "faces",

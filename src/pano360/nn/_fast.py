@@ -98,7 +98,7 @@ class _FastSphereConv(torch.autograd.Function):
         ext = _extension()
         channels_last = _channels_last(x)
         x_nhwc = x.permute(0, 2, 3, 1).contiguous()  # free when x is channels-last already
-        ctx.save_for_backward(x_nhwc, weight)
+        ctx.save_for_backward(x_nhwc, weight, x)
         ctx.tables, ctx.args = (rows, cols, wts), (groups, out_hw[1], stride)
         ctx.has_bias = bias is not None
         out = ext.forward(
@@ -112,14 +112,15 @@ class _FastSphereConv(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
-        x_nhwc, weight = ctx.saved_tensors
+        x_nhwc, weight, x = ctx.saved_tensors
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         b, c_out = grad.shape[:2]
         empty = grad.new_empty(0)
         grad_nchw = grad.contiguous().view(b, c_out, -1) if need_w else empty
         grad_nhwc = grad.permute(0, 2, 3, 1).contiguous().view(b, -1, c_out) if need_x else empty
+        x_planar = x.contiguous() if need_w else empty
         gx, gw = _extension().backward(
-            grad_nchw, grad_nhwc, x_nhwc, weight, *ctx.tables, *ctx.args, need_x, need_w
+            grad_nchw, grad_nhwc, x_nhwc, x_planar, weight, *ctx.tables, *ctx.args, need_x, need_w
         )
         gb = grad.sum(dim=(0, 2, 3)) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return (

@@ -65,6 +65,55 @@ void fill_cols(const T* x, int64_t c_off, int64_t cg, const Tables& tb, const T*
   }
 }
 
+// The same taps from a channels-first input x (cg, H, W), written transposed: buf (K * cg, L),
+// row k * cg + c, column p. Used for the weight gradient, whose product wants this layout; each
+// row is filled by contiguous runs between the seam crossings (vectorised for stride 1).
+template <typename T>
+void fill_cols_planar(const T* x, int64_t c_begin, int64_t c_end, int64_t cg, int64_t h,
+                      const Tables& tb, const T* wts, int64_t i0, int64_t i1, T* buf) {
+  const int64_t L = (i1 - i0) * tb.Wo, W = tb.W, s = tb.s;
+  for (int64_t c = c_begin; c < c_end; ++c) {
+    const T* xc = x + c * h * W;
+    for (int64_t k = 0; k < tb.K; ++k) {
+      T* row = buf + (k * cg + c) * L;
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t t = i * tb.K + k;
+        Corners q = corners(tb, t);
+        const T* top = xc + q.rt * W;
+        const T* bot = xc + q.rb * W;
+        const T w00 = wts[4 * t], w01 = wts[4 * t + 1], w10 = wts[4 * t + 2], w11 = wts[4 * t + 3];
+        T* d = row + (i - i0) * tb.Wo;
+        int64_t j = 0;
+        while (j < tb.Wo) {
+          // Outputs whose four corners all lie left of the seam: one straight run.
+          const int64_t room = std::min(W - 1 - q.ct, W - 1 - q.cb);
+          const int64_t n = std::min(tb.Wo - j, room > 0 ? (room + s - 1) / s : 0);
+          if (n > 0) {
+            const T* a = top + q.ct;
+            const T* b = bot + q.cb;
+            if (s == 1) {
+              for (int64_t m = 0; m < n; ++m)
+                d[j + m] = w00 * a[m] + w01 * a[m + 1] + w10 * b[m] + w11 * b[m + 1];
+            } else {
+              for (int64_t m = 0; m < n; ++m) {
+                const int64_t o = m * s;
+                d[j + m] = w00 * a[o] + w01 * a[o + 1] + w10 * b[o] + w11 * b[o + 1];
+              }
+            }
+          } else {  // a corner on the last column: its right neighbour is column 0
+            const int64_t ct1 = q.ct + 1 == W ? 0 : q.ct + 1, cb1 = q.cb + 1 == W ? 0 : q.cb + 1;
+            d[j] = w00 * top[q.ct] + w01 * top[ct1] + w10 * bot[q.cb] + w11 * bot[cb1];
+          }
+          const int64_t step = std::max<int64_t>(n, 1);
+          j += step;
+          q.ct = (q.ct + step * s) % W;
+          q.cb = (q.cb + step * s) % W;
+        }
+      }
+    }
+  }
+}
+
 // The adjoint of fill_cols for channels [c_begin, c_end) of the group: gx (H, W, C) += ...
 template <typename T>
 void scatter_cols(const T* buf, int64_t c_off, int64_t cg, int64_t c_begin, int64_t c_end,
@@ -97,19 +146,6 @@ void scatter_cols(const T* buf, int64_t c_off, int64_t cg, int64_t c_begin, int6
       }
     }
   }
-}
-
-// dst[n * ld_dst + p] = src[p * ld_src + n] for p < rows, n < cols_n, in cache-sized blocks.
-template <typename T>
-void transpose(const T* src, int64_t rows, int64_t cols_n, int64_t ld_src, T* dst,
-               int64_t ld_dst) {
-  constexpr int64_t kBlock = 32;
-  for (int64_t p0 = 0; p0 < rows; p0 += kBlock)
-    for (int64_t n0 = 0; n0 < cols_n; n0 += kBlock) {
-      const int64_t p1 = std::min(rows, p0 + kBlock), n1 = std::min(cols_n, n0 + kBlock);
-      for (int64_t n = n0; n < n1; ++n)
-        for (int64_t p = p0; p < p1; ++p) dst[n * ld_dst + p] = src[p * ld_src + n];
-    }
 }
 
 // a (M, K) times b (N, K) transposed, plus bias (N): oneDNN's product for float32 where the
@@ -203,10 +239,11 @@ torch::Tensor forward(torch::Tensor x, torch::Tensor weight, std::optional<torch
 }
 
 // Gradients with respect to x (channels-last, (B, H, W, C)) and the weight; either may be
-// skipped. grad_nchw: (B, C_out, Ho * Wo) and grad_nhwc: (B, Ho * Wo, C_out), both contiguous
-// (an undefined one is not needed).
+// skipped. grad_nchw: (B, C_out, Ho * Wo) and grad_nhwc: (B, Ho * Wo, C_out), both contiguous;
+// x_planar: x as (B, C, H, W) contiguous, for the weight gradient (unused ones may be empty).
 std::vector<torch::Tensor> backward(torch::Tensor grad_nchw, torch::Tensor grad_nhwc,
-                                    torch::Tensor x, torch::Tensor weight, torch::Tensor rows,
+                                    torch::Tensor x, torch::Tensor x_planar,
+                                    torch::Tensor weight, torch::Tensor rows,
                                     torch::Tensor cols, torch::Tensor wts, int64_t groups,
                                     int64_t wo, int64_t s, bool need_input, bool need_weight) {
   check(x, rows, cols, wts);
@@ -221,7 +258,6 @@ std::vector<torch::Tensor> backward(torch::Tensor grad_nchw, torch::Tensor grad_
     Tables tb{rows.data_ptr<int64_t>(), cols.data_ptr<int64_t>(), K, W, wo, s, C};
     const scalar_t* w4 = wts.data_ptr<scalar_t>();
     auto buffer = torch::empty({tr * wo, kc}, x.options());
-    auto buffer_t = need_weight ? torch::empty({kc, tr * wo}, x.options()) : torch::Tensor();
     std::vector<torch::Tensor> weight_t(groups);  // (kc, coutg) per group
     if (need_input)
       for (int64_t g = 0; g < groups; ++g)
@@ -234,18 +270,13 @@ std::vector<torch::Tensor> backward(torch::Tensor grad_nchw, torch::Tensor grad_
           const int64_t i1 = std::min(ho, i0 + tr), L = (i1 - i0) * wo;
           scalar_t* buf = buffer.data_ptr<scalar_t>();
           if (need_weight) {
-            at::parallel_for(i0, i1, 1, [&](int64_t r0, int64_t r1) {
-              fill_cols<scalar_t>(xb, g * cg, cg, tb, w4, r0, r1,
-                                  buf + (r0 - i0) * wo * kc);
-            });
-            scalar_t* bt = buffer_t.data_ptr<scalar_t>();
-            at::parallel_for(0, kc, 32, [&](int64_t n0, int64_t n1) {
-              transpose<scalar_t>(buf + n0, L, n1 - n0, kc, bt + n0 * L, L);
+            const scalar_t* xp = x_planar.data_ptr<scalar_t>() + (b * C + g * cg) * H * W;
+            at::parallel_for(0, cg, 1, [&](int64_t c0, int64_t c1) {
+              fill_cols_planar<scalar_t>(xp, c0, c1, cg, H, tb, w4, i0, i1, buf);
             });
             auto go = grad_nchw[b].narrow(0, g * coutg, coutg).narrow(1, i0 * wo, L).contiguous();
-            grad_w.narrow(0, g * coutg, coutg)
-                .add_(gemm_nt(go, buffer_t.view({-1}).narrow(0, 0, kc * L).view({kc, L}),
-                              std::nullopt));
+            auto cols_t = buffer.view({-1}).narrow(0, 0, kc * L).view({kc, L});
+            grad_w.narrow(0, g * coutg, coutg).add_(gemm_nt(go, cols_t, std::nullopt));
           }
           if (need_input) {
             auto go = grad_nhwc[b].narrow(0, i0 * wo, L).narrow(1, g * coutg, coutg).contiguous();

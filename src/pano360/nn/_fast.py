@@ -101,8 +101,21 @@ class _FastSphereConv(torch.autograd.Function):
         ctx.save_for_backward(x_nhwc, weight, x)
         ctx.tables, ctx.args = (rows, cols, wts), (groups, out_hw[1], stride)
         ctx.has_bias = bias is not None
+        # Few input channels: the kernel fills its tiles from x channels-first (see csrc).
+        few = weight.shape[1] // rows.shape[1] <= 4
+        x_planar = x.contiguous() if few else x.new_empty(0)
         out = ext.forward(
-            x_nhwc, weight, bias, rows, cols, wts, groups, out_hw[1], stride, channels_last
+            x_nhwc,
+            x_planar,
+            weight,
+            bias,
+            rows,
+            cols,
+            wts,
+            groups,
+            out_hw[1],
+            stride,
+            channels_last,
         )
         b, c_out = x.shape[0], weight.shape[0]
         if channels_last:

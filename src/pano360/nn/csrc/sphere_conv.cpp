@@ -148,6 +148,21 @@ void scatter_cols(const T* buf, int64_t c_off, int64_t cg, int64_t c_begin, int6
   }
 }
 
+// dst (rows, n) = src (n, rows) transposed, in cache-sized blocks.
+template <typename T>
+void transpose(const T* src, int64_t n, int64_t rows, T* dst) {
+  constexpr int64_t kBlock = 64;
+  for (int64_t p0 = 0; p0 < rows; p0 += kBlock) {
+    const int64_t p1 = std::min(rows, p0 + kBlock);
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t p = p0; p < p1; ++p) dst[p * n + r] = src[r * rows + p];
+  }
+}
+
+// Few channels per group: a channel-last tile is filled a handful of values at a time, so it is
+// faster to fill the channels-first tile in vectorised runs and transpose it in cache.
+constexpr int64_t kPlanarFillMaxChannels = 4;
+
 // a (M, K) times b (N, K) transposed, plus bias (N): oneDNN's product for float32 where the
 // build has it, the BLAS one otherwise.
 torch::Tensor gemm_nt(const torch::Tensor& a, const torch::Tensor& b,
@@ -189,8 +204,8 @@ void check(const torch::Tensor& x, const torch::Tensor& rows, const torch::Tenso
 
 // x: (B, H, W, C) channels-last; weight: (C_out, K * C_in / groups), tap-major; bias: (C_out,)
 // or empty. Returns (B, Ho * Wo, C_out) if out_channels_last, else (B, C_out, Ho * Wo).
-torch::Tensor forward(torch::Tensor x, torch::Tensor weight, std::optional<torch::Tensor> bias,
-                      torch::Tensor rows, torch::Tensor cols, torch::Tensor wts, int64_t groups,
+torch::Tensor forward(torch::Tensor x, torch::Tensor x_planar, torch::Tensor weight,
+                      std::optional<torch::Tensor> bias, torch::Tensor rows, torch::Tensor cols, torch::Tensor wts, int64_t groups,
                       int64_t wo, int64_t s, bool out_channels_last) {
   check(x, rows, cols, wts);
   weight = weight.contiguous();
@@ -206,11 +221,20 @@ torch::Tensor forward(torch::Tensor x, torch::Tensor weight, std::optional<torch
     const scalar_t* w4 = wts.data_ptr<scalar_t>();
     at::parallel_for(0, B * groups * ntiles, 1, [&](int64_t begin, int64_t end) {
       auto buffer = torch::empty({tr * wo, kc}, x.options());
+      const bool planar = cg <= kPlanarFillMaxChannels && x_planar.defined() && x_planar.numel();
+      auto staging = planar ? torch::empty({kc, tr * wo}, x.options()) : torch::Tensor();
       for (int64_t idx = begin; idx < end; ++idx) {
         const int64_t tile = idx % ntiles, g = (idx / ntiles) % groups, b = idx / ntiles / groups;
         const int64_t i0 = tile * tr, i1 = std::min(ho, i0 + tr), L = (i1 - i0) * wo;
-        const scalar_t* xb = x.data_ptr<scalar_t>() + b * H * W * C;
-        fill_cols<scalar_t>(xb, g * cg, cg, tb, w4, i0, i1, buffer.data_ptr<scalar_t>());
+        if (planar) {
+          const scalar_t* xp = x_planar.data_ptr<scalar_t>() + (b * C + g * cg) * H * W;
+          scalar_t* st = staging.data_ptr<scalar_t>();
+          fill_cols_planar<scalar_t>(xp, 0, cg, cg, H, tb, w4, i0, i1, st);
+          transpose<scalar_t>(st, kc, L, buffer.data_ptr<scalar_t>());
+        } else {
+          const scalar_t* xb = x.data_ptr<scalar_t>() + b * H * W * C;
+          fill_cols<scalar_t>(xb, g * cg, cg, tb, w4, i0, i1, buffer.data_ptr<scalar_t>());
+        }
         const auto cols_tile = buffer.narrow(0, 0, L);
         const auto weight_g = weight.narrow(0, g * coutg, coutg);
         if (out_channels_last) {

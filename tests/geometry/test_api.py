@@ -216,3 +216,19 @@ def test_planned_window_sampling_equals_full_padding(mode, yaw, pitch, expect_wi
         assert window.right - window.left < 64 and window.bottom - window.top < 32
     expected = sample_erp(erp, lonlat, mode=mode)
     torch.testing.assert_close(sample_erp_planned(erp, (window, grid), mode), expected)
+
+
+def test_many_views_of_one_panorama_equal_views_of_a_repeated_panorama():
+    # One image sampled by a batch of cameras takes a path that never copies the image.
+    import math
+
+    from pano360.geometry import erp_to_perspective
+
+    erp = torch.rand(1, 3, 32, 64, generator=torch.Generator().manual_seed(3))
+    yaw = torch.tensor([0.0, 1.0, -2.5, math.pi])
+    pitch = torch.tensor([0.0, 0.4, -1.2, 1.5])
+    fov = torch.full((4,), 1.2)
+    views = erp_to_perspective(erp, fov, (20, 24), yaw=yaw, pitch=pitch)
+    repeated = erp_to_perspective(erp.expand(4, -1, -1, -1).clone(), fov, (20, 24), yaw, pitch)
+    assert views.is_contiguous()
+    torch.testing.assert_close(views, repeated, atol=1e-6, rtol=0)

@@ -239,7 +239,7 @@ def grid_sample_parallel(image: torch.Tensor, grid: torch.Tensor, mode: str) -> 
         # One image, many grids (crops of one panorama): stack the grids into one tall grid
         # rather than expanding the image, which grid_sample would copy once per grid.
         tall = grid_sample_parallel(image, grid.reshape(1, batch * h, w, 2), mode)
-        return tall.view(c, batch, h, w).transpose(0, 1)
+        return tall.view(c, batch, h, w).transpose(0, 1).contiguous()
 
     def sample(img, g):
         return F.grid_sample(img, g, mode=mode, padding_mode="border", align_corners=False)

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from pano360 import detect_faces
-from pano360.detection import FaceDetection, sph_nms_overlap, view_boxes_to_bfov
+from pano360.detection import FaceDetection, view_boxes_to_bfov
 from pano360.errors import ShapeError, ValueRangeError
-from pano360.geometry import rotation_matrix, sph_iou_exact, sph_nms
+from pano360.geometry import rotation_matrix, sph_iou_exact
 from pano360.io import read_image
 from pano360.transfer import cubemap_views, multiview_views
 
@@ -77,32 +77,6 @@ def test_convention_a_box_filling_a_view_is_that_view():
     ahead = rotation_matrix(torch.zeros(1), torch.zeros(1), torch.zeros(1))
     right = view_boxes_to_bfov(torch.tensor([[25.0, 14.5, 35.0, 24.5]]), size, fov[:1], ahead)
     assert right[0, 0] > 0 and abs(right[0, 1]) < 1e-6
-
-
-def test_overlap_nms_equals_spherical_nms_with_union():
-    g = torch.Generator().manual_seed(0)
-    n = 60
-    boxes = torch.stack(
-        (
-            (torch.rand(n, generator=g) - 0.5) * 0.6 + math.pi * (torch.rand(n, generator=g) > 0.5),
-            (torch.rand(n, generator=g) - 0.5) * 2.8,
-            0.1 + 0.3 * torch.rand(n, generator=g),
-            0.1 + 0.3 * torch.rand(n, generator=g),
-        ),
-        dim=-1,
-    ).double()
-    scores = torch.rand(n, generator=g).double()
-    for threshold in (0.1, 0.3, 0.6):
-        assert sph_nms_overlap(boxes, scores, threshold).tolist() == (
-            sph_nms(boxes, scores, threshold).tolist()
-        )
-
-
-def test_min_overlap_nms_removes_a_box_inside_a_better_one():
-    boxes = torch.tensor([[1.0, 0.5, 0.4, 0.4], [1.0, 0.5, 0.1, 0.1], [-2.0, 0.0, 0.2, 0.2]])
-    scores = torch.tensor([0.9, 0.8, 0.7])
-    assert sph_nms_overlap(boxes, scores, 0.7).tolist() == [0, 1, 2]  # IoU ~ 1/16
-    assert sph_nms_overlap(boxes, scores, 0.7, denominator="min").tolist() == [0, 2]
 
 
 def test_view_layouts():

@@ -578,3 +578,14 @@ def test_devices_and_dtypes(device, dtype):
     assert keep.device.type == device and keep.dtype == torch.long
     cpu = sph_iou_exact(boxes.cpu().double(), boxes.cpu().double())
     torch.testing.assert_close(sph_iou_exact(boxes, boxes).cpu().double(), cpu, atol=1e-4, rtol=0)
+
+
+def test_nms_over_the_smaller_box_removes_a_box_inside_a_better_one():
+    boxes = torch.tensor([[1.0, 0.5, 0.4, 0.4], [1.0, 0.5, 0.1, 0.1], [-2.0, 0.0, 0.2, 0.2]])
+    scores = torch.tensor([0.9, 0.8, 0.7])
+    assert sph_nms(boxes, scores, 0.7).tolist() == [0, 1, 2]  # IoU about 1/16
+    assert sph_nms(boxes, scores, 0.7, denominator="min").tolist() == [0, 2]
+    with pytest.raises(ValueError, match="needs method"):
+        sph_nms(boxes, scores, 0.7, method="fov", denominator="min")
+    with pytest.raises(ValueError, match="denominator"):
+        sph_nms(boxes, scores, 0.7, denominator="max")

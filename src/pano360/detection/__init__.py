@@ -12,7 +12,6 @@ from ._faces360 import (
     erp_pyramid_levels,
     load_pnet_students,
     pnet_on_erp,
-    sph_nms_overlap,
     tangent_crops,
     view_boxes_to_bfov,
 )
@@ -63,7 +62,6 @@ __all__ = [
     "nms",
     "pnet_map_to_boxes",
     "pnet_on_erp",
-    "sph_nms_overlap",
     "square_boxes",
     "tangent_crops",
     "view_boxes_to_bfov",

@@ -35,11 +35,8 @@ from .._core import ShapeError, ValueRangeError, check_choice, check_erp
 from ..geometry import (
     box_convert,
     erp_to_perspective,
-    lonlat_to_xyz,
     pixel_to_lonlat,
     rotation_matrix,
-    sph_box_area,
-    sph_iou_exact,
     sph_nms,
     xyz_to_lonlat,
 )
@@ -62,7 +59,6 @@ __all__ = [
     "erp_pyramid_levels",
     "load_pnet_students",
     "pnet_on_erp",
-    "sph_nms_overlap",
     "tangent_crops",
     "view_boxes_to_bfov",
 ]
@@ -98,45 +94,6 @@ class FaceDetection:
             "score": round(self.score, 5),
             "landmarks": [[round(deg(lon), 4), round(deg(lat), 4)] for lon, lat in self.landmarks],
         }
-
-
-def sph_nms_overlap(
-    boxes: torch.Tensor, scores: torch.Tensor, threshold: float, denominator: str = "union"
-) -> torch.Tensor:
-    """Greedy NMS of BFoV boxes with the exact spherical overlap, over the union or the smaller box.
-
-    ``denominator="min"`` (MTCNN's last stage) also removes a small box lying inside a larger,
-    better one. Returns kept indices by decreasing score.
-    """
-    check_choice(denominator, "denominator", ("union", "min"))
-    n = boxes.shape[0]
-    if n == 0:
-        return torch.zeros(0, dtype=torch.long, device=boxes.device)
-    order = torch.argsort(scores, descending=True, stable=True)
-    b = boxes[order]
-    # Boxes whose circumscribed caps do not meet cannot overlap: exact overlaps are computed
-    # only for the others, one kept box at a time.
-    radius = torch.atan(torch.hypot(torch.tan(b[:, 2] / 2), torch.tan(b[:, 3] / 2)))
-    centres = lonlat_to_xyz(b[:, :2])
-    near = _angle(centres[:, None], centres[None, :]) < radius[:, None] + radius[None, :]
-    area = sph_box_area(b) if denominator == "min" else None
-    alive = torch.ones(n, dtype=torch.bool, device=boxes.device)
-    keep = []
-    for i in range(n):
-        if not alive[i]:
-            continue
-        keep.append(i)
-        rest = torch.nonzero(near[i] & alive, as_tuple=True)[0]
-        rest = rest[rest > i]
-        if rest.numel() == 0:
-            continue
-        iou = sph_iou_exact(b[i : i + 1], b[rest])[0]
-        if denominator == "min":
-            # inter = IoU (a1 + a2) / (1 + IoU), since union = a1 + a2 - inter.
-            inter = iou * (area[i] + area[rest]) / (1 + iou)
-            iou = inter / torch.minimum(area[i], area[rest]).clamp_min(1e-30)
-        alive[rest[iou > threshold]] = False
-    return order[torch.tensor(keep, dtype=torch.long, device=boxes.device)]
 
 
 # --- boxes in views and tangent planes -> the sphere -------------------------------------------
@@ -251,14 +208,14 @@ def _stage1_sphere(
         windows = torch.stack((lon, lat, torch.full_like(lon, fov), torch.full_like(lon, fov)), -1)
         scores = prob[rows, cols]
         deltas = out.box_deltas[0][:, rows, cols].t()
-        keep = sph_nms_fast(windows, scores, _NMS_LEVEL)
+        keep = sph_nms(windows, scores, _NMS_LEVEL, method="fov")
         found_boxes.append(windows[keep])
         found_scores.append(scores[keep])
         found_deltas.append(deltas[keep])
     if not found_boxes:
         return erp.new_zeros(0, 4), erp.new_zeros(0)
     windows, scores, deltas = (torch.cat(t) for t in (found_boxes, found_scores, found_deltas))
-    keep = sph_nms_fast(windows, scores, _NMS_STAGE1)
+    keep = sph_nms(windows, scores, _NMS_STAGE1, method="fov")
     windows, scores, deltas = windows[keep], scores[keep], deltas[keep]
     side = float(PNET_WINDOW)
     window_px = windows.new_tensor([-0.5, -0.5, side - 0.5, side - 0.5]).expand(len(keep), 4)
@@ -267,11 +224,6 @@ def _stage1_sphere(
         _camera(windows),
     )  # fmt: skip
     return _square(refined), scores
-
-
-def sph_nms_fast(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Greedy NMS with FoV-IoU (:func:`~pano360.geometry.sph_iou_fov`), for many windows."""
-    return sph_nms(boxes, scores, threshold, method="fov")
 
 
 # --- stages 2 and 3 on tangent crops -----------------------------------------------------------
@@ -313,7 +265,7 @@ def _stages23(
     out = rnet(tangent_crops(erp, boxes, RNET_SIZE))
     passed = out.face_prob >= thresholds[1]
     boxes, scores, deltas = boxes[passed], out.face_prob[passed], out.box_deltas[passed]
-    keep = sph_nms_fast(boxes, scores, _NMS_STAGE2)
+    keep = sph_nms(boxes, scores, _NMS_STAGE2, method="fov")
     boxes = _square(_refine(boxes[keep], deltas[keep], RNET_SIZE))
     if boxes.shape[0] == 0:
         return []
@@ -325,7 +277,7 @@ def _stages23(
     marks = _view_points_to_lonlat(
         points, (ONET_SIZE, ONET_SIZE), crop_boxes[:, 2], _camera(crop_boxes)
     )
-    keep = sph_nms_overlap(final, scores, _NMS_STAGE3, denominator="min")
+    keep = sph_nms(final, scores, _NMS_STAGE3, denominator="min")
     return _to_detections(final[keep], scores[keep], marks[keep])
 
 
@@ -374,7 +326,7 @@ def _views(erp, layout: ViewLayout, min_face_deg, thresholds, factor, nets) -> l
     if not all_boxes:
         return []
     boxes, scores, marks = (torch.cat(t) for t in (all_boxes, all_scores, all_marks))
-    keep = sph_nms_overlap(boxes, scores, _NMS_VIEWS, denominator="min")
+    keep = sph_nms(boxes, scores, _NMS_VIEWS, denominator="min")
     return _to_detections(boxes[keep], scores[keep], marks[keep])
 
 

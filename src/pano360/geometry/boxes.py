@@ -862,6 +862,7 @@ def sph_nms(
     iou_threshold: float,
     *,
     method: str = "exact",
+    denominator: str = "union",
 ) -> torch.Tensor:
     """Greedy non-maximum suppression of spherical boxes, seam- and pole-safe.
 
@@ -871,6 +872,9 @@ def sph_nms(
         iou_threshold: a box is dropped when its IoU with a kept, higher-scoring box is
             greater than this.
         method: "exact" (:func:`sph_iou_exact`) or "fov" (:func:`sph_iou_fov`, faster).
+        denominator: "union" (IoU) or, with ``method="exact"``, "min": the intersection's area
+            over the smaller box's (MTCNN's last stage), which also drops a small box lying
+            inside a better one.
 
     Returns:
         (K,) int64 indices of the kept boxes, sorted by decreasing score (ties keep the input
@@ -893,6 +897,9 @@ def sph_nms(
         [1, 2]
     """
     check_choice(method, "method", _NMS_METHODS)
+    check_choice(denominator, "denominator", ("union", "min"))
+    if denominator == "min" and method != "exact":
+        raise ValueError('denominator="min" needs method="exact" (FoV-IoU is not an area ratio)')
     _check_tensor(boxes, "boxes")
     if boxes.ndim != 2:
         raise ShapeError(f"boxes must be (N, 4) or (N, 5), got {tuple(boxes.shape)}")
@@ -918,7 +925,13 @@ def sph_nms(
         geom = _BoxGeometry(_as_rbfov(ranked).to(torch.float64))
         ii, jj = torch.nonzero(torch.triu(geom.caps_meet(geom), 1), as_tuple=True)
         if ii.numel():
-            over = _pair_iou(geom, geom, ii, jj) > iou_threshold
+            overlap = _pair_iou(geom, geom, ii, jj)
+            if denominator == "min":
+                area = sph_box_area(ranked.to(torch.float64))
+                # inter = IoU (a1 + a2) / (1 + IoU), since union = a1 + a2 - inter.
+                inter = overlap * (area[ii] + area[jj]) / (1 + overlap)
+                overlap = inter / torch.minimum(area[ii], area[jj]).clamp_min(1e-300)
+            over = overlap > iou_threshold
             ii, jj = ii[over], jj[over]
     # Greedy pass over rows in rank order (nonzero lists them row by row).
     ii, jj = ii.cpu(), jj.cpu()

@@ -38,6 +38,7 @@ from ..geometry import (
     pixel_to_lonlat,
     rotation_matrix,
     sph_nms,
+    view_pixel_rays,
     xyz_to_lonlat,
 )
 from ..models.mtcnn import MTCNNOutput, mtcnn_normalize
@@ -99,15 +100,6 @@ class FaceDetection:
 # --- boxes in views and tangent planes -> the sphere -------------------------------------------
 
 
-def _view_rays(points: torch.Tensor, view_hw: tuple[int, int], tan_half: torch.Tensor):
-    """Camera-frame rays (x right, y up, z forward) of pixel points (K, ..., 2) of views."""
-    h, w = view_hw
-    t = tan_half.view(-1, *([1] * (points.ndim - 2)))
-    u = (2 * points[..., 0] + 1 - w) / w * t
-    v = -(2 * points[..., 1] + 1 - h) / w * t
-    return torch.stack((u, v, torch.ones_like(u)), dim=-1)
-
-
 def _angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     # atan2 of |a x b| and a . b: accurate for tiny and for large angles.
     return torch.atan2(torch.linalg.cross(a, b).norm(dim=-1), (a * b).sum(-1))
@@ -123,7 +115,7 @@ def view_boxes_to_bfov(
         [torch.stack(p, dim=-1) for p in ((xc, yc), (x1, yc), (x2, yc), (xc, y1), (xc, y2))],
         dim=1,
     )  # (K, 5, 2): centre, left, right, top, bottom edge midpoints
-    rays = _view_rays(pts, view_hw, torch.tan(fov / 2))
+    rays = view_pixel_rays(pts, view_hw, torch.tan(fov / 2))
     world = torch.einsum("kij,kpj->kpi", rot, rays)
     lonlat = xyz_to_lonlat(world[:, 0])
     fov_x = _angle(world[:, 1], world[:, 2])
@@ -132,7 +124,7 @@ def view_boxes_to_bfov(
 
 
 def _view_points_to_lonlat(points, view_hw, fov, rot) -> torch.Tensor:
-    rays = _view_rays(points, view_hw, torch.tan(fov / 2))
+    rays = view_pixel_rays(points, view_hw, torch.tan(fov / 2))
     return xyz_to_lonlat(torch.einsum("kij,kpj->kpi", rot, rays))
 
 

@@ -50,6 +50,27 @@ def _batch_size(images: torch.Tensor, *params) -> int:
     return sizes.pop() if sizes else 1
 
 
+def view_pixel_rays(
+    points: torch.Tensor, out_hw: Sequence[int], tan_half_fov: torch.Tensor
+) -> torch.Tensor:
+    """Camera-frame rays (not normalised) through pixel points of pinhole views.
+
+    Args:
+        points: (B, ..., 2) continuous pixel coordinates (x, y), pixel centres at integers.
+        out_hw: (h, w) of the views.
+        tan_half_fov: (B,) tan(fov / 2) of each view's horizontal field of view.
+
+    Returns:
+        (B, ..., 3) rays (x right, y up, z = 1 forward): pixel (u, v) gives
+        ((2u + 1 - w) / w tan(fov/2), -(2v + 1 - h) / w tan(fov/2), 1).
+    """
+    h, w = out_hw
+    t = tan_half_fov.view(-1, *([1] * (points.ndim - 2)))
+    x = (2 * points[..., 0] + 1 - w) / w * t
+    y = -(2 * points[..., 1] + 1 - h) / w * t
+    return torch.stack((x, y, torch.ones_like(x)), dim=-1)
+
+
 def camera_rays(out_hw: Sequence[int], tan_half_fov: torch.Tensor) -> torch.Tensor:
     """Camera-frame ray directions (not normalised) of every pixel of a pinhole view.
 
@@ -63,13 +84,9 @@ def camera_rays(out_hw: Sequence[int], tan_half_fov: torch.Tensor) -> torch.Tens
     """
     h, w = out_hw
     opts = {"dtype": tan_half_fov.dtype, "device": tan_half_fov.device}
-    # (2u + 1 - w) / w in (-1, 1): pixel centres measured in half-widths from the principal point.
-    u = (2 * torch.arange(w, **opts) + 1 - w) / w
-    v = -(2 * torch.arange(h, **opts) + 1 - h) / w
-    t = tan_half_fov[:, None, None]
-    x = (u[None, None, :] * t).expand(-1, h, w)
-    y = (v[None, :, None] * t).expand(-1, h, w)
-    return torch.stack((x, y, torch.ones_like(x)), dim=-1)
+    rows, cols = torch.meshgrid(torch.arange(h, **opts), torch.arange(w, **opts), indexing="ij")
+    grid = torch.stack((cols, rows), dim=-1).expand(len(tan_half_fov), h, w, 2)
+    return view_pixel_rays(grid, out_hw, tan_half_fov)
 
 
 def erp_to_perspective(

@@ -232,3 +232,18 @@ def test_many_views_of_one_panorama_equal_views_of_a_repeated_panorama():
     repeated = erp_to_perspective(erp.expand(4, -1, -1, -1).clone(), fov, (20, 24), yaw, pitch)
     assert views.is_contiguous()
     torch.testing.assert_close(views, repeated, atol=1e-6, rtol=0)
+
+
+def test_view_pixel_rays_at_pixel_centres_equal_camera_rays():
+    from pano360.geometry import camera_rays, view_pixel_rays
+
+    t = torch.tensor([0.5, 1.5], dtype=torch.float64)
+    grid = camera_rays((5, 7), t)
+    points = torch.tensor([[[3.0, 2.0], [0.0, 4.0]], [[6.0, 0.0], [2.0, 1.0]]], dtype=torch.float64)
+    rays = view_pixel_rays(points, (5, 7), t)
+    for b in range(2):
+        for k, (x, y) in enumerate(points[b].long().tolist()):
+            torch.testing.assert_close(rays[b, k], grid[b, y, x])
+    # The principal point (between the middle pixels) looks straight ahead.
+    centre = view_pixel_rays(torch.tensor([[[3.0, 2.0]]]), (5, 7), torch.tensor([1.0]))
+    torch.testing.assert_close(centre[0, 0], torch.tensor([0.0, 0.0, 1.0]))

@@ -29,8 +29,12 @@ from _common import ROOT, machine_info, write_section
 from tqdm import tqdm
 
 from pano360.data import SceneConfig, SyntheticFaceScenes
-from pano360.detection import detect_faces, erp_pyramid_levels, load_pnet_students
-from pano360.detection._evaluate import evaluate_faces
+from pano360.detection import (
+    detect_faces,
+    erp_pyramid_levels,
+    evaluate_faces,
+    load_pnet_students,
+)
 from pano360.transfer import LAT_BANDS, DistillConfig, build_spherical, layer_rmse, model_stack
 from pano360.transfer.distill import distill
 

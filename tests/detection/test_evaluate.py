@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from pano360.cli import main
-from pano360.detection import FaceDetection
-from pano360.detection._evaluate import average_precision, evaluate_faces
+from pano360.detection import FaceDetection, average_precision, evaluate_faces
 
 
 def test_average_precision_by_hand():

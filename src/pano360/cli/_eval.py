@@ -16,9 +16,17 @@ import typer
 from tqdm import tqdm
 
 from .._core import DatasetFormatError, ImageIOError, ValueRangeError
-from ..data import SaliencyFolder, read_fixations_csv, read_saliency_map
+from ..data import (
+    SaliencyFolder,
+    SceneConfig,
+    SyntheticFaceScenes,
+    read_fixations_csv,
+    read_saliency_map,
+)
+from ..detection import detect_faces, evaluate_faces, load_pnet_students
 from ..io import write_images
 from ..saliency import METRICS, compute_metrics, list_presets
+from ..transfer import LAT_BANDS, build_spherical, layer_rmse, model_stack
 from ._options import Overwrite, Quiet, check_choice, check_outputs, parse_size
 
 __all__ = ["eval_app"]
@@ -268,11 +276,6 @@ def eval_faces(
       pano360 eval faces --scenes 50 --seed 7
       pano360 eval faces --strategies direct,spherical --students runs/ --out results/
     """
-    from ..data import SceneConfig, SyntheticFaceScenes
-    from ..detection import detect_faces, load_pnet_students
-    from ..detection._evaluate import evaluate_faces
-    from ..transfer import LAT_BANDS, build_spherical, layer_rmse, model_stack
-
     names = [s.strip() for s in strategies.split(",") if s.strip()]
     for name in names:
         check_choice(name, "--strategies", _FACE_STRATEGIES)

@@ -5,6 +5,12 @@ Boxes are (N, 4) ``(x1, y1, x2, y2)`` in continuous pixel coordinates with pixel
 integers (the convention of :mod:`pano360.geometry.conventions`); see :mod:`._ops`.
 """
 
+from ._evaluate import (
+    LAT_BANDS_DEG,
+    FaceEvaluation,
+    average_precision,
+    evaluate_faces,
+)
 from ._faces360 import (
     FaceDetection,
     detect_faces,
@@ -40,12 +46,15 @@ from ._ops import (
 
 __all__ = [
     "IOU_DENOMINATORS",
+    "LAT_BANDS_DEG",
     "FaceCandidates",
     "FaceDetection",
     "FaceDetections",
+    "FaceEvaluation",
     "MTCNNFaceDetector",
     "PNetWindows",
     "apply_box_deltas",
+    "average_precision",
     "box_area",
     "box_iou",
     "crop_boxes",
@@ -54,6 +63,7 @@ __all__ = [
     "detect_faces_planar",
     "distilled_pnet_on_erp",
     "erp_pyramid_levels",
+    "evaluate_faces",
     "load_pnet_students",
     "mtcnn_pyramid_scales",
     "mtcnn_stage1",

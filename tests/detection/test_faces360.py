@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from pano360 import detect_faces
-from pano360.detection import FaceDetection, view_boxes_to_bfov
+from pano360.detection import FaceDetection, tangent_crops, view_boxes_to_bfov
 from pano360.errors import ShapeError, ValueRangeError
-from pano360.geometry import rotation_matrix, sph_iou_exact
+from pano360.geometry import erp_to_perspective, rotation_matrix, sph_iou_exact
 from pano360.io import read_image
 from pano360.transfer import cubemap_views, multiview_views
 
@@ -89,6 +89,33 @@ def test_view_layouts():
     assert cube.view_px(1024) == 256  # a cube face of W / 4 pixels
     with pytest.raises(ValueRangeError, match="overlap"):
         multiview_views(overlap=1.0)
+
+
+def _smooth_erp(h: int) -> torch.Tensor:
+    # Band-limited content (a few cycles per side), so every resampling of it agrees closely.
+    lat = torch.linspace(1.5, -1.5, h)[:, None]
+    lon = torch.linspace(-3.1, 3.1, 2 * h)[None, :]
+    chans = [0.5 + 0.4 * torch.sin(f * lon + g * lat) for f, g in ((3, 2), (5, 1), (2, 4))]
+    return torch.stack(chans)[None]
+
+
+def test_tangent_crops_sample_a_small_box_at_one_sample_per_pixel():
+    erp = _smooth_erp(256)
+    boxes = torch.tensor([[0.4, -0.3, 0.1, 0.1], [-3.1, 1.2, 0.12, 0.12]])  # < 24 px wide
+    expected = erp_to_perspective(erp, boxes[:, 2], (24, 24), yaw=boxes[:, 0], pitch=boxes[:, 1])
+    torch.testing.assert_close(tangent_crops(erp, boxes, 24), expected)
+
+
+def test_tangent_crops_from_mipmaps_agree_with_supersampling_the_full_image():
+    erp = _smooth_erp(512)
+    pyramid = [F.interpolate(erp, size=(h, 2 * h), mode="area") for h in (270, 192, 136, 96)]
+    boxes = torch.tensor([[1.0, 0.2, 0.6, 0.6], [3.1, -0.9, 0.35, 0.35], [-2.0, 1.3, 0.25, 0.25]])
+    direct = tangent_crops(erp, boxes, 24)
+    mipmapped = tangent_crops(erp, boxes, 24, pyramid)
+    assert (mipmapped - direct).abs().mean() < 0.003
+    assert (mipmapped - direct).abs().max() < 0.02
+    with pytest.raises(ShapeError, match="pyramid"):
+        tangent_crops(erp, boxes, 24, [torch.rand(1, 3, 64, 100)])
 
 
 def test_to_dict_uses_degrees():

@@ -179,23 +179,23 @@ def _resize(erp: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
 
 def _stage1_sphere(
     pnet_on_erp: Callable[[torch.Tensor], MTCNNOutput],
-    erp: torch.Tensor,
-    levels: Sequence[tuple[int, int]],
+    pyramid: Sequence[torch.Tensor],
     threshold: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Square candidate BFoVs (K, 4) and their P-Net scores from P-Net maps on ERP levels."""
     found_boxes, found_scores, found_deltas = [], [], []
-    for h, w in levels:
-        out = pnet_on_erp(_resize(erp, (h, w)))
-        prob = out.face_prob[0]  # (h / 2, w / 2)
+    for level in pyramid:
+        w = level.shape[-1]
+        out = pnet_on_erp(level)
+        prob = out.face_prob[0]  # (h / 2, w / 2) for a level (h, w)
         ho, wo = prob.shape
         rows, cols = torch.nonzero(prob >= threshold, as_tuple=True)
         if rows.numel() == 0:
             continue
         # Cell (i, j) is the pixel centre of the (h / 2, w / 2) ERP grid; its window is the
         # 12 x 12 tangent patch with one level pixel (at the equator) between samples.
-        lon = -math.pi + 2 * math.pi * (cols.to(erp.dtype) + 0.5) / wo
-        lat = math.pi / 2 - math.pi * (rows.to(erp.dtype) + 0.5) / ho
+        lon = -math.pi + 2 * math.pi * (cols.to(level.dtype) + 0.5) / wo
+        lat = math.pi / 2 - math.pi * (rows.to(level.dtype) + 0.5) / ho
         fov = 2 * math.atan(PNET_WINDOW / 2 * math.tan(2 * math.pi / w))
         windows = torch.stack((lon, lat, torch.full_like(lon, fov), torch.full_like(lon, fov)), -1)
         scores = prob[rows, cols]
@@ -205,7 +205,7 @@ def _stage1_sphere(
         found_scores.append(scores[keep])
         found_deltas.append(deltas[keep])
     if not found_boxes:
-        return erp.new_zeros(0, 4), erp.new_zeros(0)
+        return pyramid[0].new_zeros(0, 4), pyramid[0].new_zeros(0)
     windows, scores, deltas = (torch.cat(t) for t in (found_boxes, found_scores, found_deltas))
     keep = sph_nms(windows, scores, _NMS_STAGE1, method="fov")
     windows, scores, deltas = windows[keep], scores[keep], deltas[keep]
@@ -221,19 +221,49 @@ def _stage1_sphere(
 # --- stages 2 and 3 on tangent crops -----------------------------------------------------------
 
 
-def tangent_crops(erp: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+def tangent_crops(
+    erp: torch.Tensor, boxes: torch.Tensor, size: int, pyramid: Sequence[torch.Tensor] = ()
+) -> torch.Tensor:
     """Square ``size`` x ``size`` views of square BFoV boxes (K, 4) from one ERP (antialiased).
 
-    Each crop is rendered at up to 4 x 4 samples per pixel (enough that the ERP's pixels are
-    not skipped) and averaged.
+    Args:
+        erp: (1, C, H, W) ERP image.
+        boxes: (K, 4) square BFoV boxes, radians.
+        size: crop side in pixels.
+        pyramid: smaller copies of ``erp`` (each (1, C, h, 2h), e.g. area-downsampled), used
+            as mipmaps: each crop is sampled from the smallest image on which its box still
+            spans ``size`` pixels (at the equator), so far fewer samples are needed.
+
+    Returns:
+        (K, C, size, size). Each crop is rendered at up to 4 x 4 samples per pixel (enough that
+        no pixel of the image it is sampled from is skipped) and averaged.
+
+    Raises:
+        ShapeError: a pyramid image is not (1, C, h, 2h) with ``erp``'s C.
     """
+    for level in pyramid:
+        if (
+            level.ndim != 4
+            or level.shape[:2] != erp.shape[:2]
+            or level.shape[-1] != 2 * level.shape[-2]
+        ):
+            raise ShapeError(
+                f"pyramid images must be (1, {erp.shape[1]}, h, 2h) ERPs, got {tuple(level.shape)}"
+            )
+    images = sorted([erp, *pyramid], key=lambda im: -im.shape[-1])  # finest first
+    widths = boxes.new_tensor([im.shape[-1] for im in images])
+    box_px = boxes[:, 2:3] * widths / (2 * math.pi)  # (K, levels) box side in pixels (equator)
+    # The smallest image where the box spans >= size pixels (the full ERP when it never does).
+    level = ((box_px >= size).sum(1) - 1).clamp(min=0)
+    px = box_px.gather(1, level[:, None])[:, 0]
+    factors = torch.ceil(px / size).clamp(1, _MAX_SUPERSAMPLE).long()
     out = erp.new_zeros(boxes.shape[0], erp.shape[1], size, size)
-    erp_px = boxes[:, 2] * erp.shape[-1] / (2 * math.pi)  # box side in ERP pixels (equator)
-    factors = torch.ceil(erp_px / size).clamp(1, _MAX_SUPERSAMPLE).long()
-    for ss in factors.unique().tolist():
-        idx = torch.nonzero(factors == ss, as_tuple=True)[0]
+    for lv, ss in torch.unique(torch.stack((level, factors), 1), dim=0).tolist():
+        idx = torch.nonzero((level == lv) & (factors == ss), as_tuple=True)[0]
         b = boxes[idx]
-        crops = erp_to_perspective(erp, b[:, 2], (size * ss, size * ss), yaw=b[:, 0], pitch=b[:, 1])
+        crops = erp_to_perspective(
+            images[lv], b[:, 2], (size * ss, size * ss), yaw=b[:, 0], pitch=b[:, 1]
+        )
         out[idx] = F.avg_pool2d(crops, ss) if ss > 1 else crops
     return out
 
@@ -246,7 +276,7 @@ def _refine(boxes, deltas, size) -> torch.Tensor:
 
 
 def _stages23(
-    erp: torch.Tensor,
+    pyramid: Sequence[torch.Tensor],
     boxes: torch.Tensor,
     thresholds: Sequence[float],
     rnet: nn.Module,
@@ -254,14 +284,15 @@ def _stages23(
 ) -> list[FaceDetection]:
     if boxes.shape[0] == 0:
         return []
-    out = rnet(tangent_crops(erp, boxes, RNET_SIZE))
+    erp, mipmaps = pyramid[0], pyramid[1:]
+    out = rnet(tangent_crops(erp, boxes, RNET_SIZE, mipmaps))
     passed = out.face_prob >= thresholds[1]
     boxes, scores, deltas = boxes[passed], out.face_prob[passed], out.box_deltas[passed]
     keep = sph_nms(boxes, scores, _NMS_STAGE2, method="fov")
     boxes = _square(_refine(boxes[keep], deltas[keep], RNET_SIZE))
     if boxes.shape[0] == 0:
         return []
-    out = onet(tangent_crops(erp, boxes, ONET_SIZE))
+    out = onet(tangent_crops(erp, boxes, ONET_SIZE, mipmaps))
     passed = out.face_prob >= thresholds[2]
     crop_boxes, scores = boxes[passed], out.face_prob[passed]
     final = _refine(crop_boxes, out.box_deltas[passed], ONET_SIZE)
@@ -340,7 +371,8 @@ def pnet_on_erp(pnet: nn.Module, strategy: str) -> Callable[[torch.Tensor], MTCN
             hw = tuple(erp.shape[-2:])
             if hw not in built:
                 built[hw] = build_spherical(pnet.features, hw)
-            f = built[hw](x)
+            # Channels-last flows through the spherical convolutions and pooling (faster).
+            f = built[hw](x.contiguous(memory_format=torch.channels_last))
         return MTCNNOutput(pnet.face(f), pnet.box(f))
 
     return run
@@ -480,6 +512,7 @@ def detect_faces(
             stage1 = distilled_pnet_on_erp(pnet, students)
         else:
             stage1 = pnet_on_erp(pnet, strategy)
-    levels = _erp_levels(min_face_deg, max_face_deg, factor)
-    boxes, _ = _stage1_sphere(stage1, erp, levels, thresholds[0])
-    return _stages23(erp, boxes, thresholds, rnet, onet)
+    levels = [_resize(erp, hw) for hw in _erp_levels(min_face_deg, max_face_deg, factor)]
+    boxes, _ = _stage1_sphere(stage1, levels, thresholds[0])
+    # Stage 1's levels double as mipmaps for the crops of stages 2 and 3.
+    return _stages23([erp, *levels], boxes, thresholds, rnet, onet)

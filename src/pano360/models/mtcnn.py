@@ -67,6 +67,12 @@ def mtcnn_normalize(x: torch.Tensor) -> torch.Tensor:
     return (x * 255.0 - 127.5) * 0.0078125
 
 
+def _features_input(x: torch.Tensor) -> torch.Tensor:
+    # Channels-last: oneDNN's convolutions and torch's CPU max pooling run 2-3x faster on
+    # MTCNN's narrow layers in this layout; values are unchanged.
+    return mtcnn_normalize(x).contiguous(memory_format=torch.channels_last)
+
+
 class MTCNNOutput(NamedTuple):
     """Outputs of an MTCNN network (see the module docstring for the exact contract).
 
@@ -139,7 +145,7 @@ class PNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> MTCNNOutput:
         _check_input(x, "PNet", None)
-        f = self.features(mtcnn_normalize(x))
+        f = self.features(_features_input(x))
         return MTCNNOutput(self.face(f), self.box(f))
 
 
@@ -186,7 +192,7 @@ class RNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> MTCNNOutput:
         _check_input(x, "RNet", (24, 24))
-        f = self.features(mtcnn_normalize(x))
+        f = self.features(_features_input(x))
         return MTCNNOutput(self.face(f), self.box(f))
 
 
@@ -238,7 +244,7 @@ class ONet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> MTCNNOutput:
         _check_input(x, "ONet", (48, 48))
-        f = self.features(mtcnn_normalize(x))
+        f = self.features(_features_input(x))
         points = self.landmarks(f).unflatten(1, (5, 2))
         return MTCNNOutput(self.face(f), self.box(f), points)
 

@@ -3,7 +3,8 @@
 Synthetic scenes (pano360.data.synthetic, 1024 x 512, faces 8-25 degrees wide at every latitude
 up to 85 degrees) from a seed nothing was tuned on. For each strategy: recall, precision and AP
 at spherical IoU 0.5 per |lat| band, and the median seconds per image, all strategies timed on
-the same images one after the other. Then the speed ratios the transfer issue asks for, and
+the same images one after the other. Then the speed ratios the transfer issue asks for, where
+each strategy's time goes (stage 1 against the rest, pixels scanned, crops per stage), and
 P-Net's per-layer RMSE against its exact outputs (zero-shot spherical, and with --students the
 distilled strategy and a distilled student). Writes the tables into docs/transfer.md (and the
 speed ratios into docs/benchmarks.md) unless --no-write.
@@ -20,21 +21,28 @@ from __future__ import annotations
 import argparse
 import datetime
 import math
+import statistics
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from _common import ROOT, machine_info, write_section
+from torch import nn
 from tqdm import tqdm
 
 from pano360.data import SceneConfig, SyntheticFaceScenes
 from pano360.detection import (
     detect_faces,
+    distilled_pnet_on_erp,
     erp_pyramid_levels,
     evaluate_faces,
     load_pnet_students,
+    pnet_on_erp,
 )
+from pano360.models import create_model
 from pano360.transfer import LAT_BANDS, DistillConfig, build_spherical, layer_rmse, model_stack
 from pano360.transfer.distill import distill
 
@@ -63,6 +71,55 @@ def _rmse_table(students: dict, stack, erps) -> str:
             if names[layer].startswith("conv") or layer == len(names) - 1:
                 cells = " | ".join(f"{v:.4f}" for v in bands.values())
                 lines.append(f"| {label} | {names[layer]} | {cells} |")
+    return "\n".join(lines)
+
+
+class _Metered(nn.Module):
+    """A network (or stage-1 function) that adds its seconds and inputs to a tally."""
+
+    def __init__(self, net, tally: Counter, name: str) -> None:
+        super().__init__()
+        self.net, self.tally, self.name = net, tally, name
+
+    def forward(self, x: torch.Tensor):
+        start = time.perf_counter()
+        out = self.net(x)
+        self.tally[f"{self.name} s"] += time.perf_counter() - start
+        self.tally[f"{self.name} inputs"] += x.shape[0]
+        self.tally[f"{self.name} px"] += x.shape[0] * x.shape[-2] * x.shape[-1]
+        return out
+
+
+def _cost_table(strategies, students, images) -> str:
+    """Median per image of where each strategy's time goes (P-Net, R-Net, O-Net inputs)."""
+    nets = [create_model(f"mtcnn_{n}", pretrained=True).eval() for n in ("pnet", "rnet", "onet")]
+    lines = [
+        "| strategy | stage-1 input, kilopixels | stage 1, s | R-Net crops | O-Net crops "
+        "| the rest, s | total, s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for strategy in strategies:
+        rows = []
+        for erp in images:
+            tally: Counter = Counter()
+            metered = [_Metered(net, tally, name) for net, name in zip(nets, "pro", strict=True)]
+            stage1 = None
+            if strategy in ("spherical", "exact"):
+                stage1 = _Metered(pnet_on_erp(nets[0], strategy), tally, "p")
+            elif strategy == "distilled":
+                stage1 = _Metered(distilled_pnet_on_erp(nets[0], students), tally, "p")
+            start = time.perf_counter()
+            detect_faces(erp, strategy, nets=metered, stage1=stage1)
+            total = time.perf_counter() - start
+            rows.append(
+                (tally["p px"] / 1e3, tally["p s"], tally["r inputs"], tally["o inputs"],
+                 total - tally["p s"], total)
+            )  # fmt: skip
+        med = [statistics.median(col) for col in zip(*rows, strict=True)]
+        lines.append(
+            f"| {strategy} | {med[0]:.0f} | {med[1]:.3f} | {med[2]:.0f} | {med[3]:.0f} "
+            f"| {med[4]:.3f} | {med[5]:.3f} |"
+        )
     return "\n".join(lines)
 
 
@@ -112,6 +169,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     with torch.inference_mode():
         rmse = _rmse_table(models, stack, erps)
+        cost_images = [data[i].erp[None] for i in range(min(n, 10))]
+        cost = _cost_table(strategies, students, cost_images)
 
     info = machine_info()
     command = (
@@ -131,14 +190,22 @@ def main(argv: list[str] | None = None) -> None:
     speed_lines = ["| ratio of seconds per image | measured | goal |", "|---|---:|---|"]
     speed_lines += [f"| {name} | {value:.1f}x | {goal} |" for name, value, goal in ratios]
     speed_section = header + "\n".join(speed_lines) + "\n\n"
+    cost_section = (
+        header + f"Where the time goes, per image (medians over the first {len(cost_images)} "
+        "scenes, every network call timed): stage 1 is P-Net (for `spherical`, `exact` and "
+        "`distilled` its replacement) over all pyramid levels or views, `exact` evaluating "
+        "every output cell on its own 12 x 12 patch; the rest is resizing, rendering views and "
+        "crops, R-Net, O-Net and non-maximum suppression.\n\n" + cost + "\n\n"
+    )
     rmse_section = (
         header + f"P-Net's per-layer RMSE against its exact outputs at {rmse_hw[1]} x {rmse_hw[0]} "
         f"(the same {n} scenes, downscaled), by |lat| band in degrees:\n\n" + rmse + "\n\n"
     )
-    print(eval_section + speed_section + rmse_section)
+    print(eval_section + speed_section + cost_section + rmse_section)
     if not args.no_write and not args.quick:
         write_section("transfer_eval", eval_section, TRANSFER_DOC)
         write_section("transfer_speed", speed_section, TRANSFER_DOC)
+        write_section("transfer_cost", cost_section, TRANSFER_DOC)
         write_section("transfer_rmse", rmse_section, TRANSFER_DOC)
         write_section("bench_transfer", "## 360° face detection strategies\n\n" + speed_section)
         print(f"wrote {TRANSFER_DOC.relative_to(ROOT)} and docs/benchmarks.md")

@@ -276,7 +276,7 @@ def _refine(boxes, deltas, size) -> torch.Tensor:
 
 
 def _stages23(
-    pyramid: Sequence[torch.Tensor],
+    images: Sequence[torch.Tensor],
     boxes: torch.Tensor,
     thresholds: Sequence[float],
     rnet: nn.Module,
@@ -284,7 +284,7 @@ def _stages23(
 ) -> list[FaceDetection]:
     if boxes.shape[0] == 0:
         return []
-    erp, mipmaps = pyramid[0], pyramid[1:]
+    erp, mipmaps = images[0], images[1:]  # the ERP, then smaller copies of it
     out = rnet(tangent_crops(erp, boxes, RNET_SIZE, mipmaps))
     passed = out.face_prob >= thresholds[1]
     boxes, scores, deltas = boxes[passed], out.face_prob[passed], out.box_deltas[passed]

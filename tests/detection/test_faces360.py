@@ -48,6 +48,16 @@ def test_spherical_finds_every_face_of_the_example_once(panorama):
         assert (dist < max(det.box[2:])).all()
 
 
+def test_spherical_finds_the_same_faces_at_four_times_the_resolution(panorama):
+    # The pyramid is sized in degrees, and a large panorama is halved before it is resized.
+    erp, names, gt = panorama
+    big = F.interpolate(erp, scale_factor=4, mode="bilinear", align_corners=False)
+    found = detect_faces(big.clamp(0, 1), "spherical")
+    best = _best_iou(gt, found)
+    assert (best > 0.5).all(), dict(zip(names, best.tolist(), strict=True))
+    assert len(found) == len(gt)
+
+
 def test_direct_misses_the_polar_and_seam_faces_that_spherical_finds(panorama):
     erp, names, gt = panorama
     best = dict(zip(names, _best_iou(gt, detect_faces(erp, "direct")).tolist(), strict=True))

@@ -177,6 +177,26 @@ def _resize(erp: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(erp, size=hw, mode="bilinear", align_corners=False)
 
 
+def _halvings(erp: torch.Tensor, min_width: int) -> list[torch.Tensor]:
+    """``erp`` and its 2 x 2 box-filtered halvings down to ``min_width`` columns or more."""
+    images = [erp]
+    while images[-1].shape[-1] // 2 >= min_width and images[-1].shape[-2] % 2 == 0:
+        images.append(F.avg_pool2d(images[-1], 2))
+    return images
+
+
+def _erp_pyramid(erp: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> list[torch.Tensor]:
+    """The ERP, its halvings down to the first level, then the levels (each resized from the
+    smallest halving that is at least its size: a large panorama is read once, not per level)."""
+    halvings = _halvings(erp, max(w for _, w in sizes))
+    levels = []
+    for h, w in sizes:
+        larger = [im for im in halvings if im.shape[-1] >= w]
+        source = larger[-1] if larger else erp  # a level above the ERP's size is upsampled
+        levels.append(_resize(source, (h, w)))
+    return halvings + levels
+
+
 def _stage1_sphere(
     pnet_on_erp: Callable[[torch.Tensor], MTCNNOutput],
     pyramid: Sequence[torch.Tensor],
@@ -512,7 +532,8 @@ def detect_faces(
             stage1 = distilled_pnet_on_erp(pnet, students)
         else:
             stage1 = pnet_on_erp(pnet, strategy)
-    levels = [_resize(erp, hw) for hw in _erp_levels(min_face_deg, max_face_deg, factor)]
-    boxes, _ = _stage1_sphere(stage1, levels, thresholds[0])
-    # Stage 1's levels double as mipmaps for the crops of stages 2 and 3.
-    return _stages23([erp, *levels], boxes, thresholds, rnet, onet)
+    sizes = _erp_levels(min_face_deg, max_face_deg, factor)
+    pyramid = _erp_pyramid(erp, sizes)
+    boxes, _ = _stage1_sphere(stage1, pyramid[-len(sizes) :], thresholds[0])
+    # The whole pyramid doubles as mipmaps for the crops of stages 2 and 3.
+    return _stages23(pyramid, boxes, thresholds, rnet, onet)

@@ -180,3 +180,11 @@ def test_gradient_counts_copies():
     spherical_pad(x, 3).sum().backward()
     counts = torch.bincount(spherical_pad_index(2, 4, 3, x.device).flatten(), minlength=8)
     torch.testing.assert_close(x.grad.flatten(), counts.to(D))
+
+
+@pytest.mark.parametrize("pad", [2, (1, 3, 2, 0), (0, 0, 5, 5)])
+def test_channels_last_input_gives_channels_last_output_with_the_same_values(pad):
+    x = rand(2, 3, 8, 16)
+    out = spherical_pad(x.contiguous(memory_format=torch.channels_last), pad)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, spherical_pad(x, pad), rtol=0, atol=0)

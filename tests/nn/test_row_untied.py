@@ -54,6 +54,15 @@ def test_from_conv_equals_sphere_conv_and_exact_oracle_on_every_row(h, stride, d
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+def test_channels_last_input_gives_the_same_output_in_channels_last(stride):
+    layer = RowUntiedConv2d.from_conv(make_conv(4, 6, stride), (16, 32)).double()
+    x = rand(2, 4, 16, 32)
+    got = layer(x.contiguous(memory_format=torch.channels_last))
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(got, layer(x), atol=1e-12, rtol=0)
+
+
 @pytest.mark.parametrize("h", [2, 3, 5, 31])
 @pytest.mark.parametrize("stride", [1, 2])
 def test_from_conv_equals_sphere_conv_on_tiny_and_odd_maps(h, stride):

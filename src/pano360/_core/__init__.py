@@ -11,6 +11,7 @@ from .errors import (
     ValueRangeError,
 )
 from .registry import ModelInfo, create_model, list_models, model_info, register_model
+from .tensors import memory_format_of
 from .weights import InputContract, WeightsError, WeightsSpec, file_sha256, load_weights
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "file_sha256",
     "list_models",
     "load_weights",
+    "memory_format_of",
     "model_info",
     "register_model",
 ]

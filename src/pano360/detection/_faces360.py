@@ -426,7 +426,8 @@ def distilled_pnet_on_erp(
                 f"{have}); train one with 'pano360 distill --model mtcnn_pnet --erp-size "
                 f"{hw[1]}x{hw[0]}' (levels: erp_pyramid_levels())"
             )
-        f = students[hw](erp)
+        # Channels-last: the wide polar kernels convolve several times faster in it.
+        f = students[hw](erp.contiguous(memory_format=torch.channels_last))
         return MTCNNOutput(pnet.face(f), pnet.box(f))
 
     return run

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .._core import ShapeError, check_choice, check_erp
+from .._core import ShapeError, check_choice, check_erp, memory_format_of
 from .coords import erp_lonlat_grid, lonlat_to_xyz, xyz_to_lonlat
 
 __all__ = [
@@ -84,7 +84,12 @@ def spherical_pad(erp: torch.Tensor, pad: int) -> torch.Tensor:
         index = spherical_pad_index(h, w, pad, erp.device)
         return erp.reshape(b, c, h * w)[:, :, index.flatten()].reshape(b, c, *index.shape)
     # One allocation filled by slice copies: temporaries of image size cost page faults.
-    out = erp.new_empty(b, c, h + 2 * pad, w + 2 * pad)
+    out = torch.empty(
+        (b, c, h + 2 * pad, w + 2 * pad),
+        dtype=erp.dtype,
+        device=erp.device,
+        memory_format=memory_format_of(erp),
+    )
     half = w // 2
     inner = out[..., pad : w + pad]
     inner[:, :, pad : h + pad] = erp

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from .._core import memory_format_of
 from ._taps import output_hw, sphere_conv_grid
 
 __all__ = ["extension_available", "fast_sphere_conv", "row_tables"]
@@ -88,15 +89,11 @@ def row_tables(
     return rows.contiguous(), cols.contiguous(), wts.contiguous().to(dtype)
 
 
-def _channels_last(x: torch.Tensor) -> bool:
-    return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
-
-
 class _FastSphereConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, rows, cols, wts, groups, out_hw, stride):
         ext = _extension()
-        channels_last = _channels_last(x)
+        channels_last = memory_format_of(x) == torch.channels_last
         x_nhwc = x.permute(0, 2, 3, 1).contiguous()  # free when x is channels-last already
         ctx.save_for_backward(x_nhwc, weight, x)
         ctx.tables, ctx.args = (rows, cols, wts), (groups, out_hw[1], stride)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .._core import ShapeError, ValueRangeError
+from .._core import ShapeError, ValueRangeError, memory_format_of
 from ..geometry.sampling import spherical_pad as _symmetric_pad
 
 __all__ = ["SphericalPad2d", "spherical_pad"]
@@ -83,7 +83,12 @@ def spherical_pad(x: torch.Tensor, pad: int | Sequence[int]) -> torch.Tensor:
         # The common symmetric case has a fast home in geometry (exact in this range).
         return _symmetric_pad(x, left)
     # One allocation filled by slice copies: a gather index would be slower and larger.
-    out = x.new_empty(b, c, h + top + bottom, w + left + right)
+    out = torch.empty(
+        (b, c, h + top + bottom, w + left + right),
+        dtype=x.dtype,
+        device=x.device,
+        memory_format=memory_format_of(x),
+    )
     half = w // 2
     inner = out[..., left : left + w]
     # Rows come in runs of period 2H: t = r mod 2H in [0, H) is row t as is; t in [H, 2H) is row

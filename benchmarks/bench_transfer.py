@@ -4,10 +4,10 @@ Synthetic scenes (pano360.data.synthetic, 1024 x 512, faces 8-25 degrees wide at
 up to 85 degrees) from a seed nothing was tuned on. For each strategy: recall, precision and AP
 at spherical IoU 0.5 per |lat| band, and the median seconds per image, all strategies timed on
 the same images one after the other. Then the speed ratios the transfer issue asks for, where
-each strategy's time goes (stage 1 against the rest, pixels scanned, crops per stage), and
-P-Net's per-layer RMSE against its exact outputs (zero-shot spherical, and with --students the
-distilled strategy and a distilled student). Writes the tables into docs/transfer.md (and the
-speed ratios into docs/benchmarks.md) unless --no-write.
+each strategy's time goes (stage 1 against the rest, pixels scanned, crops per stage; spherical
+and direct on larger inputs), and P-Net's per-layer RMSE against its exact outputs (zero-shot
+spherical, and with --students the distilled strategy and a distilled student). Writes the
+tables into docs/transfer.md (and the speed ratios into docs/benchmarks.md) unless --no-write.
 
     .venv/bin/python benchmarks/bench_transfer.py [--scenes 30] [--seed 2026] [--distill DIR]
 
@@ -123,6 +123,27 @@ def _cost_table(strategies, students, images) -> str:
     return "\n".join(lines)
 
 
+def _size_table(images, widths=(1024, 2048, 4096)) -> str:
+    """Median seconds per image of ``spherical`` and ``direct`` on the images upscaled."""
+    lines = ["| input width | spherical, s | direct, s |", "|---:|---:|---:|"]
+    for width in widths:
+        big = [
+            F.interpolate(im, size=(width // 2, width), mode="bilinear").clamp(0, 1)
+            for im in images
+        ]
+        cells = []
+        for strategy in ("spherical", "direct"):
+            detect_faces(big[0], strategy)  # warm-up at this size
+            times = []
+            for erp in big:
+                start = time.perf_counter()
+                detect_faces(erp, strategy)
+                times.append(time.perf_counter() - start)
+            cells.append(f"{statistics.median(times):.3f}")
+        lines.append(f"| {width} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
 def train_students(folder: Path) -> dict:
     """One distilled P-Net per pyramid level in ``folder`` (finished runs are reused)."""
     stack = model_stack("mtcnn_pnet")
@@ -171,6 +192,7 @@ def main(argv: list[str] | None = None) -> None:
         rmse = _rmse_table(models, stack, erps)
         cost_images = [data[i].erp[None] for i in range(min(n, 10))]
         cost = _cost_table(strategies, students, cost_images)
+        sizes = _size_table(cost_images[:3])
 
     info = machine_info()
     command = (
@@ -196,6 +218,8 @@ def main(argv: list[str] | None = None) -> None:
         "`distilled` its replacement) over all pyramid levels or views, `exact` evaluating "
         "every output cell on its own 12 x 12 patch; the rest is resizing, rendering views and "
         "crops, R-Net, O-Net and non-maximum suppression.\n\n" + cost + "\n\n"
+        f"Larger panoramas (the first {min(3, len(cost_images))} scenes upscaled; the pyramid "
+        "is sized in degrees, so only resizing and crops grow with the input):\n\n" + sizes + "\n\n"
     )
     rmse_section = (
         header + f"P-Net's per-layer RMSE against its exact outputs at {rmse_hw[1]} x {rmse_hw[0]} "

@@ -247,3 +247,21 @@ def test_view_pixel_rays_at_pixel_centres_equal_camera_rays():
     # The principal point (between the middle pixels) looks straight ahead.
     centre = view_pixel_rays(torch.tensor([[[3.0, 2.0]]]), (5, 7), torch.tensor([1.0]))
     torch.testing.assert_close(centre[0, 0], torch.tensor([0.0, 0.0, 1.0]))
+
+
+def test_view_pixel_coords_inverts_view_pixel_rays():
+    from pano360.geometry import view_pixel_coords, view_pixel_rays
+
+    t = torch.tensor([0.4, 1.7], dtype=torch.float64)
+    gen = torch.Generator().manual_seed(3)
+    points = torch.rand(2, 50, 2, generator=gen, dtype=torch.float64) * 12 - 1.5  # some outside
+    rays = view_pixel_rays(points, (8, 10), t) * 2.5  # any length
+    back, inside = view_pixel_coords(rays, (8, 10), t)
+    torch.testing.assert_close(back, points, atol=1e-12, rtol=0)
+    u, v = points.unbind(-1)
+    expected = (u >= -0.5) & (u <= 9.5) & (v >= -0.5) & (v <= 7.5)
+    assert torch.equal(inside, expected) and expected.any() and not expected.all()
+    # Rays behind the camera (or sideways) are never inside, and get (0, 0).
+    behind = torch.tensor([[[0.0, 0.0, -1.0], [1.0, 0.0, 0.0]]], dtype=torch.float64)
+    pts, ins = view_pixel_coords(behind, (8, 10), t[:1])
+    assert not ins.any() and (pts == 0).all()

@@ -73,6 +73,7 @@ from ..geometry import (
     pixel_solid_angle,
     pixel_to_lonlat,
     rotation_matrix,
+    view_pixel_coords,
     wrap_lon,
     xyz_to_lonlat,
 )
@@ -543,9 +544,10 @@ def _footprint(item: _Item, hw: tuple[int, int]) -> tuple[int, int, torch.Tensor
 def _paste(erp: torch.Tensor, item: _Item, keep_alpha: bool = False) -> torch.Tensor | None:
     """Composite ``item`` onto ``erp`` (1, 3, H, W) in place; return its alpha (H, W) if asked.
 
-    The mapping is :func:`pano360.geometry.perspective_to_erp`'s, evaluated only on the ERP
-    rows and columns that the item's bounding cap reaches (a test pins the two together): a
-    full-sphere pass per item would cost ten times more at 1024 x 2048.
+    The mapping is :func:`pano360.geometry.perspective_to_erp`'s (both through
+    :func:`~pano360.geometry.view_pixel_coords`), evaluated only on the ERP rows and columns
+    that the item's bounding cap reaches (a test pins the two together): a full-sphere pass per
+    item would cost ten times more at 1024 x 2048.
     """
     canvas, fov = _canvas(item)
     hw = tuple(erp.shape[-2:])
@@ -555,16 +557,12 @@ def _paste(erp: torch.Tensor, item: _Item, keep_alpha: bool = False) -> torch.Te
         dirs = dirs[:, cols]
     lon, lat = item.box[:2]
     R = rotation_matrix(lon, lat, float(item.placement.roll), dtype=torch.float32)
-    # World to camera for row vectors: (R^T d)^T = d^T R; then the pinhole of camera_rays.
-    x, y, z = (dirs @ R).unbind(-1)
-    front = z > 1e-6
-    z_safe = torch.where(front, z, torch.ones_like(z))
+    # World to camera for row vectors: (R^T d)^T = d^T R; then the canvas's pinhole.
     n_y, n_x = canvas.shape[-2:]
-    scale = n_x / math.tan(fov / 2)
-    u = ((x / z_safe) * scale + n_x - 1) / 2
-    v = ((-y / z_safe) * scale + n_y - 1) / 2
-    inside = front & (u >= -0.5) & (u <= n_x - 0.5) & (v >= -0.5) & (v <= n_y - 0.5)
-    grid = torch.stack(((2 * u + 1) / n_x - 1, (2 * v + 1) / n_y - 1), dim=-1)[None]
+    tan_half = torch.tensor([math.tan(fov / 2)], dtype=torch.float32)
+    points, inside = view_pixel_coords((dirs @ R)[None], (n_y, n_x), tan_half)
+    inside = inside[0]
+    grid = (2 * points + 1) / points.new_tensor([n_x, n_y]) - 1
     grid = torch.where(inside[None, ..., None], grid, torch.zeros_like(grid))
     pasted = F.grid_sample(canvas, grid, padding_mode="border", align_corners=False)
     pasted = pasted * inside.to(pasted.dtype)

@@ -36,7 +36,13 @@ from .cubemap import (
     erp_to_cubemap,
     sample_cube_faces,
 )
-from .perspective import camera_rays, erp_to_perspective, perspective_to_erp, view_pixel_rays
+from .perspective import (
+    camera_rays,
+    erp_to_perspective,
+    perspective_to_erp,
+    view_pixel_coords,
+    view_pixel_rays,
+)
 from .rotation import rotation_matrix
 from .sampling import MODES, erp_directions, rotate_erp, sample_erp
 
@@ -73,6 +79,7 @@ __all__ = [
     "sph_iou_exact",
     "sph_iou_fov",
     "sph_nms",
+    "view_pixel_coords",
     "view_pixel_rays",
     "wrap_lon",
     "xyz_to_lonlat",

@@ -18,7 +18,13 @@ from .coords import xyz_to_lonlat
 from .rotation import rotation_matrix
 from .sampling import MODES, erp_directions, plan_erp_sampling, sample_erp, sample_erp_planned
 
-__all__ = ["camera_rays", "erp_to_perspective", "perspective_to_erp"]
+__all__ = [
+    "camera_rays",
+    "erp_to_perspective",
+    "perspective_to_erp",
+    "view_pixel_coords",
+    "view_pixel_rays",
+]
 
 
 def _view_params(fov, yaw, pitch, roll, batch: int, dtype, device):
@@ -69,6 +75,34 @@ def view_pixel_rays(
     x = (2 * points[..., 0] + 1 - w) / w * t
     y = -(2 * points[..., 1] + 1 - h) / w * t
     return torch.stack((x, y, torch.ones_like(x)), dim=-1)
+
+
+def view_pixel_coords(
+    rays: torch.Tensor, out_hw: Sequence[int], tan_half_fov: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where camera-frame rays meet pinhole views: the inverse of :func:`view_pixel_rays`.
+
+    Args:
+        rays: (B, ..., 3) camera-frame directions (x right, y up, z forward), any length.
+        out_hw: (h, w) of the views.
+        tan_half_fov: (B,) tan(fov / 2) of each view's horizontal field of view.
+
+    Returns:
+        ``(points, inside)``: (B, ..., 2) pixel coordinates (u, v) (0 for rays not in front of
+        the camera) and a (B, ...) bool, True where the ray is in front (z > 1e-6) and meets
+        the image rectangle, edges included (-0.5 <= u <= w - 0.5, the same for v).
+    """
+    h, w = out_hw
+    scale = w / tan_half_fov.view(-1, *([1] * (rays.ndim - 2)))
+    x, y, z = rays.unbind(-1)
+    front = z > 1e-6
+    z_safe = torch.where(front, z, torch.ones_like(z))
+    zero = torch.zeros_like(z)
+    u = torch.where(front, ((x / z_safe) * scale + w - 1) / 2, zero)
+    v = torch.where(front, ((-y / z_safe) * scale + h - 1) / 2, zero)
+    with torch.no_grad():
+        inside = front & (u >= -0.5) & (u <= w - 0.5) & (v >= -0.5) & (v <= h - 0.5)
+    return torch.stack((u, v), dim=-1), inside
 
 
 def camera_rays(out_hw: Sequence[int], tan_half_fov: torch.Tensor) -> torch.Tensor:
@@ -199,19 +233,9 @@ def perspective_to_erp(
     dirs = erp_directions((erp_h, erp_w), dtype=img.dtype, device=img.device)
     # World to camera: c = R^T d, i.e. d^T R for row vectors.
     cam = torch.einsum("hwi,bij->bhwj", dirs, R)
-    x, y, z = cam.unbind(-1)
-    front = z > 1e-6
-    z_safe = torch.where(front, z, torch.ones_like(z))
-    # Invert camera_rays: u = ((x / z) / tan * w + w - 1) / 2, same for v with -y.
-    scale = w / tan_half[:, None, None]
-    u = ((x / z_safe) * scale + w - 1) / 2
-    v = ((-y / z_safe) * scale + h - 1) / 2
-    u = torch.where(front, u, torch.zeros_like(u))
-    v = torch.where(front, v, torch.zeros_like(v))
-    with torch.no_grad():
-        inside = front & (u >= -0.5) & (u <= w - 0.5) & (v >= -0.5) & (v <= h - 0.5)
+    points, inside = view_pixel_coords(cam, (h, w), tan_half)
     mask = inside[:, None].to(img.dtype)
-    grid = torch.stack(((2 * u + 1) / w - 1, (2 * v + 1) / h - 1), dim=-1)
+    grid = (2 * points + 1) / points.new_tensor([w, h]) - 1
     img = img.expand(batch, *img.shape[1:])
     # Pixels in the outer half-pixel of the view read the edge value ("border"), as the view's
     # own pixels cover them.

@@ -21,6 +21,7 @@ Convention:
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -398,6 +399,12 @@ def pnet_on_erp(pnet: nn.Module, strategy: str) -> Callable[[torch.Tensor], MTCN
     return run
 
 
+@functools.lru_cache(maxsize=8)
+def _shipped_stage1(device: torch.device, dtype: torch.dtype, strategy: str):
+    # The shipped P-Net never changes, so its spherical levels are built once per process.
+    return pnet_on_erp(_pretrained_nets(device, dtype)[0], strategy)
+
+
 def distilled_pnet_on_erp(
     pnet: nn.Module, students: str | os.PathLike[str] | Mapping[tuple[int, int], nn.Module]
 ) -> Callable[[torch.Tensor], MTCNNOutput]:
@@ -515,7 +522,8 @@ def detect_faces(
     if erp.shape[0] != 1 or erp.shape[1] != 3:
         raise ShapeError(f"erp must be one RGB image (1, 3, H, W), got {tuple(erp.shape)}")
     _check_settings(min_face_deg, max_face_deg, thresholds, factor)
-    if nets is None:
+    shipped = nets is None
+    if shipped:
         nets = _pretrained_nets(erp.device, erp.dtype)
     pnet, rnet, onet = nets
     if strategy == "direct":
@@ -531,6 +539,8 @@ def detect_faces(
                     "pyramid level: erp_pyramid_levels()) or stage1"
                 )
             stage1 = distilled_pnet_on_erp(pnet, students)
+        elif shipped:
+            stage1 = _shipped_stage1(erp.device, erp.dtype, strategy)
         else:
             stage1 = pnet_on_erp(pnet, strategy)
     sizes = _erp_levels(min_face_deg, max_face_deg, factor)

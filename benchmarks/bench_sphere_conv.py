@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from _common import DOC, ROOT, machine_info, median_times, parse_args, write_section
 from torch import nn
 
-from pano360.geometry.sampling import spherical_pad
+from pano360.geometry import spherical_pad
 from pano360.nn import RowUntiedConv2d, SphereConv2d
 from pano360.nn._taps import default_tap_spacing, sphere_conv_grid, tangent_tap_directions
 

@@ -188,7 +188,8 @@ def test_grid_sample_parallel_matches_plain_grid_sample():
 @pytest.mark.parametrize("pad", [1, 2])
 def test_spherical_pad_matches_the_index_oracle(h, pad):
     """The fast slice-copy padding equals the general reflect-and-shift index map."""
-    from pano360.geometry.sampling import spherical_pad, spherical_pad_index
+    from pano360.geometry import spherical_pad
+    from pano360.geometry.padding import spherical_pad_index
 
     erp = torch.rand(2, 3, h, 2 * h)
     index = spherical_pad_index(h, 2 * h, pad, erp.device)

@@ -7,9 +7,9 @@ from hypothesis import strategies as st
 from torch.autograd import gradcheck
 
 from pano360.errors import ShapeError, ValueRangeError
-from pano360.geometry.sampling import spherical_pad as geometry_spherical_pad
-from pano360.geometry.sampling import spherical_pad_index
-from pano360.nn._padding import SphericalPad2d, spherical_pad
+from pano360.geometry import spherical_pad as geometry_spherical_pad
+from pano360.geometry.padding import spherical_pad_index
+from pano360.nn import SphericalPad2d, spherical_pad
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 D = torch.float64

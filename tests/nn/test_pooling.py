@@ -9,7 +9,7 @@ from torch.autograd import gradcheck
 
 from pano360.errors import ShapeError, ValueRangeError
 from pano360.geometry import pixel_solid_angle
-from pano360.nn._padding import spherical_pad
+from pano360.nn import spherical_pad
 from pano360.nn._pooling import (
     SphericalAreaAvgPool2d,
     SphericalAvgPool2d,

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pano360.nn._padding import SphericalPad2d, spherical_pad
+from pano360.nn import SphericalPad2d, spherical_pad
 from pano360.nn._pooling import (
     SphericalAvgPool2d,
     SphericalMaxPool2d,

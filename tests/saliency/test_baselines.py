@@ -12,13 +12,12 @@ import torch.nn.functional as F
 
 from pano360._core import ShapeError, ValueRangeError
 from pano360.data import SaliencySceneConfig, make_saliency_scene
-from pano360.geometry import erp_lonlat_grid, erp_to_perspective, perspective_to_erp, sample_erp
+from pano360.geometry import erp_to_perspective, perspective_to_erp, sample_erp
 from pano360.saliency._baselines import (
     DEFAULT_EQUATOR_SIGMA_DEG,
     EquatorBias,
     SpectralResidualSaliency,
     _merge_plan,
-    _upsample_erp,
     _view_lonlat,
     equator_bias,
     fit_latitude_profile,
@@ -243,13 +242,6 @@ def test_merge_plan_pastes_views_like_perspective_to_erp_and_weights_sum_to_one(
     ours = F.grid_sample(sal, grid, padding_mode="border", align_corners=False)
     torch.testing.assert_close(ours * mask, pasted)
     assert bool((weight[mask == 0] == 0).all())
-
-
-@pytest.mark.parametrize("target", [(64, 128), (24, 48)])
-def test_upsampling_equals_bilinear_sampling_on_the_sphere(target):
-    small = torch.rand(2, 1, 8, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
-    expected = sample_erp(small, erp_lonlat_grid(target, dtype=torch.float64)[None])
-    torch.testing.assert_close(_upsample_erp(small, target), expected)
 
 
 @pytest.mark.parametrize("channels", [1, 3, 4])

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Annotated
 
 import torch
-import torch.nn.functional as F
 import typer
 
 from .. import transfer
 from .._core import ImageIOError, OutputExistsError, ShapeError, ValueRangeError
 from ..data import write_atomic
+from ..geometry import resize_erp
 from ..io import IMAGE_EXTENSIONS, read_image
 from ._options import Quiet, parse_size
 
@@ -58,9 +58,7 @@ def read_erp_folder(folder: Path, erp_hw: tuple[int, int], channels: int) -> tor
         elif c != channels:
             raise ShapeError(f"'{path}' has {c} channels, the model reads {channels}")
         if (h, w) != erp_hw:
-            img = F.interpolate(
-                img, size=erp_hw, mode="bilinear", align_corners=False, antialias=h > erp_hw[0]
-            ).clamp(0, 1)
+            img = resize_erp(img, erp_hw).clamp(0, 1)
         images.append(img[0])
     return torch.stack(images)
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated
 
 import torch
-import torch.nn.functional as F
 import typer
 from tqdm import tqdm
 
@@ -24,6 +23,7 @@ from ..data import (
     read_saliency_map,
 )
 from ..detection import detect_faces, evaluate_faces, load_pnet_students
+from ..geometry import resize_erp
 from ..io import write_images
 from ..saliency import METRICS, compute_metrics, list_presets
 from ..transfer import LAT_BANDS, build_spherical, layer_rmse, model_stack
@@ -61,12 +61,9 @@ def _predictions(folder: Path) -> dict[str, Path]:
 
 
 def _fit(pred: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
-    # Predictions at another resolution are resampled to the ground truth's (area when smaller).
-    if tuple(pred.shape[-2:]) == hw:
-        return pred
-    mode = "area" if pred.shape[-1] > hw[1] else "bilinear"
-    kwargs = {} if mode == "area" else {"align_corners": False}
-    return F.interpolate(pred, size=hw, mode=mode, **kwargs)
+    # Predictions at another resolution are resampled to the ground truth's on the sphere
+    # (area averages when smaller, bilinear when larger).
+    return resize_erp(pred, hw)
 
 
 def _summary_table(names: list[str], rows: list[dict[str, float]], preset: str) -> str:
@@ -310,9 +307,7 @@ def eval_faces(
     )
     with torch.inference_mode():
         result = evaluate_faces(((s.erp, s.face_bfov) for s in data), detectors, progress=bar)
-        erps = torch.stack(
-            [F.interpolate(data[i].erp[None], size=rmse_hw, mode="area")[0] for i in range(scenes)]
-        )
+        erps = torch.stack([resize_erp(data[i].erp[None], rmse_hw)[0] for i in range(scenes)])
         models = {"spherical (zero-shot)": build_spherical(stack, rmse_hw)}
         if trained:
             models["distilled"] = trained[rmse_hw]

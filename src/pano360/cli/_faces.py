@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Annotated
 
 import torch
-import torch.nn.functional as F
 import typer
 
 from .._core import ValueRangeError
 from ..detection import detect_faces
+from ..geometry import resize_erp
 from ..io import write_images
 from ..viz import blur_regions_on_sphere, draw_box_outlines
 from ._options import Overwrite, check_choice, check_outputs, read_erp
@@ -125,7 +125,7 @@ def faces(
             f"{DETECT_MAX_WIDTH // 2} copy (outputs keep the full size)",
             err=True,
         )
-        small = F.interpolate(erp, size=(DETECT_MAX_WIDTH // 2, DETECT_MAX_WIDTH), mode="area")
+        small = resize_erp(erp, (DETECT_MAX_WIDTH // 2, DETECT_MAX_WIDTH))
     thresholds = (0.6, 0.7, threshold)
     with torch.inference_mode():
         found = detect_faces(small, strategy, min_face, max_face, thresholds, students=students)

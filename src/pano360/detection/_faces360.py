@@ -35,6 +35,7 @@ from torch import nn
 from .._core import ShapeError, ValueRangeError, check_choice, check_erp
 from ..geometry import (
     box_convert,
+    erp_pyramid,
     erp_to_perspective,
     pixel_to_lonlat,
     rotation_matrix,
@@ -170,34 +171,6 @@ def _erp_levels(min_face_deg: float, max_face_deg: float, factor: float) -> list
     return levels
 
 
-def _resize(erp: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
-    if hw == tuple(erp.shape[-2:]):
-        return erp
-    if hw[0] < erp.shape[-2]:
-        return F.interpolate(erp, size=hw, mode="area")
-    return F.interpolate(erp, size=hw, mode="bilinear", align_corners=False)
-
-
-def _halvings(erp: torch.Tensor, min_width: int) -> list[torch.Tensor]:
-    """``erp`` and its 2 x 2 box-filtered halvings down to ``min_width`` columns or more."""
-    images = [erp]
-    while images[-1].shape[-1] // 2 >= min_width and images[-1].shape[-2] % 2 == 0:
-        images.append(F.avg_pool2d(images[-1], 2))
-    return images
-
-
-def _erp_pyramid(erp: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> list[torch.Tensor]:
-    """The ERP, its halvings down to the first level, then the levels (each resized from the
-    smallest halving that is at least its size: a large panorama is read once, not per level)."""
-    halvings = _halvings(erp, max(w for _, w in sizes))
-    levels = []
-    for h, w in sizes:
-        larger = [im for im in halvings if im.shape[-1] >= w]
-        source = larger[-1] if larger else erp  # a level above the ERP's size is upsampled
-        levels.append(_resize(source, (h, w)))
-    return halvings + levels
-
-
 def _stage1_sphere(
     pnet_on_erp: Callable[[torch.Tensor], MTCNNOutput],
     pyramid: Sequence[torch.Tensor],
@@ -215,8 +188,8 @@ def _stage1_sphere(
             continue
         # Cell (i, j) is the pixel centre of the (h / 2, w / 2) ERP grid; its window is the
         # 12 x 12 tangent patch with one level pixel (at the equator) between samples.
-        lon = -math.pi + 2 * math.pi * (cols.to(level.dtype) + 0.5) / wo
-        lat = math.pi / 2 - math.pi * (rows.to(level.dtype) + 0.5) / ho
+        cells = torch.stack((cols, rows), -1).to(level.dtype)
+        lon, lat = pixel_to_lonlat(cells, (ho, wo)).unbind(-1)
         fov = 2 * math.atan(PNET_WINDOW / 2 * math.tan(2 * math.pi / w))
         windows = torch.stack((lon, lat, torch.full_like(lon, fov), torch.full_like(lon, fov)), -1)
         scores = prob[rows, cols]
@@ -544,7 +517,7 @@ def detect_faces(
         else:
             stage1 = pnet_on_erp(pnet, strategy)
     sizes = _erp_levels(min_face_deg, max_face_deg, factor)
-    pyramid = _erp_pyramid(erp, sizes)
-    boxes, _ = _stage1_sphere(stage1, pyramid[-len(sizes) :], thresholds[0])
-    # The whole pyramid doubles as mipmaps for the crops of stages 2 and 3.
-    return _stages23(pyramid, boxes, thresholds, rnet, onet)
+    levels, halvings = erp_pyramid(erp, sizes, with_halvings=True)
+    boxes, _ = _stage1_sphere(stage1, levels, thresholds[0])
+    # The ERP, its halvings and the levels double as mipmaps for the crops of stages 2 and 3.
+    return _stages23([*halvings, *levels], boxes, thresholds, rnet, onet)

@@ -21,7 +21,9 @@ from .boxes import (
 from .conventions import CUBE_FACES, py360convert_fov
 from .coords import (
     erp_lonlat_grid,
+    fold_rows,
     lonlat_to_pixel,
+    lonlat_to_pixel_index,
     lonlat_to_xyz,
     pixel_to_lonlat,
     wrap_lon,
@@ -36,6 +38,7 @@ from .cubemap import (
     erp_to_cubemap,
     sample_cube_faces,
 )
+from .padding import spherical_pad
 from .perspective import (
     camera_rays,
     erp_to_perspective,
@@ -43,6 +46,7 @@ from .perspective import (
     view_pixel_coords,
     view_pixel_rays,
 )
+from .resize import RESIZE_MODES, erp_pyramid, resize_erp
 from .rotation import rotation_matrix
 from .sampling import MODES, erp_directions, rotate_erp, sample_erp
 
@@ -51,6 +55,7 @@ __all__ = [
     "CUBE_FACES",
     "CUBE_LAYOUTS",
     "MODES",
+    "RESIZE_MODES",
     "box_convert",
     "box_corners",
     "box_outline",
@@ -62,14 +67,18 @@ __all__ = [
     "cubemap_to_faces",
     "erp_directions",
     "erp_lonlat_grid",
+    "erp_pyramid",
     "erp_to_cubemap",
     "erp_to_perspective",
+    "fold_rows",
     "lonlat_to_pixel",
+    "lonlat_to_pixel_index",
     "lonlat_to_xyz",
     "perspective_to_erp",
     "pixel_solid_angle",
     "pixel_to_lonlat",
     "py360convert_fov",
+    "resize_erp",
     "rotate_erp",
     "rotation_matrix",
     "sample_cube_faces",
@@ -79,6 +88,7 @@ __all__ = [
     "sph_iou_exact",
     "sph_iou_fov",
     "sph_nms",
+    "spherical_pad",
     "view_pixel_coords",
     "view_pixel_rays",
     "wrap_lon",

@@ -16,7 +16,9 @@ from .._core import ShapeError, check_hw
 
 __all__ = [
     "erp_lonlat_grid",
+    "fold_rows",
     "lonlat_to_pixel",
+    "lonlat_to_pixel_index",
     "lonlat_to_xyz",
     "pixel_to_lonlat",
     "wrap_lon",
@@ -92,6 +94,93 @@ def lonlat_to_pixel(lonlat: torch.Tensor, hw: Sequence[int]) -> torch.Tensor:
     x = (lon / (2 * math.pi) + 0.5) * w - 0.5
     y = (-lat / math.pi + 0.5) * h - 0.5
     return torch.stack((x, y), dim=-1)
+
+
+def fold_rows(
+    rows: torch.Tensor, cols: torch.Tensor | float, hw: Sequence[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions off an ERP image (past a pole or the seam, by any amount) -> the same point on it.
+
+    The one home of the seam and pole rule for pixel positions: every padding, sampling plan
+    and splat in pano360 folds its rows and columns here.
+
+    Args:
+        rows: row positions, any shape. Integer tensors are pixel indices; floating-point
+            tensors are continuous pixel coordinates (pixel centres at integers).
+        cols: column positions (a tensor broadcasting with ``rows``, or a number), same kind.
+        hw: (H, W) of the ERP image, W even.
+
+    Returns:
+        ``(rows, cols)`` broadcast together. Integers: rows in [0, H), columns in [0, W).
+        Floats: rows in [-0.5, H - 0.5], columns in [-0.5, W - 0.5).
+
+    Raises:
+        ShapeError: W is odd (the pole rule shifts by W/2).
+
+    Convention:
+        :mod:`pano360.geometry.conventions`: columns wrap (x mod W); a row past the top (bottom)
+        continues on the mirrored row shifted by W/2 columns: row -1 - k at column c is row k at
+        column c + W/2, row H + k is row H - 1 - k likewise. Rows have period 2H (crossing both
+        poles turns the column by a whole turn), so any overshoot folds.
+
+    Example:
+        >>> r, c = fold_rows(torch.tensor([-1, 2, 4]), torch.tensor([0, 1, 7]), (2, 8))
+        >>> r.tolist(), c.tolist()
+        ([0, 1, 0], [4, 5, 7])
+    """
+    h, w = check_hw(hw, "hw")
+    if w % 2:
+        raise ShapeError(f"ERP width must be even for the pole rule, got W = {w}")
+    cols = torch.as_tensor(cols, device=rows.device)
+    if not rows.is_floating_point():
+        t = torch.remainder(rows, 2 * h)
+        past = t >= h
+        rows = torch.where(past, 2 * h - 1 - t, t)
+        return torch.broadcast_tensors(rows, torch.remainder(cols + past * (w // 2), w))
+    cols = cols.to(rows.dtype)
+    # Continuous rows: period 2H in y + 0.5, the mirrored half shifted by W/2. Skipped (a
+    # synchronising check, but far cheaper than the arithmetic) when every row is on the image.
+    if bool(((rows < -0.5) | (rows > h - 0.5)).any()):
+        t = torch.remainder(rows + 0.5, 2 * h)
+        past = t > h
+        rows = torch.where(past, 2 * h - t, t) - 0.5
+        cols = cols + past * (w / 2)
+    if bool(((cols < -0.5) | (cols >= w - 0.5)).any()):
+        cols = torch.remainder(cols + 0.5, w) - 0.5
+    return torch.broadcast_tensors(rows, cols)
+
+
+def lonlat_to_pixel_index(
+    lonlat: torch.Tensor, hw: Sequence[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ERP pixel that contains each direction: integer (row, column).
+
+    Args:
+        lonlat: (..., 2) directions (lon, lat) in radians; lon wraps.
+        hw: (H, W) of the ERP image.
+
+    Returns:
+        ``(rows, cols)``, two (...) long tensors with rows in [0, H) and columns in [0, W).
+
+    Convention:
+        column floor((lon / 2pi + 0.5) W) mod W (lon = -pi is column 0, the seam's left edge),
+        row floor((0.5 - lat / pi) H), with lat = -pi/2 in the last row: the pixel whose area
+        (edges at the half-integers of :func:`lonlat_to_pixel`) holds the direction. Compute in
+        float64 near the seam: float32(-pi) is slightly below -pi and lands in the last column.
+
+    Example:
+        >>> rows, cols = lonlat_to_pixel_index(
+        ...     torch.tensor([[-math.pi, math.pi / 2], [0.0, -math.pi / 2]], dtype=torch.float64),
+        ...     (4, 8))
+        >>> rows.tolist(), cols.tolist()
+        ([0, 3], [0, 4])
+    """
+    _check_last(lonlat, 2, "lonlat")
+    h, w = check_hw(hw, "hw")
+    lon, lat = lonlat.unbind(-1)
+    cols = torch.remainder(torch.floor((lon / (2 * math.pi) + 0.5) * w), w).long()
+    rows = torch.floor((0.5 - lat / math.pi) * h).long().clamp(0, h - 1)
+    return rows, cols
 
 
 def lonlat_to_xyz(lonlat: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,8 @@
 Convention: see :mod:`pano360.geometry.conventions`. Columns wrap at the seam; a row past a pole
 continues on the mirrored row shifted by W/2 columns. Nothing is ever zero-padded or clamped.
 
-How: the image is padded by one or two pixels with exactly those rules, then sampled with
+How: the image is padded by one or two pixels with exactly those rules
+(:func:`~pano360.geometry.padding.spherical_pad`), then sampled with
 ``torch.nn.functional.grid_sample``, which gives bilinear and bicubic sampling that is
 differentiable with respect to both the image and the sampling positions. Sampling grids of fixed
 geometry (constant rotations, cube maps, views with float angles) are computed once and cached
@@ -13,18 +14,19 @@ geometry (constant rotations, cube maps, views with float angles) are computed o
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from .._core import ShapeError, check_choice, check_erp, memory_format_of
-from .coords import erp_lonlat_grid, lonlat_to_xyz, xyz_to_lonlat
+from .._core import ShapeError, check_choice, check_erp
+from .coords import erp_lonlat_grid, fold_rows, lonlat_to_pixel, lonlat_to_xyz, xyz_to_lonlat
+from .padding import spherical_pad
 
 __all__ = [
     "MODES",
     "ErpWindow",
+    "bilinear_corners",
     "erp_directions",
     "erp_sampling_grid",
     "grid_sample_parallel",
@@ -33,8 +35,6 @@ __all__ = [
     "sample_erp",
     "sample_erp_grid",
     "sample_erp_planned",
-    "spherical_pad",
-    "spherical_pad_index",
 ]
 
 #: Interpolation modes every sampler accepts.
@@ -44,85 +44,37 @@ MODES: tuple[str, ...] = ("nearest", "bilinear", "bicubic")
 _PAD = {"nearest": 1, "bilinear": 1, "bicubic": 2}
 
 
-@functools.lru_cache(maxsize=32)
-def spherical_pad_index(h: int, w: int, pad: int, device: torch.device) -> torch.Tensor:
-    """Flat indices that pad an (H, W) ERP image by ``pad`` pixels on every side.
-
-    Returns an (H + 2 pad, W + 2 pad) long tensor whose entries index the flattened image
-    (row * W + column). Rows past a pole are reflected and shifted by W/2 columns, repeatedly if
-    ``pad`` exceeds H; columns wrap.
-    """
-    if w % 2:
-        raise ShapeError(f"ERP width must be even for the pole rule, got W = {w}")
-    rows, shifts = [], []
-    for r in range(-pad, h + pad):
-        shift = 0
-        while not 0 <= r < h:
-            r = -1 - r if r < 0 else 2 * h - 1 - r
-            shift ^= 1
-        rows.append(r)
-        shifts.append(shift * (w // 2))
-    rows_t = torch.tensor(rows, device=device)[:, None]
-    shift_t = torch.tensor(shifts, device=device)[:, None]
-    cols = torch.arange(-pad, w + pad, device=device)[None, :]
-    return rows_t * w + torch.remainder(cols + shift_t, w)
-
-
-def spherical_pad(erp: torch.Tensor, pad: int) -> torch.Tensor:
-    """Pad an ERP image by ``pad`` pixels on every side with the seam and pole rules.
-
-    Args:
-        erp: (B, C, H, W) with W even.
-        pad: pixels added on each side.
-
-    Returns:
-        (B, C, H + 2 pad, W + 2 pad): columns wrap; rows past a pole are the mirrored rows
-        shifted by W/2 columns.
-    """
-    b, c, h, w = erp.shape
-    if pad > h or pad > w:  # tiny maps reflect or wrap more than once: the general index
-        index = spherical_pad_index(h, w, pad, erp.device)
-        return erp.reshape(b, c, h * w)[:, :, index.flatten()].reshape(b, c, *index.shape)
-    # One allocation filled by slice copies: temporaries of image size cost page faults.
-    out = torch.empty(
-        (b, c, h + 2 * pad, w + 2 * pad),
-        dtype=erp.dtype,
-        device=erp.device,
-        memory_format=memory_format_of(erp),
-    )
-    half = w // 2
-    inner = out[..., pad : w + pad]
-    inner[:, :, pad : h + pad] = erp
-    for rows, src in (
-        (slice(0, pad), erp[:, :, :pad]),
-        (slice(h + pad, None), erp[:, :, h - pad :]),
-    ):
-        # Rows past a pole: mirrored (flip) and shifted by W/2 (the two halves swap).
-        mirrored = src.flip(-2)
-        inner[:, :, rows, :half] = mirrored[..., half:]
-        inner[:, :, rows, half:] = mirrored[..., :half]
-    out[..., :pad] = out[..., w : w + pad]
-    out[..., w + pad :] = out[..., pad : 2 * pad]
-    return out
-
-
 def _erp_pixel_coords(lonlat: torch.Tensor, hw) -> tuple[torch.Tensor, torch.Tensor]:
     """Pixel coordinates (x, y) of directions, wrapped to x in [-0.5, W - 0.5) and folded over
     the poles to y in [-0.5, H - 0.5]."""
-    h, w = hw
-    lon, lat = lonlat.unbind(-1)
-    x = (lon / (2 * math.pi) + 0.5) * w - 0.5
-    y = (-lat / math.pi + 0.5) * h - 0.5
-    # Directions from xyz_to_lonlat are already in range; skip the (slow) wrapping for them.
-    if bool(((y < -0.5) | (y > h - 0.5)).any()):
-        # Fold rows past a pole back onto the sphere (period 2H, mirrored half shifted by W/2).
-        y_fold = torch.remainder(y + 0.5, 2 * h)
-        past_pole = y_fold > h
-        y = torch.where(past_pole, 2 * h - y_fold, y_fold) - 0.5
-        x = torch.where(past_pole, x + w / 2, x)
-    if bool(((x < -0.5) | (x >= w - 0.5)).any()):
-        x = torch.remainder(x + 0.5, w) - 0.5
+    x, y = lonlat_to_pixel(lonlat, hw).unbind(-1)
+    y, x = fold_rows(y, x, hw)
     return x, y
+
+
+def bilinear_corners(
+    x: torch.Tensor, y: torch.Tensor, hw: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The four ERP pixels a bilinear read at continuous pixel coordinates (x, y) touches.
+
+    Args:
+        x, y: (...) continuous pixel coordinates (pixel centres at integers), y in
+            [-0.5, H - 0.5] (as :func:`~pano360.geometry.coords.fold_rows` leaves them).
+        hw: (H, W) of the ERP image.
+
+    Returns:
+        ``(rows, cols, weights)``, each (..., 4), corners in the order upper-left, upper-right,
+        lower-left, lower-right: long rows and columns on the image (a corner past a pole or
+        the seam folded by :func:`~pano360.geometry.coords.fold_rows`) and the bilinear
+        weights in ``x``'s dtype. A read is ``sum(weights * image[rows, cols])``.
+    """
+    x0, y0 = x.floor(), y.floor()
+    fx, fy = x - x0, y - y0
+    rows = torch.stack((y0, y0, y0 + 1, y0 + 1), -1).long()
+    cols = torch.stack((x0, x0 + 1, x0, x0 + 1), -1).long()
+    weights = torch.stack(((1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx), -1)
+    rows, cols = fold_rows(rows, cols, hw)
+    return rows, cols, weights
 
 
 def _normalise(x: torch.Tensor, y: torch.Tensor, hw) -> torch.Tensor:

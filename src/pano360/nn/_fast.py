@@ -20,7 +20,9 @@ from pathlib import Path
 import torch
 
 from .._core import memory_format_of
-from ._taps import output_hw, sphere_conv_grid
+from ..geometry import erp_lonlat_grid, lonlat_to_pixel
+from ..geometry.sampling import bilinear_corners
+from ._taps import output_hw, tap_lonlat
 
 __all__ = ["extension_available", "fast_sphere_conv", "row_tables"]
 
@@ -64,29 +66,21 @@ def extension_available() -> bool:
 def row_tables(
     local_dirs: tuple, in_hw: tuple[int, int], stride: int, dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per (output row, tap), from the float64 sampling geometry of :func:`sphere_conv_grid`:
+    """Per (output row, tap), from the float64 tap geometry of :func:`~._taps.tap_lonlat`:
     the input rows of the upper and lower bilinear corners (Ho, K, 2), their left columns at
     output column 0 (Ho, K, 2) and the four bilinear weights (Ho, K, 4).
 
     A corner past a pole reads the mirrored row with its column shifted by W / 2 (the pole rule
     of :func:`~pano360.geometry.sampling.spherical_pad`), so the kernel needs no padded copy.
     """
-    h, w = in_hw
     ho, wo = output_hw(in_hw, stride)
-    k = len(local_dirs)
-    grid = sphere_conv_grid(local_dirs, in_hw, stride, torch.float64, torch.device("cpu"))
-    first = grid.reshape(k, ho, wo, 2)[:, :, 0].transpose(0, 1)  # (Ho, K, 2): output column 0
-    x = ((first[..., 0] + 1) * (w + 2) - 1) / 2 - 1  # original column, in [-0.5, W - 0.5)
-    y = ((first[..., 1] + 1) * (h + 2) - 1) / 2  # row of the image padded by 1 on each side
-    c0, r0 = torch.floor(x), torch.floor(y).clamp(0, h)
-    a, b = x - c0, y - r0
-    wts = torch.stack(((1 - a) * (1 - b), a * (1 - b), (1 - a) * b, a * b), dim=-1)
-    padded = torch.stack((r0, r0 + 1), dim=-1).long()  # upper and lower corners, padded rows
-    # Padded row 0 is row 0 seen across the north pole, row H + 1 is row H - 1 across the south.
-    past_pole = (padded == 0) | (padded == h + 1)
-    rows = (padded - 1).clamp(0, h - 1)
-    cols = torch.remainder(c0.long()[..., None] + past_pole.long() * (w // 2), w)
-    return rows.contiguous(), cols.contiguous(), wts.contiguous().to(dtype)
+    dirs = torch.tensor(local_dirs, dtype=torch.float64)
+    centres = erp_lonlat_grid((ho, wo), dtype=torch.float64)[:, 0]  # output column 0
+    x, y = lonlat_to_pixel(tap_lonlat(dirs, centres), in_hw).unbind(-1)  # (Ho, K) each
+    rows, cols, wts = bilinear_corners(x, y, in_hw)  # (Ho, K, 4), folded onto the sphere
+    # The kernel reads the upper and lower corner pairs from their left corners.
+    pairs = [0, 2]
+    return rows[..., pairs].contiguous(), cols[..., pairs].contiguous(), wts.to(dtype).contiguous()
 
 
 class _FastSphereConv(torch.autograd.Function):

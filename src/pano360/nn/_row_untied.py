@@ -34,10 +34,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._core import ShapeError, ValueRangeError, check_hw, check_positive_int
-from ..geometry import erp_lonlat_grid, lonlat_to_pixel, rotation_matrix, xyz_to_lonlat
-from ..geometry.sampling import spherical_pad
+from ..geometry import erp_lonlat_grid, lonlat_to_pixel, spherical_pad
+from ..geometry.sampling import bilinear_corners
 from ._sphere_conv import SphereConv2d, _optional_repr, _pair, _square
-from ._taps import default_tap_spacing, output_hw, tangent_tap_directions
+from ._taps import default_tap_spacing, output_hw, tangent_tap_directions, tap_lonlat
 
 __all__ = ["DEFAULT_MAX_PARAM_RATIO", "RowUntiedConv2d"]
 
@@ -71,29 +71,11 @@ def _row_splats(
     k = dirs.shape[0]
     # The taps around output column 0 of every row: the other columns are these, shifted.
     centres = erp_lonlat_grid((ho, wo), dtype=torch.float64)[:, 0]  # (Ho, 2)
-    R = rotation_matrix(centres[:, 0], centres[:, 1])  # (Ho, 3, 3) camera to world
-    world = torch.einsum("hij,kj->hki", R, dirs)
-    lonlat = xyz_to_lonlat(world)
-    # A tap exactly on a pole (xyz_to_lonlat's rule: within 1e-12) is read on the output
-    # pixel's meridian, the limit of taps arriving there, so the layer stays yaw-equivariant
-    # (xyz_to_lonlat would pin it to lon 0 for every output column).
-    on_pole = torch.hypot(world[..., 0], world[..., 2]) <= 1e-12 * world[..., 1].abs()
-    lon = torch.where(on_pole, centres[:, None, 0], lonlat[..., 0])
-    lonlat = torch.stack((lon, lonlat[..., 1]), dim=-1)
+    lonlat = tap_lonlat(dirs, centres)  # (Ho, K, 2)
     x, y = lonlat_to_pixel(lonlat, erp_hw).unbind(-1)  # (Ho, K) each
     x = torch.where((x - x.round()).abs() < _SNAP, x.round(), x)
     y = torch.where((y - y.round()).abs() < _SNAP, y.round(), y)
-    x0, y0 = x.floor(), y.floor()
-    fx, fy = x - x0, y - y0
-    # The four corners: (Ho, K, 4).
-    rows = torch.stack((y0, y0, y0 + 1, y0 + 1), -1).long()
-    cols = torch.stack((x0, x0 + 1, x0, x0 + 1), -1).long()
-    weight = torch.stack(((1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx), -1)
-    # Fold corners on the padding rows (-1 or H) back onto the sphere (xyz_to_lonlat keeps
-    # y in [-0.5, H - 0.5], so one fold is enough).
-    past = (rows < 0) | (rows >= h)
-    rows = torch.where(rows < 0, -1 - rows, torch.where(rows >= h, 2 * h - 1 - rows, rows))
-    cols = torch.where(past, cols + w // 2, cols)
+    rows, cols, weight = bilinear_corners(x, y, erp_hw)  # (Ho, K, 4), folded onto the sphere
     # Where the output pixel sits in input coordinates (centre rule of _taps.py).
     base_row = (torch.arange(ho) * stride)[:, None, None]
     true_row = ((torch.arange(ho, dtype=torch.float64) + 0.5) * h / ho - 0.5)[:, None, None]

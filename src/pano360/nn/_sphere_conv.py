@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._core import ShapeError, ValueRangeError, check_choice
-from ..geometry.sampling import grid_sample_parallel, spherical_pad
+from ..geometry import spherical_pad
+from ..geometry.sampling import grid_sample_parallel
 from ._fast import extension_available, fast_sphere_conv
 from ._taps import (
     TAP_PATTERNS,

@@ -38,6 +38,7 @@ __all__ = [
     "output_hw",
     "sphere_conv_grid",
     "tangent_tap_directions",
+    "tap_lonlat",
 ]
 
 #: Tap patterns of SphereConv2d.
@@ -83,6 +84,28 @@ def output_hw(hw: tuple[int, int], stride: int) -> tuple[int, int]:
     return -(-hw[0] // stride), -(-hw[1] // stride)
 
 
+def tap_lonlat(local_dirs: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """Where a tap pattern lands on the sphere around output pixels.
+
+    Args:
+        local_dirs: (K, 3) tap directions in the local frame (x right, y up, z towards the
+            output pixel), float64 for exact geometry.
+        centres: (..., 2) (lon, lat) of the output pixels, same dtype.
+
+    Returns:
+        (..., K, 2) (lon, lat) of every tap: the pattern turned by the camera rotation aimed at
+        each centre with roll 0. A tap exactly on a pole (within xyz_to_lonlat's 1e-12) takes
+        the output pixel's own longitude: a bilinear read there depends on the meridian, and
+        this choice keeps the layers yaw-equivariant.
+    """
+    R = rotation_matrix(centres[..., 0], centres[..., 1])  # (..., 3, 3) camera to world
+    world = torch.einsum("...ij,kj->...ki", R, local_dirs)
+    lonlat = xyz_to_lonlat(world)
+    on_pole = torch.hypot(world[..., 0], world[..., 2]) <= 1e-12 * world[..., 1].abs()
+    lon = torch.where(on_pole, centres[..., None, 0], lonlat[..., 0])
+    return torch.stack((lon, lonlat[..., 1]), dim=-1)
+
+
 @functools.lru_cache(maxsize=64)
 def sphere_conv_grid(
     local_dirs: tuple[tuple[float, float, float], ...],
@@ -101,12 +124,6 @@ def sphere_conv_grid(
     out_hw = output_hw(in_hw, stride)
     dirs = torch.tensor(local_dirs, dtype=torch.float64, device=device)  # (K, 3)
     centres = erp_lonlat_grid(out_hw, dtype=torch.float64, device=device)  # (Ho, Wo, 2)
-    R = rotation_matrix(centres[..., 0], centres[..., 1])  # (Ho, Wo, 3, 3) camera to world
-    world = torch.einsum("hwij,kj->khwi", R, dirs)  # (K, Ho, Wo, 3)
-    lonlat = xyz_to_lonlat(world)
-    # A tap exactly on a pole has no longitude of its own, and a bilinear sample there depends
-    # on the one chosen: take the output pixel's meridian, so the layer stays yaw-equivariant.
-    on_pole = torch.hypot(world[..., 0], world[..., 2]) <= 1e-12 * world[..., 1].abs()
-    lon = torch.where(on_pole, centres[..., 0].expand_as(on_pole), lonlat[..., 0])
-    grid = erp_sampling_grid(torch.stack((lon, lonlat[..., 1]), -1), in_hw, "bilinear")
+    lonlat = tap_lonlat(dirs, centres).permute(2, 0, 1, 3)  # (K, Ho, Wo, 2)
+    grid = erp_sampling_grid(lonlat, in_hw, "bilinear")
     return grid.reshape(1, -1, out_hw[1], 2).to(dtype)

@@ -24,14 +24,13 @@ from .._core import ShapeError, ValueRangeError, check_erp, check_hw, check_posi
 from ..geometry import (
     camera_rays,
     erp_directions,
-    erp_lonlat_grid,
     lonlat_to_xyz,
     perspective_to_erp,
+    resize_erp,
     rotation_matrix,
     sample_erp,
     xyz_to_lonlat,
 )
-from ..geometry.sampling import spherical_pad
 from ._fixations import normalize_saliency
 
 __all__ = [
@@ -390,22 +389,6 @@ def _merge_plan(work_hw, view_size: int, fov: float, dtype, device):
     return pasted.permute(0, 2, 3, 1).contiguous(), weight / total
 
 
-def _upsample_erp(maps: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resampling of ERP maps to (H, W) pixel centres, across the seam and poles."""
-    h, w = maps.shape[-2:]
-    if (h, w) == tuple(hw):
-        return maps
-    if hw[0] % h == 0:
-        # Integer factor: interpolating the spherically padded map and cropping the padding
-        # samples exactly the target pixel centres (x_small = (x + 0.5) / f - 0.5).
-        f = hw[0] // h
-        padded = spherical_pad(maps, 1)
-        up = F.interpolate(padded, scale_factor=f, mode="bilinear", align_corners=False)
-        return up[..., f : f + hw[0], f : f + hw[1]]
-    grid = erp_lonlat_grid(hw, dtype=maps.dtype, device=maps.device)[None]
-    return sample_erp(maps, grid)
-
-
 def spectral_saliency(
     erp: torch.Tensor,
     *,
@@ -472,8 +455,7 @@ def spectral_saliency(
     dtype = erp.dtype if erp.dtype == torch.float64 else torch.float32
     x = erp.to(dtype)
     wh = min(work_height, h)
-    if wh < h:
-        x = F.adaptive_avg_pool2d(x, (wh, 2 * wh))
+    x = resize_erp(x, (wh, 2 * wh))
     feats = _opponent_channels(x)
     fov = math.radians(fov_deg)
     grid, weight = _merge_plan((wh, 2 * wh), view_size, fov, dtype, erp.device)
@@ -487,7 +469,7 @@ def spectral_saliency(
         sal = (sal / sal.mean(dim=(-2, -1), keepdim=True).clamp_min(1e-12) * var).sum(1, True)
         pasted = F.grid_sample(sal, grid, padding_mode="border", align_corners=False)
         maps.append((pasted * weight).sum(0))
-    merged = _upsample_erp(torch.stack(maps), (h, w)).clamp_min(0)
+    merged = resize_erp(torch.stack(maps), (h, w)).clamp_min(0)
     if prior_sigma_deg is not None:
         prior = equator_bias((h, w), prior_sigma_deg, dtype=dtype, device=erp.device)
         merged = merged * (prior_floor + prior / prior.amax())

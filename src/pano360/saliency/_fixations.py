@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 
 from .._core import ShapeError, ValueRangeError, check_choice, check_hw, check_positive_int
-from ..geometry import erp_directions, lonlat_to_xyz, pixel_solid_angle
+from ..geometry import erp_directions, lonlat_to_pixel_index, lonlat_to_xyz, pixel_solid_angle
 
 __all__ = [
     "NORMALIZATIONS",
@@ -306,8 +306,7 @@ def binary_fixation_map(
         _check_lonlat(fix, f"fixations[{b}]" if len(fix_list) > 1 else "fixations")
         dev = torch.device(device) if device is not None else fix.device
         fix = fix.detach().to(device=dev, dtype=torch.float64)
-        col = torch.remainder(torch.floor((fix[:, 0] / (2 * math.pi) + 0.5) * w), w).long()
-        row = torch.floor((0.5 - fix[:, 1] / math.pi) * h).long().clamp(0, h - 1)
+        row, col = lonlat_to_pixel_index(fix, (h, w))
         flat = torch.zeros(h * w, dtype=dtype, device=dev)
         flat.index_add_(0, row * w + col, torch.ones(fix.shape[0], dtype=dtype, device=dev))
         maps.append(flat.view(h, w) if counts else (flat > 0).to(dtype).view(h, w))

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import torch
 
 from .._core import ShapeError, ValueRangeError, check_choice
-from ..geometry import pixel_solid_angle
+from ..geometry import lonlat_to_pixel_index, pixel_solid_angle
 from ..geometry.sampling import erp_sampling_grid, sample_erp_grid
 
 __all__ = [
@@ -197,8 +197,7 @@ def _sphere_plan(
     """Sampling grid (for sample_erp_grid, bilinear) and containing pixel of each sphere point."""
     lonlat = sphere_sample_points(n, device=device)
     grid = erp_sampling_grid(lonlat[None, None], (h, w), "bilinear").to(dtype)
-    col = torch.remainder(torch.floor((lonlat[:, 0] / (2 * math.pi) + 0.5) * w), w).long()
-    row = torch.floor((0.5 - lonlat[:, 1] / math.pi) * h).long().clamp(0, h - 1)
+    row, col = lonlat_to_pixel_index(lonlat, (h, w))
     return grid, row * w + col
 
 

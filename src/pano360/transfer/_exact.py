@@ -48,7 +48,9 @@ from torch import nn
 from tqdm import tqdm
 
 from .._core import ShapeError, ValueRangeError, check_erp
-from ..geometry import erp_lonlat_grid, lonlat_to_pixel, rotation_matrix, xyz_to_lonlat
+from ..geometry import erp_lonlat_grid, lonlat_to_pixel
+from ..geometry.sampling import bilinear_corners
+from ..nn._taps import tangent_tap_directions, tap_lonlat
 
 __all__ = ["exact_outputs", "receptive_field"]
 
@@ -223,28 +225,12 @@ def _row_taps(size: int, spacing: float, erp_hw: tuple[int, int], stride: int):
     """
     h, w = erp_hw
     ho, wo = h // stride, w // stride
-    offsets = (torch.arange(size, dtype=torch.float64) - (size - 1) / 2) * math.tan(spacing)
-    v, u = torch.meshgrid(-offsets, offsets, indexing="ij")
-    plane = torch.stack((u, v, torch.ones_like(u)), dim=-1).reshape(-1, 3)
+    # The patch is SphereConv2d's size x size tangent tap pattern (pole rule included).
+    dirs = tangent_tap_directions((size, size), 1, spacing)
     centres = erp_lonlat_grid((ho, wo), dtype=torch.float64)[:, 0]  # (Ho, 2) at column 0
-    R = rotation_matrix(centres[:, 0], centres[:, 1])  # camera to world, roll 0
-    world = torch.einsum("hij,kj->hki", R, plane)  # (Ho, K, 3)
-    lonlat = xyz_to_lonlat(world)
-    # On a pole the longitude is free: take the output pixel's meridian (SphereConv2d's rule),
-    # which keeps the result yaw-equivariant.
-    on_pole = torch.hypot(world[..., 0], world[..., 2]) <= 1e-12 * world[..., 1].abs()
-    lon = torch.where(on_pole, centres[:, None, 0], lonlat[..., 0])
-    x, y = lonlat_to_pixel(torch.stack((lon, lonlat[..., 1]), -1), erp_hw).unbind(-1)
-    x0, y0 = x.floor(), y.floor()
-    fx, fy = x - x0, y - y0
-    rows = torch.stack((y0, y0, y0 + 1, y0 + 1), -1).long()
-    cols = torch.stack((x0, x0 + 1, x0, x0 + 1), -1).long()
-    weights = torch.stack(((1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx), -1)
-    # y lies in [-0.5, H - 0.5], so a corner is at most one row past a pole: the mirrored row,
-    # on the opposite meridian.
-    past = (rows < 0) | (rows >= h)
-    rows = torch.where(rows < 0, -1 - rows, torch.where(rows >= h, 2 * h - 1 - rows, rows))
-    cols = torch.remainder(torch.where(past, cols + w // 2, cols), w)
+    lonlat = tap_lonlat(dirs, centres)  # (Ho, K, 2)
+    x, y = lonlat_to_pixel(lonlat, erp_hw).unbind(-1)
+    rows, cols, weights = bilinear_corners(x, y, erp_hw)  # folded onto the sphere
     return rows, cols, weights
 
 

@@ -78,7 +78,7 @@ from .._core import (
     list_models,
 )
 from ..data import write_atomic
-from ..geometry import pixel_solid_angle
+from ..geometry import erp_lonlat_grid, pixel_solid_angle
 from ..nn import RowUntiedConv2d, SphereConv2d, SphericalAvgPool2d, SphericalMaxPool2d
 from ._exact import StackLayer, _matching, exact_outputs, plan_stack
 
@@ -1056,7 +1056,7 @@ def layer_rmse(
                 f"{tuple(target.shape)}"
             )
         h = target.shape[-2]
-        lat = (0.5 - (torch.arange(h, dtype=torch.float64) + 0.5) / h) * math.pi
+        lat = erp_lonlat_grid((h, 2 * h), dtype=torch.float64)[:, 0, 1]
         per_row = (out.double() - target.double()).pow(2).mean(dim=(0, 1, 3)).cpu()
         result[index] = {}
         for lo, hi in bands:

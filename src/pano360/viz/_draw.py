@@ -22,6 +22,7 @@ from ..geometry import (
     box_corners,
     box_outline_pixels,
     erp_to_perspective,
+    fold_rows,
     lonlat_to_pixel,
     perspective_to_erp,
     sph_box_mask,
@@ -64,16 +65,6 @@ def _densify(poly: torch.Tensor, step: float) -> torch.Tensor:
     return torch.cat((pts, poly[-1:]))
 
 
-def _wrap_pixels(rows: torch.Tensor, cols: torch.Tensor, h: int, w: int):
-    """Integer pixel indices off the image -> on it: past a pole, mirror the row and turn half
-    way round; columns wrap."""
-    north = rows < 0
-    south = rows >= h
-    rows = torch.where(north, -1 - rows, torch.where(south, 2 * h - 1 - rows, rows))
-    cols = torch.where(north | south, cols + w // 2, cols)
-    return rows.clamp(0, h - 1), torch.remainder(cols, w)
-
-
 def _splat(points: torch.Tensor, hw: tuple[int, int], radius: float) -> torch.Tensor:
     """(H, W) bool: pixels whose centre is within ``radius`` of a point, plus each point's
     nearest pixel (so thin lines have no gaps)."""
@@ -88,7 +79,7 @@ def _splat(points: torch.Tensor, hw: tuple[int, int], radius: float) -> torch.Te
     cols = torch.round(x).long() + dx
     rows = torch.round(y).long() + dy
     near = ((cols - x) ** 2 + (rows - y) ** 2 <= radius**2) | ((dx == 0) & (dy == 0))
-    rows, cols = _wrap_pixels(rows[near], cols[near], h, w)
+    rows, cols = fold_rows(rows[near], cols[near], (h, w))
     mask[rows * w + cols] = True
     return mask.view(h, w)
 

@@ -1,6 +1,7 @@
 """Public home of pano360's typed errors (see :mod:`pano360._core.errors`)."""
 
 from ._core.errors import (
+    ChoiceError,
     DatasetFormatError,
     ImageIOError,
     OutputExistsError,
@@ -11,6 +12,7 @@ from ._core.errors import (
 from ._core.weights import WeightsError
 
 __all__ = [
+    "ChoiceError",
     "DatasetFormatError",
     "ImageIOError",
     "OutputExistsError",

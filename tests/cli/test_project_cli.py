@@ -216,7 +216,7 @@ BAD_INPUTS = {
     "size syntax": ([*E2P, "--size", "800"], "--size must be WIDTHxHEIGHT in pixels"),
     "size separator": ([*E2P, "--size", "800,600"], "--size must be WIDTHxHEIGHT in pixels"),
     "size zero": ([*E2P, "--size", "0x10"], "--size must have a positive width and height"),
-    "unknown mode": ([*E2P, "--mode", "cubic"], "--mode must be one of nearest, bilinear"),
+    "unknown mode": ([*E2P, "--mode", "cubic"], "--mode must be one of 'nearest', 'bilinear'"),
     "unknown option": ([*E2P, "--zoom", "2"], "No such option: --zoom"),
     "option of another command": ([*E2P, "--face-w", "8"], "No such option: --face-w"),
     "missing OUT": (["project", "e2p", "pano.png"], "Missing argument 'OUT'"),
@@ -277,11 +277,11 @@ BAD_INPUTS = {
     ),
     "unknown layout": (
         ["project", "e2c", "pano.png", "out.png", "--layout", "cross"],
-        "--layout must be one of dict, list, horizon, dice, got 'cross'",
+        "--layout must be one of 'dict', 'list', 'horizon', 'dice', got 'cross'",
     ),
     "face-w zero": (
         ["project", "e2c", "pano.png", "out.png", "--face-w", "0"],
-        "--face-w must be a positive number of pixels, got 0",
+        "--face-w must be a positive integer, got 0",
     ),
     "dict without placeholder": (
         ["project", "e2c", "pano.png", "out.png", "--layout", "dict"],

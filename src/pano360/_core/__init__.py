@@ -1,8 +1,21 @@
 """Internals shared by every pano360 subpackage: typed errors, input checks, the model registry
 and the description and loading of shipped weights."""
 
-from .checks import as_batch_param, check_choice, check_erp, check_hw, check_positive_int
+from .checks import (
+    as_batch_param,
+    check_bool,
+    check_choice,
+    check_erp,
+    check_hw,
+    check_int,
+    check_interval,
+    check_number,
+    check_positive_int,
+    check_seed,
+    is_number,
+)
 from .errors import (
+    ChoiceError,
     DatasetFormatError,
     ImageIOError,
     OutputExistsError,
@@ -15,6 +28,7 @@ from .tensors import memory_format_of
 from .weights import InputContract, WeightsError, WeightsSpec, file_sha256, load_weights
 
 __all__ = [
+    "ChoiceError",
     "DatasetFormatError",
     "ImageIOError",
     "InputContract",
@@ -26,12 +40,18 @@ __all__ = [
     "WeightsError",
     "WeightsSpec",
     "as_batch_param",
+    "check_bool",
     "check_choice",
     "check_erp",
     "check_hw",
+    "check_int",
+    "check_interval",
+    "check_number",
     "check_positive_int",
+    "check_seed",
     "create_model",
     "file_sha256",
+    "is_number",
     "list_models",
     "load_weights",
     "memory_format_of",

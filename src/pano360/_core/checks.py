@@ -1,14 +1,35 @@
-"""Small helpers that validate user input and raise typed errors naming the parameter."""
+"""Validators of user input: one home for every check, each raising a typed error that names the
+parameter and shows what was expected and what was given.
+
+Numbers are checked as numbers: ``bool`` is refused where a number is expected (``True`` is an
+int to Python, never a size or a rate to a user), numpy scalars are accepted.
+"""
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
+from typing import Any
 
+import numpy as np
 import torch
 
-from .errors import ShapeError, ValueRangeError
+from .errors import ChoiceError, ShapeError, ValueRangeError
 
-__all__ = ["as_batch_param", "check_choice", "check_erp", "check_hw", "check_positive_int"]
+__all__ = [
+    "as_batch_param",
+    "check_bool",
+    "check_choice",
+    "check_erp",
+    "check_hw",
+    "check_int",
+    "check_interval",
+    "check_number",
+    "check_positive_int",
+    "check_seed",
+    "is_number",
+]
 
 
 def check_erp(erp: torch.Tensor, name: str = "erp") -> None:
@@ -32,17 +53,162 @@ def check_hw(hw: Sequence[int], name: str, *, erp: bool = False) -> tuple[int, i
     return h, w
 
 
-def check_choice(value: str, name: str, choices: Sequence[str]) -> str:
-    """Raise ValueError listing the valid choices unless ``value`` is one of them."""
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
+    """Raise ChoiceError listing the valid choices unless ``value`` is one of them."""
+    if not isinstance(value, str) or value not in choices:
+        raise ChoiceError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
     return value
 
 
-def check_positive_int(value: int, name: str) -> int:
-    if isinstance(value, bool) or int(value) != value or value < 1:
-        raise ValueRangeError(f"{name} must be a positive integer, got {value!r}")
+def is_number(value: Any) -> bool:
+    """A real number that is not a bool (ints, floats, numpy scalars)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _bounds(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) -> str:
+    left = "(-inf" if lo is None else f"{'(' if lo_open else '['}{lo:.6g}"
+    right = "inf)" if hi is None else f"{hi:.6g}{')' if hi_open else ']'}"
+    return f"{left}, {right}"
+
+
+def _in_range(v: float, lo, hi, lo_open: bool, hi_open: bool) -> bool:
+    above = lo is None or (v > lo if lo_open else v >= lo)
+    below = hi is None or (v < hi if hi_open else v <= hi)
+    return above and below
+
+
+def check_number(
+    value: Any,
+    name: str,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    optional: bool = False,
+) -> float | None:
+    """A finite number within [lo, hi] (an end excluded with ``lo_open`` / ``hi_open``).
+
+    Returns it as a float (None passes through when ``optional``).
+
+    Raises:
+        ValueRangeError: not a finite number (bools refused) or out of range.
+
+    Example:
+        >>> check_number(0.5, "rate", lo=0, hi=1)
+        0.5
+    """
+    if optional and value is None:
+        return None
+    if not is_number(value) or not math.isfinite(value):
+        raise ValueRangeError(f"{name} must be a finite number, got {value!r}")
+    if not _in_range(value, lo, hi, lo_open, hi_open):
+        bounds = _bounds(lo, hi, lo_open, hi_open)
+        raise ValueRangeError(f"{name} must be a finite number in {bounds}, got {value!r}")
+    return float(value)
+
+
+def check_int(
+    value: Any,
+    name: str,
+    *,
+    lo: int | None = None,
+    hi: int | None = None,
+    optional: bool = False,
+) -> int | None:
+    """An integer (bools refused, numpy integers accepted) within [lo, hi].
+
+    Raises:
+        ValueRangeError: not an integer, or out of range.
+
+    Example:
+        >>> check_int(3, "epochs", lo=0)
+        3
+    """
+    if optional and value is None:
+        return None
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise ValueRangeError(f"{name} must be an integer, got {value!r}")
+    if not _in_range(value, lo, hi, False, False):
+        if hi is None and lo in (0, 1):
+            kind = "a positive" if lo == 1 else "a non-negative"
+            raise ValueRangeError(f"{name} must be {kind} integer, got {value!r}")
+        raise ValueRangeError(
+            f"{name} must be an integer in {_bounds(lo, hi, False, False)}, got {value!r}"
+        )
     return int(value)
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    """An integer >= 1 (see :func:`check_int`)."""
+    return check_int(value, name, lo=1)  # type: ignore[return-value]
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """True or False, nothing else (numpy bools accepted)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueRangeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_interval(
+    value: Any,
+    name: str,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    integer: bool = False,
+    unit: str = "",
+) -> tuple[float, float] | tuple[int, int]:
+    """A pair (min, max) with lo <= min <= max <= hi (lo < min with ``lo_open``).
+
+    Args:
+        integer: require integers (returned as ints).
+        unit: appended to the bounds in the message (e.g. " radians").
+
+    Raises:
+        ValueRangeError: not a pair of finite numbers (integers), min > max, or out of range.
+
+    Example:
+        >>> check_interval((1, 3), "count", lo=0, integer=True)
+        (1, 3)
+    """
+    kind = "integers" if integer else "finite numbers"
+    try:
+        a, b = value
+    except (TypeError, ValueError):
+        raise ValueRangeError(
+            f"{name} must be a pair (min, max) of {kind}, got {value!r}"
+        ) from None
+    if integer:
+        ok = all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in (a, b))
+    else:
+        ok = all(is_number(v) and math.isfinite(v) for v in (a, b))
+    inside = ok and a <= b and all(_in_range(v, lo, hi, lo_open, False) for v in (a, b))
+    if not inside:
+        bounds = _bounds(lo, hi, lo_open, False) + unit
+        raise ValueRangeError(
+            f"{name} must be (min, max) {kind} with min <= max in {bounds}, got {value!r}"
+        )
+    cast = int if integer else float
+    return cast(a), cast(b)
+
+
+def check_seed(seed: Any, name: str = "seed", *, sequence: bool = False) -> int | tuple[int, ...]:
+    """A non-negative integer seed; with ``sequence=True`` also a non-empty sequence of them
+    (a SeedSequence's entropy and spawn key)."""
+
+    def ok(v: Any) -> bool:
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0
+
+    if ok(seed):
+        return int(seed)
+    listed = isinstance(seed, Sequence) and not isinstance(seed, str) and len(seed) > 0
+    if sequence and listed and all(map(ok, seed)):
+        return tuple(int(v) for v in seed)
+    also = " or a non-empty sequence of them" if sequence else ""
+    raise ValueRangeError(f"{name} must be a non-negative integer{also}, got {seed!r}")
 
 
 def as_batch_param(

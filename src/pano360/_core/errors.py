@@ -8,6 +8,7 @@ catch ours without swallowing programming errors. Each also derives from the mat
 from __future__ import annotations
 
 __all__ = [
+    "ChoiceError",
     "DatasetFormatError",
     "ImageIOError",
     "OutputExistsError",
@@ -27,6 +28,10 @@ class ShapeError(Pano360Error, ValueError):
 
 class ValueRangeError(Pano360Error, ValueError):
     """A parameter is outside the range where the operation is defined."""
+
+
+class ChoiceError(Pano360Error, ValueError):
+    """A parameter names none of the options it accepts (the message lists them)."""
 
 
 class ImageIOError(Pano360Error, OSError):

@@ -14,7 +14,12 @@ import torch
 import typer
 from tqdm import tqdm
 
-from .._core import DatasetFormatError, ImageIOError, ValueRangeError
+from .._core import (
+    DatasetFormatError,
+    ImageIOError,
+    ValueRangeError,
+    check_choice,
+)
 from ..data import (
     SaliencyFolder,
     SceneConfig,
@@ -27,7 +32,7 @@ from ..geometry import resize_erp
 from ..io import write_images
 from ..saliency import METRICS, compute_metrics, list_presets
 from ..transfer import LAT_BANDS, build_spherical, layer_rmse, model_stack
-from ._options import Overwrite, Quiet, check_choice, check_outputs, parse_size
+from ._options import Overwrite, Quiet, check_outputs, parse_size
 
 __all__ = ["eval_app"]
 

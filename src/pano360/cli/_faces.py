@@ -11,12 +11,12 @@ from typing import Annotated
 import torch
 import typer
 
-from .._core import ValueRangeError
+from .._core import ValueRangeError, check_choice
 from ..detection import detect_faces
 from ..geometry import resize_erp
 from ..io import write_images
 from ..viz import blur_regions_on_sphere, draw_box_outlines
-from ._options import Overwrite, check_choice, check_outputs, read_erp
+from ._options import Overwrite, check_outputs, read_erp
 
 __all__ = ["faces"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -60,18 +60,6 @@ def parse_size(text: str, option: str = "--size", *, erp: bool = False) -> tuple
             f"{option} must be 2:1 (width = 2 x height) for an equirectangular image, got {w}x{h}"
         )
     return h, w
-
-
-def check_choice(value: str, option: str, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise ValueRangeError(f"{option} must be one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
-def check_positive(value: int, option: str) -> int:
-    if value < 1:
-        raise ValueRangeError(f"{option} must be a positive number of pixels, got {value}")
-    return value
 
 
 def face_paths(template: Path, name: str, layout: str) -> dict[str, Path]:

@@ -9,14 +9,13 @@ import torch
 import typer
 
 from .. import geometry
+from .._core import check_choice, check_positive_int
 from ..io import read_image, write_images
 from ._options import (
     FACE_PLACEHOLDER,
     Overwrite,
     angle_radians,
-    check_choice,
     check_outputs,
-    check_positive,
     face_paths,
     fov_radians,
     parse_size,
@@ -241,7 +240,7 @@ def e2c(
     check_choice(layout, "--layout", geometry.CUBE_LAYOUTS)
     check_choice(mode, "--mode", geometry.MODES)
     if face_w is not None:
-        check_positive(face_w, "--face-w")
+        check_positive_int(face_w, "--face-w")
     if layout in ("dict", "list"):
         targets = face_paths(out, "OUT", layout)
         outputs = [(f"OUT (face {f})", p) for f, p in targets.items()]

@@ -8,17 +8,13 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from pano360._core import ShapeError, ValueRangeError
 from pano360.data import SaliencySceneConfig, make_saliency_scene
-from pano360.geometry import erp_to_perspective, perspective_to_erp, sample_erp
 from pano360.saliency._baselines import (
     DEFAULT_EQUATOR_SIGMA_DEG,
     EquatorBias,
     SpectralResidualSaliency,
-    _merge_plan,
-    _view_lonlat,
     equator_bias,
     fit_latitude_profile,
     list_saliency_models,
@@ -27,7 +23,6 @@ from pano360.saliency._baselines import (
     saliency_model_info,
     spectral_residual,
     spectral_saliency,
-    sphere_views,
     uniform_saliency,
 )
 from pano360.saliency._fixations import fixation_map
@@ -211,39 +206,6 @@ def test_spectral_residual_errors(kwargs, error, match):
         spectral_residual(**args)
 
 
-def test_views_cover_the_sphere_within_36_degrees():
-    yaw, pitch = sphere_views()
-    assert yaw.shape == pitch.shape == (14,)
-    from pano360.geometry import erp_directions, lonlat_to_xyz
-
-    axes = lonlat_to_xyz(torch.stack((yaw, pitch), -1))
-    dirs = erp_directions((90, 180), dtype=torch.float64).reshape(-1, 3)
-    nearest = torch.acos((dirs @ axes.T).clamp(-1, 1)).amin(1)
-    assert math.degrees(float(nearest.max())) < 36.1
-
-
-def test_views_are_erp_to_perspective_views():
-    erp = smooth_erp((H, W), dtype=torch.float64)
-    fov = math.radians(100)
-    views = sample_erp(erp, _view_lonlat(12, fov, torch.float64, torch.device("cpu")))
-    yaw, pitch = sphere_views()
-    for v in range(14):
-        expected = erp_to_perspective(erp, fov, (12, 12), float(yaw[v]), float(pitch[v]))
-        torch.testing.assert_close(views[v : v + 1], expected)
-
-
-def test_merge_plan_pastes_views_like_perspective_to_erp_and_weights_sum_to_one():
-    fov = math.radians(100)
-    grid, weight = _merge_plan((H, W), 10, fov, torch.float64, torch.device("cpu"))
-    torch.testing.assert_close(weight.sum(0), torch.ones(1, H, W, dtype=torch.float64))
-    sal = torch.rand(14, 1, 10, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
-    yaw, pitch = sphere_views()
-    pasted, mask = perspective_to_erp(sal, fov, (H, W), yaw, pitch)
-    ours = F.grid_sample(sal, grid, padding_mode="border", align_corners=False)
-    torch.testing.assert_close(ours * mask, pasted)
-    assert bool((weight[mask == 0] == 0).all())
-
-
 @pytest.mark.parametrize("channels", [1, 3, 4])
 def test_spectral_saliency_shapes_and_normalisation(channels):
     erp = torch.rand(2, channels, 32, 64, generator=torch.Generator().manual_seed(6))
@@ -351,8 +313,6 @@ def test_registering_a_taken_name_fails():
 
 
 def test_plans_cached_under_inference_mode_still_work_with_autograd():
-    _merge_plan.cache_clear()
-    _view_lonlat.cache_clear()
     with torch.inference_mode():
         spectral_saliency(torch.rand(1, 3, H, W))
     x = torch.rand(1, 3, H, W, requires_grad=True)

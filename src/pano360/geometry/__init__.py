@@ -49,13 +49,16 @@ from .perspective import (
 from .resize import RESIZE_MODES, erp_pyramid, resize_erp
 from .rotation import rotation_matrix
 from .sampling import MODES, erp_directions, rotate_erp, sample_erp
+from .views import BLENDS, ViewRig, merge_views, render_views, view_coverage
 
 __all__ = [
+    "BLENDS",
     "BOX_FORMATS",
     "CUBE_FACES",
     "CUBE_LAYOUTS",
     "MODES",
     "RESIZE_MODES",
+    "ViewRig",
     "box_convert",
     "box_corners",
     "box_outline",
@@ -74,10 +77,12 @@ __all__ = [
     "lonlat_to_pixel",
     "lonlat_to_pixel_index",
     "lonlat_to_xyz",
+    "merge_views",
     "perspective_to_erp",
     "pixel_solid_angle",
     "pixel_to_lonlat",
     "py360convert_fov",
+    "render_views",
     "resize_erp",
     "rotate_erp",
     "rotation_matrix",
@@ -89,6 +94,7 @@ __all__ = [
     "sph_iou_fov",
     "sph_nms",
     "spherical_pad",
+    "view_coverage",
     "view_pixel_coords",
     "view_pixel_rays",
     "wrap_lon",

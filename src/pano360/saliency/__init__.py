@@ -21,7 +21,6 @@ from ._baselines import (
     saliency_model_info,
     spectral_residual,
     spectral_saliency,
-    sphere_views,
     uniform_saliency,
 )
 from ._fixations import (
@@ -104,7 +103,6 @@ __all__ = [
     "spectral_residual",
     "spectral_saliency",
     "sphere_sample_points",
-    "sphere_views",
     "uniform_saliency",
     "video_fixation_maps",
 ]

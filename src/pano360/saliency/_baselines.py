@@ -11,7 +11,6 @@ centre at lat = (0.5 - (i + 0.5) / H) pi; views aimed by yaw right, pitch up).
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,16 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._core import ShapeError, ValueRangeError, check_erp, check_hw, check_positive_int
-from ..geometry import (
-    camera_rays,
-    erp_directions,
-    lonlat_to_xyz,
-    perspective_to_erp,
-    resize_erp,
-    rotation_matrix,
-    sample_erp,
-    xyz_to_lonlat,
-)
+from ..geometry import ViewRig, merge_views, render_views, resize_erp
 from ._fixations import normalize_saliency
 
 __all__ = [
@@ -46,7 +36,6 @@ __all__ = [
     "saliency_model_info",
     "spectral_residual",
     "spectral_saliency",
-    "sphere_views",
     "uniform_saliency",
 ]
 
@@ -322,71 +311,12 @@ def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return y.reshape(b, c, h, w)
 
 
-def sphere_views() -> tuple[torch.Tensor, torch.Tensor]:
-    """Aim of the 14 views the spectral model uses: 6 cube-face centres and 8 cube corners.
-
-    Returns:
-        ``(yaw, pitch)``, two (14,) float64 tensors in radians (yaw > 0 right, pitch > 0 up).
-        Every direction on the sphere is within 36.0 degrees of one of them.
-    """
-    corner = math.atan(1 / math.sqrt(2))  # 35.26 degrees: latitude of a cube corner
-    yaw = [0.0, 90.0, 180.0, -90.0, 0.0, 0.0] + [45.0, 135.0, -135.0, -45.0] * 2
-    pitch = (
-        [0.0, 0.0, 0.0, 0.0, 90.0, -90.0] + [math.degrees(corner)] * 4 + [-math.degrees(corner)] * 4
-    )
-    return torch.tensor(yaw, dtype=torch.float64).deg2rad(), torch.tensor(
-        pitch, dtype=torch.float64
-    ).deg2rad()
-
-
 def _opponent_channels(erp: torch.Tensor) -> torch.Tensor:
     """Intensity and two colour-opponent channels (red-green, blue-yellow)."""
     if erp.shape[1] < 3:
         return erp[:, :1]
     r, g, b = erp[:, 0], erp[:, 1], erp[:, 2]
     return torch.stack(((r + g + b) / 3, r - g, b - (r + g) / 2), dim=1)
-
-
-@functools.lru_cache(maxsize=8)
-@torch.inference_mode(False)  # cached: must stay usable outside inference mode
-def _view_lonlat(view_size: int, fov: float, dtype, device) -> torch.Tensor:
-    """(V, n, n, 2) directions seen by the pixels of the 14 views: the rays of
-    :func:`pano360.geometry.erp_to_perspective`, computed once for all frames."""
-    yaw, pitch = (t.to(dtype=dtype, device=device) for t in sphere_views())
-    tan_half = torch.full_like(yaw, math.tan(fov / 2))
-    rays = camera_rays((view_size, view_size), tan_half)  # (V, n, n, 3)
-    world = torch.einsum("vij,vhwj->vhwi", rotation_matrix(yaw, pitch), rays)
-    return xyz_to_lonlat(world)
-
-
-@functools.lru_cache(maxsize=8)
-@torch.inference_mode(False)  # cached: must stay usable outside inference mode
-def _merge_plan(work_hw, view_size: int, fov: float, dtype, device):
-    """How the 14 views land on the working ERP grid: a grid_sample grid and blend weights.
-
-    The grid is found by pasting images of the view's own pixel coordinates with
-    :func:`perspective_to_erp`: bilinear interpolation of a linear ramp is exact, so sampling a
-    view with this grid is exactly ``perspective_to_erp(view)``, computed once.
-
-    Returns:
-        ``(grid, weight)``: (V, h, w, 2) grid_sample coordinates into the views and (V, 1, h, w)
-        weights, cos^2 falling from 1 on a view's axis to 0 at fov / 2 from it (0 where the
-        view does not reach), normalised to sum 1 over the views.
-    """
-    yaw, pitch = (t.to(dtype=dtype, device=device) for t in sphere_views())
-    n = view_size
-    ramp = (torch.arange(n, dtype=dtype, device=device) + 0.5) * (2 / n) - 1
-    coords = torch.stack(torch.meshgrid(ramp, ramp, indexing="xy"))  # (2, n, n): x, y
-    coords = coords[None].expand(yaw.shape[0], -1, -1, -1)
-    pasted, mask = perspective_to_erp(coords, fov, work_hw, yaw, pitch)
-    dirs = erp_directions(work_hw, dtype=dtype, device=device)
-    axes = lonlat_to_xyz(torch.stack((yaw, pitch), dim=-1))
-    angle = torch.acos(torch.einsum("hwi,vi->vhw", dirs, axes).clamp(-1, 1))[:, None]
-    weight = torch.cos(0.5 * math.pi * (angle / (fov / 2)).clamp(max=1)).square() * mask
-    total = weight.sum(0, keepdim=True)
-    if not bool((total > 0).all()):  # cannot happen for fov > 72 degrees (36-degree covering)
-        raise ValueRangeError("the views do not cover the sphere; increase fov_deg")
-    return pasted.permute(0, 2, 3, 1).contiguous(), weight / total
 
 
 def spectral_saliency(
@@ -404,11 +334,12 @@ def spectral_saliency(
 
     How it works: the panorama is box-filtered down to ``work_height`` rows (so views do not
     alias), split into intensity, red-green and blue-yellow channels, and rendered as 14
-    overlapping pinhole views (:func:`sphere_views`, ``fov_deg`` wide, so each sees little
+    overlapping pinhole views (:meth:`pano360.geometry.ViewRig.sphere14`, ``fov_deg`` wide, so
+    each sees little
     distortion). :func:`spectral_residual` runs on every view and channel; each channel's map
     is weighted by that channel's variance in the view, since spectral residual alone is blind
     to contrast (a plain sky would score like a busy street). The views are pasted back on the
-    sphere (as :func:`pano360.geometry.perspective_to_erp` does) and averaged with weights that
+    sphere (:func:`pano360.geometry.merge_views`) and averaged with weights that
     fall smoothly to 0 at ``fov_deg / 2`` from each view's axis, which hides the views' borders.
     The result is resampled to the input size and multiplied by ``prior_floor + equator prior``
     (the prior scaled to peak 1).
@@ -458,18 +389,16 @@ def spectral_saliency(
     x = resize_erp(x, (wh, 2 * wh))
     feats = _opponent_channels(x)
     fov = math.radians(fov_deg)
-    grid, weight = _merge_plan((wh, 2 * wh), view_size, fov, dtype, erp.device)
-    lonlat = _view_lonlat(view_size, fov, dtype, erp.device)
+    rig = ViewRig.sphere14(fov, hw=(view_size, view_size))
     blur_px = math.radians(blur_deg) / (fov / view_size)
     maps = []
     for i in range(b):
-        views = sample_erp(feats[i : i + 1], lonlat)  # (V, C, n, n)
+        views = render_views(feats[i : i + 1], rig)  # (V, C, n, n)
         sal = spectral_residual(views, blur_px=blur_px)
         var = views.var(dim=(-2, -1), keepdim=True)
         sal = (sal / sal.mean(dim=(-2, -1), keepdim=True).clamp_min(1e-12) * var).sum(1, True)
-        pasted = F.grid_sample(sal, grid, padding_mode="border", align_corners=False)
-        maps.append((pasted * weight).sum(0))
-    merged = resize_erp(torch.stack(maps), (h, w)).clamp_min(0)
+        maps.append(merge_views(sal, rig, (wh, 2 * wh), blend="cos2"))
+    merged = resize_erp(torch.cat(maps), (h, w)).clamp_min(0)
     if prior_sigma_deg is not None:
         prior = equator_bias((h, w), prior_sigma_deg, dtype=dtype, device=erp.device)
         merged = merged * (prior_floor + prior / prior.amax())

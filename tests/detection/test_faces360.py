@@ -13,7 +13,6 @@ from pano360.detection import FaceDetection, tangent_crops, view_boxes_to_bfov
 from pano360.errors import ShapeError, ValueRangeError
 from pano360.geometry import erp_to_perspective, rotation_matrix, sph_iou_exact
 from pano360.io import read_image
-from pano360.transfer import cubemap_views, multiview_views
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -87,18 +86,6 @@ def test_convention_a_box_filling_a_view_is_that_view():
     ahead = rotation_matrix(torch.zeros(1), torch.zeros(1), torch.zeros(1))
     right = view_boxes_to_bfov(torch.tensor([[25.0, 14.5, 35.0, 24.5]]), size, fov[:1], ahead)
     assert right[0, 0] > 0 and abs(right[0, 1]) < 1e-6
-
-
-def test_view_layouts():
-    ring = multiview_views()
-    assert len(ring) == 16 and math.isclose(ring.fov, math.radians(45))
-    assert sorted(round(math.degrees(y), 6) for y in ring.yaw)[:3] == [-157.5, -135.0, -112.5]
-    assert len(multiview_views(90, 0.0, (-45, 45))) == 8
-    cube = cubemap_views()
-    assert len(cube) == 6 and math.isclose(cube.fov, math.pi / 2)
-    assert cube.view_px(1024) == 256  # a cube face of W / 4 pixels
-    with pytest.raises(ValueRangeError, match="overlap"):
-        multiview_views(overlap=1.0)
 
 
 def _smooth_erp(h: int) -> torch.Tensor:

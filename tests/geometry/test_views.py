@@ -34,7 +34,10 @@ def test_named_rigs():
     cube = ViewRig.cube()
     assert len(cube) == 6 and set(cube.fov) == {math.pi / 2}
     assert cube.view_hw(2048) == (512, 512)
-    assert len(ViewRig.ring()) == 16
+    ring = ViewRig.ring()
+    assert len(ring) == 16 and set(ring.fov) == {math.radians(45)}
+    assert sorted(round(math.degrees(y), 6) for y in ring.yaw)[:3] == [-157.5, -135.0, -112.5]
+    assert cube.view_hw(1024) == (256, 256)  # a cube face of W / 4 pixels
     assert len(ViewRig.ring(math.radians(90), 0.0, (0.0, math.radians(45)))) == 8
     assert largest_gap(ViewRig.sphere14()) < 36.1
     assert ViewRig.cube(hw=(40, 60)).view_hw(2048) == (40, 60)

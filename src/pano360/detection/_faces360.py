@@ -1,6 +1,6 @@
 """Face detection on 360° (ERP) images: MTCNN run with any transfer strategy, boxes on the sphere.
 
-Strategies (:data:`pano360.transfer.STRATEGIES`), each run as its user would run it:
+Strategies (:data:`FACE_STRATEGIES`), each run as its user would run it:
 
 - ``direct``: the planar detector on the ERP image (every stage on the ERP and axis-aligned
   crops of it); pixel boxes are converted to BFoV with :func:`~pano360.geometry.box_convert`.
@@ -34,28 +34,24 @@ from torch import nn
 
 from .._core import ShapeError, ValueRangeError, check_choice, check_erp
 from ..geometry import (
+    ViewRig,
     box_convert,
     erp_pyramid,
     erp_to_perspective,
     pixel_to_lonlat,
+    render_views,
     rotation_matrix,
     sph_nms,
     view_pixel_rays,
     xyz_to_lonlat,
 )
 from ..models.mtcnn import MTCNNOutput, mtcnn_normalize
-from ..transfer import build_spherical, exact_outputs, load_student, model_stack
-from ..transfer._strategies import (
-    STRATEGIES,
-    ViewLayout,
-    cubemap_views,
-    multiview_views,
-    render_views,
-)
+from ..transfer import STRATEGIES, TransferredModel, load_student, model_stack
 from ._mtcnn import ONET_SIZE, PNET_WINDOW, RNET_SIZE, _pretrained_nets, detect_faces_planar
 from ._ops import apply_box_deltas
 
 __all__ = [
+    "FACE_STRATEGIES",
     "FaceDetection",
     "detect_faces",
     "distilled_pnet_on_erp",
@@ -65,6 +61,10 @@ __all__ = [
     "tangent_crops",
     "view_boxes_to_bfov",
 ]
+
+#: Strategies of :func:`detect_faces`: those of :func:`pano360.transfer.apply`, and
+#: ``distilled`` (row-untied P-Net students trained by ``pano360 distill``).
+FACE_STRATEGIES: tuple[str, ...] = (*STRATEGIES, "distilled")
 
 # NMS overlaps of MTCNN: per pyramid level, across levels, after R-Net (IoU), after O-Net (min).
 _NMS_LEVEL, _NMS_STAGE1, _NMS_STAGE2, _NMS_STAGE3 = 0.5, 0.7, 0.7, 0.7
@@ -325,21 +325,25 @@ def _direct(erp, min_face_deg, thresholds, factor, nets) -> list[FaceDetection]:
     return _to_detections(bfov, found.scores, marks)
 
 
-def _views(erp, layout: ViewLayout, min_face_deg, thresholds, factor, nets) -> list[FaceDetection]:
-    size = layout.view_px(erp.shape[-1])
-    views = render_views(erp, layout, size).clamp(0, 1)
-    min_face_px = min_face_deg / math.degrees(layout.fov) * size
-    opts = {"dtype": erp.dtype, "device": erp.device}
+def _views(erp, rig: ViewRig, min_face_deg, thresholds, factor, nets) -> list[FaceDetection]:
+    view_hw = rig.view_hw(erp.shape[-1])
+    views = render_views(erp, rig).clamp(0, 1)
+    rotations = rig.rotations(dtype=erp.dtype, device=erp.device)
     all_boxes, all_scores, all_marks = [], [], []
-    for k, found in enumerate(detect_faces_planar(views, min_face_px, thresholds, factor, nets)):
-        n = found.boxes.shape[0]
-        if n == 0:
-            continue
-        fov = torch.full((n,), layout.fov, **opts)
-        rot = rotation_matrix(layout.yaw[k], layout.pitch[k], 0.0, **opts).expand(n, 3, 3)
-        all_boxes.append(view_boxes_to_bfov(found.boxes, (size, size), fov, rot))
-        all_marks.append(_view_points_to_lonlat(found.landmarks, (size, size), fov, rot))
-        all_scores.append(found.scores)
+    # MTCNN's smallest face is in pixels: views of one fov share it.
+    for fov_value in sorted(set(rig.fov)):
+        ks = [k for k, f in enumerate(rig.fov) if f == fov_value]
+        min_face_px = min_face_deg / math.degrees(fov_value) * view_hw[1]
+        found_all = detect_faces_planar(views[ks], min_face_px, thresholds, factor, nets)
+        for k, found in zip(ks, found_all, strict=True):
+            n = found.boxes.shape[0]
+            if n == 0:
+                continue
+            fov = found.boxes.new_full((n,), fov_value)
+            rot = rotations[k].expand(n, 3, 3)
+            all_boxes.append(view_boxes_to_bfov(found.boxes, view_hw, fov, rot))
+            all_marks.append(_view_points_to_lonlat(found.landmarks, view_hw, fov, rot))
+            all_scores.append(found.scores)
     if not all_boxes:
         return []
     boxes, scores, marks = (torch.cat(t) for t in (all_boxes, all_scores, all_marks))
@@ -350,23 +354,20 @@ def _views(erp, layout: ViewLayout, min_face_deg, thresholds, factor, nets) -> l
 def pnet_on_erp(pnet: nn.Module, strategy: str) -> Callable[[torch.Tensor], MTCNNOutput]:
     """Stage 1 of an ERP strategy: P-Net's output maps at (h / 2, w / 2) for an ERP level.
 
-    ``spherical``: P-Net with tangent-tap spherical convolutions and spherical pooling
-    (:func:`pano360.transfer.build_spherical`, built once per level size). ``exact``: every
-    cell evaluated on its own tangent-plane patch (:func:`pano360.transfer.exact_outputs`).
+    P-Net's convolutions (``pnet.features``) run on the level with
+    :func:`pano360.transfer.apply`'s ``spherical`` strategy (tangent-tap spherical convolutions
+    and spherical pooling, built once per level size) or ``exact`` (every cell evaluated on its
+    own tangent-plane patch); its 1 x 1 heads read the result.
     """
     check_choice(strategy, "strategy", ("spherical", "exact"))
-    built: dict[tuple[int, int], nn.Module] = {}
+    features = TransferredModel(pnet.features, strategy)
 
     def run(erp: torch.Tensor) -> MTCNNOutput:
         x = mtcnn_normalize(erp)
-        if strategy == "exact":
-            f = exact_outputs(pnet.features, x)[-1]
-        else:
-            hw = tuple(erp.shape[-2:])
-            if hw not in built:
-                built[hw] = build_spherical(pnet.features, hw)
+        if strategy == "spherical":
             # Channels-last flows through the spherical convolutions and pooling (faster).
-            f = built[hw](x.contiguous(memory_format=torch.channels_last))
+            x = x.contiguous(memory_format=torch.channels_last)
+        f = features(x)
         return MTCNNOutput(pnet.face(f), pnet.box(f))
 
     return run
@@ -456,7 +457,7 @@ def detect_faces(
     thresholds: Sequence[float] = (0.6, 0.7, 0.7),
     factor: float = 0.709,
     *,
-    multiview: ViewLayout | None = None,
+    rig: ViewRig | None = None,
     stage1: Callable[[torch.Tensor], MTCNNOutput] | None = None,
     students: str | os.PathLike[str] | Mapping[tuple[int, int], nn.Module] | None = None,
     nets: Sequence[nn.Module] | None = None,
@@ -465,13 +466,14 @@ def detect_faces(
 
     Args:
         erp: (1, 3, H, W) or (3, H, W) RGB in [0, 1], W == 2H.
-        strategy: one of :data:`pano360.transfer.STRATEGIES` (module docstring); ``distilled``
+        strategy: one of :data:`FACE_STRATEGIES` (module docstring); ``distilled``
             needs ``students``.
         min_face_deg, max_face_deg: range of face sizes (angular width) to look for, degrees.
         thresholds: face probability thresholds of P-Net, R-Net and O-Net.
         factor: pyramid step, in (0, 1).
-        multiview: the views of the ``multiview`` strategy (default
-            :func:`~pano360.transfer.multiview_views`: 16 views of 45° with 50% overlap).
+        rig: the views of the ``multiview`` strategy (default
+            :meth:`ViewRig.ring() <pano360.geometry.ViewRig.ring>`: 16 views of 45° with 50%
+            overlap around the horizon, as common tools run detectors on panoramas).
         stage1: stage 1 of the ERP strategies: a function from an ERP level (1, 3, h, w) to
             P-Net's output maps at (h / 2, w / 2) (default: :func:`pnet_on_erp` for
             ``spherical`` and ``exact``, :func:`distilled_pnet_on_erp` for ``distilled``).
@@ -488,7 +490,7 @@ def detect_faces(
         ValueRangeError: settings out of range.
         ValueError: unknown strategy, or ``distilled`` without ``students``.
     """
-    check_choice(strategy, "strategy", STRATEGIES)
+    check_choice(strategy, "strategy", FACE_STRATEGIES)
     if erp.ndim == 3:
         erp = erp[None]
     check_erp(erp)
@@ -502,8 +504,8 @@ def detect_faces(
     if strategy == "direct":
         return _direct(erp, min_face_deg, thresholds, factor, nets)
     if strategy in ("cubemap", "multiview"):
-        layout = cubemap_views() if strategy == "cubemap" else (multiview or multiview_views())
-        return _views(erp, layout, min_face_deg, thresholds, factor, nets)
+        rig = ViewRig.cube() if strategy == "cubemap" else (rig or ViewRig.ring())
+        return _views(erp, rig, min_face_deg, thresholds, factor, nets)
     if stage1 is None:
         if strategy == "distilled":
             if students is None:

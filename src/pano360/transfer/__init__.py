@@ -6,14 +6,8 @@ row-untied spherical layers to reproduce it layer by layer (``distill.distill``)
 """
 
 from . import distill
+from ._apply import STRATEGIES, TransferredModel, apply, default_rig
 from ._exact import exact_outputs, receptive_field
-from ._strategies import (
-    STRATEGIES,
-    ViewLayout,
-    cubemap_views,
-    multiview_views,
-    render_views,
-)
 from .distill import (
     LAT_BANDS,
     DistillConfig,
@@ -29,17 +23,16 @@ __all__ = [
     "LAT_BANDS",
     "STRATEGIES",
     "DistillConfig",
-    "ViewLayout",
+    "TransferredModel",
+    "apply",
     "build_spherical",
     "build_student",
-    "cubemap_views",
+    "default_rig",
     "distill",
     "distillable_models",
     "exact_outputs",
     "layer_rmse",
     "load_student",
     "model_stack",
-    "multiview_views",
     "receptive_field",
-    "render_views",
 ]

@@ -39,7 +39,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -269,30 +269,43 @@ def _patch_elements(plan: list[StackLayer], upto: int, in_channels: int) -> int:
     return largest
 
 
-def _exact_spatial(
-    stack: nn.Sequential,
-    plan: list[StackLayer],
-    upto: int,
+def exact_patches(
+    run: Callable[[torch.Tensor], torch.Tensor],
     erp: torch.Tensor,
+    size: int,
+    stride: int,
     rows: torch.Tensor,
     spacing: float,
-    chunk: int | None,
-    progress: bool,
+    chunk: int,
+    *,
+    progress: bool = False,
+    desc: str = "exact",
 ) -> torch.Tensor:
-    """Exact output of spatial layer ``upto`` at output ``rows``: (B, C, len(rows), W_l)."""
+    """``run`` on the tangent patch of every output location of the given rows.
+
+    Args:
+        run: maps a batch of patches (N, C, size, size) to one value vector each, (N, K).
+        erp: (B, C, H, W).
+        size: patch side in input pixels.
+        stride: output (i, j) sits at the ERP pixel centre (i, j) of the (H / stride,
+            W / stride) grid.
+        rows: (R,) output rows to compute.
+        spacing: tap spacing at the patch centre, radians.
+        chunk: at most this many patches per call of ``run``.
+
+    Returns:
+        (B, K, R, W / stride). Rows share one sampling pattern (computed once, cached), shifted
+        by ``stride`` columns per output column.
+    """
     b, c, h, w = erp.shape
-    entry = plan[upto]
-    p, s = entry.size, entry.total_stride
+    p, s = size, stride
     wo = w // s
-    if chunk is None:
-        chunk = max(1, _CHUNK_ELEMENTS // _patch_elements(plan, upto, c))
     tap_rows, tap_cols, tap_weights = _row_taps(p, spacing, (h, w), s)
     device = erp.device
     flat_src = erp.reshape(b, c, h * w)
-    layers = list(stack)[: upto + 1]
     out = None
     blocks = list(_blocks(len(rows), wo, b, chunk))
-    for r0, r1, c0, c1 in tqdm(blocks, desc=f"exact layer {upto}", disable=not progress):
+    for r0, r1, c0, c1 in tqdm(blocks, desc=desc, disable=not progress):
         sel = rows[r0:r1].cpu()
         shift = s * torch.arange(c0, c1)[None, :, None]  # (1, nc, 1)
         patches = None
@@ -304,14 +317,39 @@ def _exact_spatial(
             term = flat_src[:, :, flat] * wt  # (B, C, nr, nc, K)
             patches = term if patches is None else patches + term
         nr, nc = r1 - r0, c1 - c0
-        x = patches.permute(0, 2, 3, 1, 4).reshape(b * nr * nc, c, p, p)
-        for layer in layers:
-            x = _valid(layer, x)
+        x = run(patches.permute(0, 2, 3, 1, 4).reshape(b * nr * nc, c, p, p))
         x = x.reshape(b, nr, nc, -1).permute(0, 3, 1, 2)
         if out is None:
             out = erp.new_empty(b, x.shape[1], len(rows), wo)
         out[:, :, r0:r1, c0:c1] = x
     return out
+
+
+def _exact_spatial(
+    stack: nn.Sequential,
+    plan: list[StackLayer],
+    upto: int,
+    erp: torch.Tensor,
+    rows: torch.Tensor,
+    spacing: float,
+    chunk: int | None,
+    progress: bool,
+) -> torch.Tensor:
+    """Exact output of spatial layer ``upto`` at output ``rows``: (B, C, len(rows), W_l)."""
+    entry = plan[upto]
+    if chunk is None:
+        chunk = max(1, _CHUNK_ELEMENTS // _patch_elements(plan, upto, erp.shape[1]))
+    layers = list(stack)[: upto + 1]
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        for layer in layers:
+            x = _valid(layer, x)
+        return x.reshape(x.shape[0], -1)  # one output per patch ("valid" on its receptive field)
+
+    return exact_patches(
+        run, erp, entry.size, entry.total_stride, rows, spacing, chunk, progress=progress,
+        desc=f"exact layer {upto}",
+    )  # fmt: skip
 
 
 def _matching(stack: nn.Sequential, erp: torch.Tensor) -> nn.Sequential:

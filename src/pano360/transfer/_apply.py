@@ -1,0 +1,288 @@
+r"""Run any planar dense model on ERP panoramas with a transfer strategy of the user's choice.
+
+A *planar dense model* maps images (B, C, h, w) to maps (B, K, h / s, w / s): a segmenter, a
+depth or saliency network, a feature extractor, a detector's backbone. On a panorama it can run
+in several ways (:data:`STRATEGIES`), which differ in what the model sees:
+
+- ``direct``: the ERP as it is: fast, but objects away from the equator are stretched sideways
+  and the seam is a border;
+- ``cubemap``: the six 90-degree faces of the cube map, results merged back on the sphere;
+- ``multiview``: the views of a :class:`~pano360.geometry.ViewRig` (default: a cover of the
+  whole sphere, every direction within 30 degrees of a view axis), merged back with cos^2
+  feathering;
+- ``exact``: every output location gets the model run on its own tangent-plane patch and takes
+  the patch's centre output (SphConv's "Exact"): the reference, slow by nature;
+- ``spherical``: a copy of the model whose convolutions, padding and pooling work on the sphere
+  (:func:`pano360.nn.sphericalize`; for an ``nn.Sequential`` conv stack,
+  :func:`~pano360.transfer.build_spherical`): one pass over the ERP.
+
+Convention:
+    :mod:`pano360.geometry.conventions`. The output is the ERP grid of (H / s, W / s) pixels, s
+    the model's stride: output (i, j) looks at the pixel centre (i, j) of that grid, the centre
+    of the s x s block of input pixels it covers (the block rule). For ``exact`` the patch is
+    P x P tangent-plane pixels centred on that direction, one input pixel (2 pi / W at the
+    equator) apart, and the model's output pixel at the patch centre is taken: the centre of
+    output pixel m of a P-pixel input is at input coordinate (m + 0.5) s - 0.5, which is the
+    patch centre (P - 1) / 2 when P / s is odd. Models whose strided layers centre output m on
+    input pixel m s (e.g. 3 x 3 stride-2 convs with padding 1) read half an input pixel away
+    from that under every strategy alike.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+from torch import nn
+
+from .._core import ShapeError, ValueRangeError, check_choice, check_erp, check_int
+from ..geometry import ViewRig, merge_views, render_views
+from ..nn import sphericalize
+from ._exact import _CHUNK_ELEMENTS, exact_outputs, exact_patches, plan_stack
+from .distill import build_spherical
+
+__all__ = ["STRATEGIES", "TransferredModel", "apply", "default_rig"]
+
+#: The strategies of :func:`apply`, cheapest first except the reference.
+STRATEGIES: tuple[str, ...] = ("direct", "cubemap", "multiview", "exact", "spherical")
+
+
+def default_rig() -> ViewRig:
+    """The ``multiview`` strategy's default rig: :meth:`ViewRig.sphere_cover` with a largest
+    gap of 30 degrees (48 views of 75 degrees)."""
+    return ViewRig.sphere_cover(math.radians(30))
+
+
+def _stack_plan(model: nn.Module):
+    """The conv-stack plan of ``model`` when it is a supported ``nn.Sequential``, else None."""
+    if not isinstance(model, nn.Sequential):
+        return None
+    try:
+        return plan_stack(model)
+    except (TypeError, ValueRangeError):
+        return None
+
+
+class _EvalMode:
+    """Runs a model in eval mode, restoring every submodule's mode afterwards."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def __enter__(self) -> nn.Module:
+        self.modes = {m: m.training for m in self.model.modules()}
+        self.model.eval()
+        return self.model
+
+    def __exit__(self, *exc) -> None:
+        for m, mode in self.modes.items():
+            m.training = mode
+
+
+class TransferredModel(nn.Module):
+    """A planar dense model run on ERP batches with a transfer strategy (module form of
+    :func:`apply`, which builds what it needs once: the spherical copy per input size, the
+    view rig's sampling and merging plans).
+
+    Args:
+        model: maps (B, C, h, w) to (B, K, h / s, w / s). It is not changed; ``spherical``
+            copies it (rebuild the TransferredModel after changing the model's weights).
+        strategy: one of :data:`STRATEGIES`.
+        rig: the views of ``multiview`` (default :func:`default_rig`); ``cubemap`` uses
+            :meth:`ViewRig.cube`. Views are sized to the ERP's resolution unless the rig fixes
+            ``hw``.
+        blend: how overlapping views merge (:func:`pano360.geometry.merge_views`).
+        patch_size: ``exact``: the side P of the tangent patch, in input pixels, with P / s
+            odd (default: the receptive field of an ``nn.Sequential`` conv stack; required for
+            any other model).
+        stride: the model's stride s (default: read off the model: from an ``nn.Sequential``
+            conv stack's layers, otherwise from one forward pass on a blank probe image).
+        tap_spacing: ``exact``: radians between neighbouring patch pixels at the patch centre
+            (default one input pixel at the equator, 2 pi / W).
+        chunk: ``exact``: patches per forward pass (default: about 2**23 input elements).
+        progress: ``exact``: show a progress bar.
+
+    Shapes:
+        forward: erp (B, C, H, W), W == 2H -> (B, K, H / s, W / s).
+
+    Raises:
+        ValueError: unknown ``strategy`` or ``blend``.
+        ValueRangeError: bad ``patch_size``, ``stride`` or ``chunk`` (checked on construction
+            where possible, else on the first call).
+
+    Example:
+        >>> model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU())
+        >>> TransferredModel(model, "spherical")(torch.rand(1, 3, 16, 32)).shape
+        torch.Size([1, 4, 16, 32])
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        strategy: str = "spherical",
+        *,
+        rig: ViewRig | None = None,
+        blend: str = "cos2",
+        patch_size: int | None = None,
+        stride: int | None = None,
+        tap_spacing: float | None = None,
+        chunk: int | None = None,
+        progress: bool = False,
+    ) -> None:
+        super().__init__()
+        check_choice(strategy, "strategy", STRATEGIES)
+        check_choice(blend, "blend", ("cos2", "nearest"))
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        if rig is not None and not isinstance(rig, ViewRig):
+            raise TypeError(f"rig must be a pano360.geometry.ViewRig, got {type(rig).__name__}")
+        self.model = model
+        self.strategy = strategy
+        self.rig = ViewRig.cube() if strategy == "cubemap" else (rig or default_rig())
+        self.blend = blend
+        self.patch_size = check_int(patch_size, "patch_size", lo=1, optional=True)
+        self.stride = check_int(stride, "stride", lo=1, optional=True)
+        self.tap_spacing = tap_spacing
+        self.chunk = check_int(chunk, "chunk", lo=1, optional=True)
+        self.progress = progress
+        self._plan = _stack_plan(model)
+        self._spherical: dict[tuple[int, int], nn.Module] = {}
+
+    def extra_repr(self) -> str:
+        return f"strategy={self.strategy!r}"
+
+    def forward(self, erp: torch.Tensor) -> torch.Tensor:
+        check_erp(erp)
+        if self.strategy == "direct":
+            return self.model(erp)
+        if self.strategy in ("cubemap", "multiview"):
+            return self._views(erp)
+        if self.strategy == "spherical":
+            return self._spherical_model(tuple(erp.shape[-2:]))(erp)
+        return self._exact(erp)
+
+    def _views(self, erp: torch.Tensor) -> torch.Tensor:
+        h = erp.shape[-2]
+        views = render_views(erp, self.rig)
+        outputs = self.model(views)
+        view_h = views.shape[-2]
+        out_h = round(h * outputs.shape[-2] / view_h)
+        return merge_views(outputs, self.rig, (out_h, 2 * out_h), blend=self.blend)
+
+    def _spherical_model(self, hw: tuple[int, int]) -> nn.Module:
+        if hw not in self._spherical:
+            if self._plan is not None:
+                self._spherical[hw] = build_spherical(self.model, hw)
+            else:
+                model, report = sphericalize(self.model)
+                if report.unsupported:
+                    names = ", ".join(f"{n} ({t})" for n, t, _ in report.unsupported)
+                    warnings.warn(
+                        f"strategy 'spherical': these layers stay planar (no spherical "
+                        f"version): {names}; see pano360.nn.sphericalize",
+                        RuntimeWarning,
+                        stacklevel=4,
+                    )
+                self._spherical[hw] = model
+        return self._spherical[hw]
+
+    def _model_stride(self, erp: torch.Tensor) -> int:
+        if self.stride is not None:
+            return self.stride
+        if self._plan is not None:
+            return self._plan[-1].total_stride
+        probe = erp.new_zeros(1, erp.shape[1], 64, 64)
+        with _EvalMode(self.model) as model, torch.no_grad():
+            out = model(probe)
+        if out.ndim != 4 or out.shape[-2] < 1 or 64 % out.shape[-2]:
+            raise ValueRangeError(
+                f"cannot read the model's stride from its output {tuple(out.shape)} for a 64 x 64 "
+                "input; pass stride="
+            )
+        return 64 // out.shape[-2]
+
+    def _exact(self, erp: torch.Tensor) -> torch.Tensor:
+        h, w = erp.shape[-2:]
+        spacing = (
+            min(2 * math.pi / w, math.pi / 4) if self.tap_spacing is None else self.tap_spacing
+        )
+        if self._plan is not None and self.patch_size is None:
+            return exact_outputs(
+                self.model, erp, -1, tap_spacing=spacing, chunk=self.chunk, progress=self.progress
+            )[0]
+        if self.patch_size is None:
+            raise ValueRangeError(
+                "strategy 'exact' needs patch_size= (the tangent patch side in input pixels) "
+                "for a model that is not an nn.Sequential conv stack"
+            )
+        s = self._model_stride(erp)
+        p = self.patch_size
+        if p % s or (p // s) % 2 == 0:
+            raise ValueRangeError(
+                f"patch_size must be an odd multiple of the model's stride {s} (so that an "
+                f"output pixel sits at the patch centre), got {p}"
+            )
+        if h % s:
+            raise ShapeError(f"erp height must be a multiple of the model's stride {s}, got {h}")
+        centre = (p // s - 1) // 2
+        chunk = self.chunk or max(1, _CHUNK_ELEMENTS // (4 * erp.shape[1] * p * p))
+        with _EvalMode(self.model) as model, torch.no_grad():
+
+            def run(patches: torch.Tensor) -> torch.Tensor:
+                out = model(patches)
+                return out[:, :, centre, centre]
+
+            rows = torch.arange(h // s)
+            return exact_patches(
+                run, erp, p, s, rows, spacing, chunk, progress=self.progress, desc="exact"
+            )
+
+
+def apply(
+    model: nn.Module,
+    erp: torch.Tensor,
+    strategy: str = "spherical",
+    *,
+    rig: ViewRig | None = None,
+    blend: str = "cos2",
+    patch_size: int | None = None,
+    stride: int | None = None,
+    tap_spacing: float | None = None,
+    chunk: int | None = None,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Run a planar dense model on ERP images with a transfer strategy.
+
+    Args:
+        model: maps (B, C, h, w) to (B, K, h / s, w / s); any ``nn.Module`` (not changed).
+        erp: (B, C, H, W), W == 2H, in the model's input range.
+        strategy: one of :data:`STRATEGIES` (module docstring).
+        rig, blend, patch_size, stride, tap_spacing, chunk, progress: see
+            :class:`TransferredModel`.
+
+    Returns:
+        (B, K, H / s, W / s) on the ERP grid at the model's stride (``direct`` returns what the
+        model gives on the ERP). ``exact`` runs without autograd; the others are differentiable
+        like the model.
+
+    Raises:
+        ValueError: unknown ``strategy`` or ``blend``.
+        ShapeError: ``erp`` is not (B, C, H, W) with W == 2H.
+        ValueRangeError: ``exact`` without ``patch_size`` for a model that is not a conv stack,
+            or a ``patch_size`` that is not an odd multiple of the stride.
+
+    Build a :class:`TransferredModel` to run the same model on many panoramas: the spherical
+    copy and the view plans are then built once.
+
+    Example:
+        >>> model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 2, 1))
+        >>> erp = torch.rand(1, 3, 32, 64)
+        >>> [tuple(apply(model, erp, s).shape) for s in ("direct", "cubemap", "spherical")]
+        [(1, 2, 32, 64), (1, 2, 32, 64), (1, 2, 32, 64)]
+    """
+    runner = TransferredModel(
+        model, strategy, rig=rig, blend=blend, patch_size=patch_size, stride=stride,
+        tap_spacing=tap_spacing, chunk=chunk, progress=progress,
+    )  # fmt: skip
+    return runner(erp)

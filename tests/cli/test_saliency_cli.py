@@ -14,7 +14,7 @@ import torch
 from pano360._core import ImageIOError
 from pano360.cli import main
 from pano360.io import read_image, video_info, write_image, write_video
-from pano360.saliency._baselines import equator_bias, predict_saliency
+from pano360.saliency import equator_bias, predict_saliency
 from pano360.testing import smooth_erp
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,8 +142,8 @@ def test_video_fps_max_frames_and_progress_bar(workdir):
          "height, got 70x32"),
         (["wide.mp4"], "IN 'wide.mp4' must be an equirectangular video with width = 2 x height, "
          "got 32x32"),
-        (["pano.png", "--model", "deep"], "--model must be one of equator, spectral, uniform, "
-         "got 'deep'"),
+        (["pano.png", "--model", "deep"], "--model must be one of 'equator', 'spectral', "
+         "'uniform', got 'deep'"),
         (["pano.png", "--fps", "5"], "--fps and --max-frames apply to videos only; IN is an image"),
         (["clip.mp4", "--fps", "0"], "--fps must be a positive number of frames per second, got 0"),
         (["clip.mp4", "--max-frames", "0"], "--max-frames must be a positive number of frames, "
@@ -186,5 +186,8 @@ def test_a_failure_while_writing_leaves_no_output(workdir, monkeypatch, src):
 def test_help_lists_models_and_outputs():
     code, out, _ = run("saliency", "--help")
     assert code == 0
-    for text in ("--model NAME", "equator, spectral, uniform", "NAME_saliency.npy", "--overwrite"):
+    for text in ("--model NAME", "NAME_saliency.npy", "--overwrite"):
         assert text in out
+    flat = " ".join(out.split())  # the help text is wrapped
+    for name in ("equator", "spectral", "uniform"):
+        assert f"{name}: Training-free" in flat

@@ -11,7 +11,7 @@ from torch import nn
 from torch.autograd import gradcheck
 
 from pano360._core import file_sha256, registry
-from pano360.errors import ShapeError
+from pano360.errors import ChoiceError, ShapeError, ValueRangeError
 from pano360.models import (
     MTCNN_PNET_WEIGHTS,
     MTCNNOutput,
@@ -20,8 +20,10 @@ from pano360.models import (
     RNet,
     WeightsError,
     WeightsSpec,
+    check_task_output,
     create_model,
     list_models,
+    list_tasks,
     load_weights,
     model_info,
     mtcnn_normalize,
@@ -50,18 +52,43 @@ def test_mtcnn_models_are_registered_with_weights():
 
 
 @pytest.mark.parametrize("name", list_models())
-def test_every_registered_model_forward_backward(name):
+def test_every_registered_model_keeps_its_task_contract(name):
+    """Every model, whatever its task: built without downloads, run on a small batch, its
+    output checked against its task's contract, and gradients reach every parameter."""
     info = model_info(name)
+    assert info.task in list_tasks() and info.description
     model = create_model(name)
     assert isinstance(model, nn.Module) and model.training
     x = torch.rand(2, *info.input_size, generator=torch.Generator().manual_seed(0))
     out = model(x)
-    tensors = [t for t in out if t is not None]
-    assert tensors and all(t.shape[0] == 2 and torch.isfinite(t).all() for t in tensors)
-    sum(t.square().mean() for t in tensors).backward()
+    check_task_output(name, out, x)
+    tensors = [t for t in (out if isinstance(out, tuple) else (out,)) if t is not None]
+    params = list(model.parameters())
+    if params:
+        sum(t.square().mean() for t in tensors).backward()
     for pname, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), pname
         assert p.grad.abs().sum() > 0, pname
+
+
+def test_task_contracts_can_fail():
+    x = torch.rand(2, 3, 12, 12)
+    with pytest.raises(TypeError, match="MTCNNOutput"):
+        check_task_output("mtcnn_pnet", x, x)
+    with pytest.raises(ShapeError, match=r"face_logits must be \(B, 2, ...\)"):
+        check_task_output("mtcnn_pnet", MTCNNOutput(x[:1, :2], x[:1, :2]), x)
+    erp = torch.rand(2, 3, 8, 16)
+    with pytest.raises(ShapeError, match=r"must return \(B, 1, H, W\)"):
+        check_task_output("spectral", erp, erp)
+    with pytest.raises(ValueRangeError, match="sum to 1"):
+        check_task_output("spectral", erp[:, :1], erp)
+
+
+def test_list_models_by_task():
+    assert list_models(task="mtcnn") == MTCNN
+    assert set(list_models(task="saliency")) == {"equator", "spectral", "uniform"}
+    with pytest.raises(ChoiceError, match="task must be one of"):
+        list_models(task="nope")
 
 
 @pytest.mark.parametrize("name", list_models(pretrained=True))
@@ -80,7 +107,7 @@ def test_every_pretrained_model_loads_its_verified_weights(name):
 
 
 def test_create_model_passes_keyword_arguments(scratch_registry):
-    @register_model("test_tiny_conv", input_size=(3, 8, 8))
+    @register_model("test_tiny_conv", task="saliency", input_size=(3, 8, 8))
     def test_tiny_conv(channels: int = 4) -> nn.Module:
         return nn.Conv2d(3, channels, 3)
 
@@ -90,7 +117,7 @@ def test_create_model_passes_keyword_arguments(scratch_registry):
 
 def test_register_model_rejects_a_taken_name(scratch_registry):
     with pytest.raises(ValueError, match="'mtcnn_pnet' is already registered"):
-        register_model("mtcnn_pnet", input_size=(3, 12, 12))(PNet)
+        register_model("mtcnn_pnet", task="mtcnn", input_size=(3, 12, 12))(PNet)
 
 
 def test_create_model_errors(scratch_registry):
@@ -98,7 +125,9 @@ def test_create_model_errors(scratch_registry):
         create_model("nope")
     with pytest.raises(ValueError, match="model name must be one of"):
         model_info("nope")
-    register_model("test_no_weights", input_size=(3, 8, 8))(lambda: nn.Identity())
+    with pytest.raises(ValueError, match="task must be a registered task"):
+        register_model("test_no_task", task="nope", input_size=(3, 8, 8))(nn.Identity)
+    register_model("test_no_weights", task="saliency", input_size=(3, 8, 8))(lambda: nn.Identity())
     with pytest.raises(ValueError, match="'test_no_weights' has no pretrained weights"):
         create_model("test_no_weights", pretrained=True)
 
@@ -128,7 +157,7 @@ def test_create_model_reports_a_corrupted_shipped_file(tmp_path, scratch_registr
     path = tmp_path / "pnet.safetensors"
     path.write_bytes(MTCNN_PNET_WEIGHTS.path().read_bytes()[:-1] + b"x")
     spec = _local_spec(path, MTCNN_PNET_WEIGHTS.sha256)
-    register_model("test_corrupt_pnet", input_size=(3, 12, 12), weights=spec)(PNet)
+    register_model("test_corrupt_pnet", task="mtcnn", input_size=(3, 12, 12), weights=spec)(PNet)
     assert isinstance(create_model("test_corrupt_pnet"), PNet)  # no weights asked: fine
     with pytest.raises(WeightsError, match="corrupted or not the expected one"):
         create_model("test_corrupt_pnet", pretrained=True)

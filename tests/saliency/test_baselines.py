@@ -9,24 +9,24 @@ import numpy as np
 import pytest
 import torch
 
-from pano360._core import ShapeError, ValueRangeError
 from pano360.data import SaliencySceneConfig, make_saliency_scene
-from pano360.saliency._baselines import (
+from pano360.errors import ShapeError, ValueRangeError
+from pano360.models import create_model, list_models, model_info
+from pano360.saliency import (
     DEFAULT_EQUATOR_SIGMA_DEG,
     EquatorBias,
     SpectralResidualSaliency,
+    cc,
     equator_bias,
     fit_latitude_profile,
-    list_saliency_models,
+    fixation_map,
+    kld,
+    nss,
     predict_saliency,
-    register_saliency_model,
-    saliency_model_info,
     spectral_residual,
     spectral_saliency,
     uniform_saliency,
 )
-from pano360.saliency._fixations import fixation_map
-from pano360.saliency._metrics import cc, kld, nss
 from pano360.testing import assert_seam_continuous, smooth_erp
 
 H, W = 16, 32
@@ -284,8 +284,9 @@ def test_spectral_beats_equator_bias_on_scenes_with_known_salient_objects(scenes
 
 
 def test_registry_lists_the_baselines():
-    assert list_saliency_models() == ["equator", "spectral", "uniform"]
-    assert saliency_model_info("spectral").fn is spectral_saliency
+    assert list_models(task="saliency") == ["equator", "spectral", "uniform"]
+    assert isinstance(create_model("spectral"), SpectralResidualSaliency)
+    assert all("Training-free" in model_info(n).description for n in ["equator", "spectral"])
 
 
 @pytest.mark.parametrize("name", ["equator", "spectral", "uniform"])
@@ -307,9 +308,12 @@ def test_predict_passes_options_and_rejects_unknown_models():
         predict_saliency(erp, "deepnet")
 
 
-def test_registering_a_taken_name_fails():
-    with pytest.raises(ValueError, match="already registered"):
-        register_saliency_model("uniform", "again")(lambda erp: erp)
+def test_predict_equals_the_functions():
+    erp = torch.rand(1, 3, H, W, dtype=torch.float64)
+    torch.testing.assert_close(predict_saliency(erp, "spectral"), spectral_saliency(erp))
+    torch.testing.assert_close(
+        predict_saliency(erp, "uniform"), uniform_saliency((H, W), dtype=erp.dtype)
+    )
 
 
 def test_plans_cached_under_inference_mode_still_work_with_autograd():

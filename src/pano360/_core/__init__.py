@@ -23,7 +23,17 @@ from .errors import (
     ShapeError,
     ValueRangeError,
 )
-from .registry import ModelInfo, create_model, list_models, model_info, register_model
+from .registry import (
+    ModelInfo,
+    Task,
+    check_task_output,
+    create_model,
+    list_models,
+    list_tasks,
+    model_info,
+    register_model,
+    register_task,
+)
 from .tensors import memory_format_of
 from .weights import InputContract, WeightsError, WeightsSpec, file_sha256, load_weights
 
@@ -36,6 +46,7 @@ __all__ = [
     "OutputExistsError",
     "Pano360Error",
     "ShapeError",
+    "Task",
     "ValueRangeError",
     "WeightsError",
     "WeightsSpec",
@@ -49,12 +60,15 @@ __all__ = [
     "check_number",
     "check_positive_int",
     "check_seed",
+    "check_task_output",
     "create_model",
     "file_sha256",
     "is_number",
     "list_models",
+    "list_tasks",
     "load_weights",
     "memory_format_of",
     "model_info",
     "register_model",
+    "register_task",
 ]

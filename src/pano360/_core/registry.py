@@ -1,29 +1,66 @@
-"""A registry of model builders: ``create_model("mtcnn_pnet", pretrained=True)``, ``list_models()``.
+"""One registry of models, each tagged with a task: ``create_model(name, pretrained=True)``,
+``list_models(task="saliency")``.
 
 Models are configurations of layers built by small functions decorated with
-:func:`register_model`. The decorator records the builder, the default input size (used by the
-test that runs every registered model) and, optionally, the :class:`WeightsSpec` of its pretrained
-weights. :func:`create_model` builds the model and, with ``pretrained=True``, loads those weights
-from the package (nothing is ever downloaded).
+:func:`register_model`. The decorator records the builder, its task, a one-line description, the
+default input size (used by the test that runs every registered model), optionally the
+:class:`WeightsSpec` of its pretrained weights, and, for a network SphConv can distil, the
+builder of its conv stack. :func:`create_model` builds the model and, with ``pretrained=True``,
+loads those weights from the package (nothing is ever downloaded).
+
+A *task* (:func:`register_task`) states the contract every model of that task keeps: what it
+returns for a batch of inputs. :func:`check_task_output` checks a model's output against it, so
+one test runs every registered model, whatever its task, and a new detector or backbone is held
+to its task's contract from the day it is registered.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+import torch
 from torch import nn
 
 from .checks import check_choice
 from .weights import WeightsSpec, load_weights
 
-__all__ = ["ModelInfo", "create_model", "list_models", "model_info", "register_model"]
+__all__ = [
+    "ModelInfo",
+    "Task",
+    "check_task_output",
+    "create_model",
+    "list_models",
+    "list_tasks",
+    "model_info",
+    "register_model",
+    "register_task",
+]
 
-#: Packages whose import registers pano360's own models; imported on the first registry lookup
+#: Packages whose import registers pano360's own models and tasks; imported on the first lookup
 #: so that ``create_model`` works without importing them first (as in timm).
-_BUILTIN_MODEL_PACKAGES = ("pano360.models",)
+_BUILTIN_MODEL_PACKAGES = ("pano360.models", "pano360.saliency")
 _REGISTRY: dict[str, ModelInfo] = {}
+_TASKS: dict[str, Task] = {}
+
+
+@dataclass(frozen=True)
+class Task:
+    """What every model of a task returns.
+
+    Attributes:
+        name: the task's tag (``"saliency"``, ``"mtcnn"``, ...).
+        contract: the output contract in words (shown by docs and errors).
+        check: ``check(output, inputs)`` raises (ShapeError, ValueRangeError, TypeError) when
+            ``output``, the model's result for the batch ``inputs``, breaks the contract.
+    """
+
+    name: str
+    contract: str
+    check: Callable[[Any, torch.Tensor], None]
 
 
 @dataclass(frozen=True)
@@ -32,43 +69,81 @@ class ModelInfo:
 
     Attributes:
         name: the registry name.
+        task: the task tag (:func:`list_tasks`), whose contract the model's output keeps.
+        description: one line: what the model is, learned or training-free, trained on what.
         builder: callable taking keyword arguments and returning the (randomly initialised)
             model.
         input_size: (C, H, W) of a typical (and, for fixed-size models, the only) input.
         weights: the pretrained weights, or None when there are none.
+        stack: for a network whose convolutions SphConv can distil, a builder of its conv stack
+            (an ``nn.Sequential`` with the pretrained weights, see
+            :func:`pano360.transfer.model_stack`); None otherwise.
     """
 
     name: str
+    task: str
+    description: str
     builder: Callable[..., nn.Module]
     input_size: tuple[int, int, int]
     weights: WeightsSpec | None = None
+    stack: Callable[[], nn.Module] | None = None
+
+
+def register_task(name: str, contract: str, check: Callable[[Any, torch.Tensor], None]) -> Task:
+    """Register a task and its output contract (see :class:`Task`).
+
+    Raises:
+        ValueError: ``name`` is already registered.
+    """
+    if name in _TASKS:
+        raise ValueError(f"a task named {name!r} is already registered")
+    _TASKS[name] = Task(name, contract, check)
+    return _TASKS[name]
+
+
+def list_tasks() -> list[str]:
+    """Sorted names of the registered tasks.
+
+    Example:
+        >>> list_tasks()
+        ['mtcnn', 'saliency']
+    """
+    _load_builtin_models()
+    return sorted(_TASKS)
 
 
 def register_model(
     name: str | None = None,
     *,
+    task: str,
     input_size: tuple[int, int, int],
     weights: WeightsSpec | None = None,
+    description: str | None = None,
+    stack: Callable[[], nn.Module] | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator registering a model builder under ``name`` (default: the function's name).
 
     Args:
         name: registry name; defaults to the builder's ``__name__``.
+        task: the model's task (registered with :func:`register_task` before the model).
         input_size: (C, H, W) of a typical input (the only one for fixed-size models).
         weights: the pretrained weights :func:`create_model` loads with ``pretrained=True``.
+        description: one line (default: the first paragraph of the builder's docstring).
+        stack: builder of the model's distillable conv stack (see :class:`ModelInfo`).
 
     Returns:
         The decorator; it returns the builder unchanged.
 
     Raises:
-        ValueError: ``name`` is already registered.
+        ValueError: ``name`` is already registered, or ``task`` is not.
 
     Example:
         A builder registered in a library module (registration is global, once per process)::
 
-            @register_model("tiny_conv", input_size=(3, 8, 8))
+            @register_model("tiny_conv", task="saliency", input_size=(3, 8, 16))
             def tiny_conv(channels: int = 4) -> nn.Module:
-                return nn.Conv2d(3, channels, 3)
+                '''A tiny learned saliency model (untrained).'''
+                ...
 
             create_model("tiny_conv", channels=2)
     """
@@ -77,7 +152,15 @@ def register_model(
         key = name or builder.__name__
         if key in _REGISTRY:
             raise ValueError(f"a model named {key!r} is already registered")
-        _REGISTRY[key] = ModelInfo(key, builder, tuple(input_size), weights)
+        if task not in _TASKS:
+            raise ValueError(
+                f"task must be a registered task ({', '.join(map(repr, sorted(_TASKS)))}), "
+                f"got {task!r}"
+            )
+        doc = (inspect.getdoc(builder) or "").split("\n\n")[0]
+        text = description or " ".join(doc.split())
+        info = ModelInfo(key, task, text, builder, tuple(input_size), weights, stack)
+        _REGISTRY[key] = info
         return builder
 
     return decorator
@@ -88,15 +171,30 @@ def _load_builtin_models() -> None:
         importlib.import_module(package)
 
 
-def list_models(pretrained: bool = False) -> list[str]:
-    """Sorted names of the registered models; with ``pretrained=True`` only those with weights.
+def list_models(pretrained: bool = False, task: str | None = None) -> list[str]:
+    """Sorted names of the registered models.
+
+    Args:
+        pretrained: only those with shipped weights.
+        task: only those of this task (:func:`list_tasks`).
+
+    Raises:
+        ValueError: unknown ``task``.
 
     Example:
         >>> [name for name in list_models(pretrained=True) if name.startswith("mtcnn")]
         ['mtcnn_onet', 'mtcnn_pnet', 'mtcnn_rnet']
+        >>> list_models(task="saliency")
+        ['equator', 'spectral', 'uniform']
     """
     _load_builtin_models()
-    return sorted(k for k, v in _REGISTRY.items() if v.weights is not None or not pretrained)
+    if task is not None:
+        check_choice(task, "task", sorted(_TASKS))
+    return sorted(
+        k
+        for k, v in _REGISTRY.items()
+        if (v.weights is not None or not pretrained) and (task is None or v.task == task)
+    )
 
 
 def model_info(name: str) -> ModelInfo:
@@ -135,3 +233,14 @@ def create_model(name: str, pretrained: bool = False, **kwargs) -> nn.Module:
         load_weights(model, info.weights)
         model.eval()
     return model
+
+
+def check_task_output(name: str, output: Any, inputs: torch.Tensor) -> None:
+    """Check a registered model's ``output`` for the batch ``inputs`` against its task's
+    contract (:class:`Task`).
+
+    Raises:
+        ValueError: unknown ``name``; the task's own errors when the contract is broken.
+    """
+    info = model_info(name)
+    _TASKS[info.task].check(output, inputs)

@@ -17,9 +17,10 @@ import torch
 import typer
 from tqdm import tqdm
 
-from .._core import ImageIOError, OutputExistsError, ShapeError, ValueRangeError
+from .._core import ImageIOError, OutputExistsError, ShapeError, ValueRangeError, check_choice
 from ..io import VideoWriter, iter_video_frames, video_info, write_atomic, write_images
-from ..saliency._baselines import list_saliency_models, predict_saliency
+from ..models import list_models, model_info
+from ..saliency import predict_saliency
 from ..viz import overlay_saliency
 from ._options import Overwrite, Quiet, read_erp
 
@@ -206,7 +207,8 @@ def saliency_command(
         typer.Option(
             "--model",
             metavar="NAME",
-            help="Saliency model: " + ", ".join(list_saliency_models()) + ".",
+            help="Saliency model: "
+            + "; ".join(f"{n}: {model_info(n).description}" for n in list_models(task="saliency")),
         ),
     ] = "spectral",
     out: Annotated[
@@ -255,9 +257,7 @@ def saliency_command(
       pano360 saliency tour.mp4 --fps 5 --out results
       pano360 saliency pano.jpg --model equator
     """
-    names = list_saliency_models()
-    if model not in names:
-        raise ValueRangeError(f"--model must be one of {', '.join(names)}, got {model!r}")
+    check_choice(model, "--model", list_models(task="saliency"))
     if fps is not None and not (math.isfinite(fps) and fps > 0):
         raise ValueRangeError(f"--fps must be a positive number of frames per second, got {fps:g}")
     if max_frames is not None and max_frames < 1:

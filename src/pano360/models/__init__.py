@@ -1,19 +1,25 @@
 """Models in plain torch, built by registered functions: ``create_model(name, pretrained=...)``.
 
-``list_models()`` names what is registered; pretrained weights ship inside the package as
-safetensors files described by :class:`~pano360._core.WeightsSpec` (nothing downloads).
+``list_models(task=...)`` names what is registered, ``list_tasks()`` the tasks whose output
+contracts the models keep (one registry for every kind of model: MTCNN's networks, saliency
+models, ...); pretrained weights ship inside the package as safetensors files described by
+:class:`~pano360._core.WeightsSpec` (nothing downloads).
 """
 
 from .._core import (
     InputContract,
     ModelInfo,
+    Task,
     WeightsError,
     WeightsSpec,
+    check_task_output,
     create_model,
     list_models,
+    list_tasks,
     load_weights,
     model_info,
     register_model,
+    register_task,
 )
 from .mtcnn import (
     MTCNN_ONET_WEIGHTS,
@@ -37,13 +43,17 @@ __all__ = [
     "ONet",
     "PNet",
     "RNet",
+    "Task",
     "WeightsError",
     "WeightsSpec",
+    "check_task_output",
     "create_model",
     "list_models",
+    "list_tasks",
     "load_weights",
     "model_info",
     "mtcnn_normalize",
     "register_model",
+    "register_task",
     "remap_facenet_mtcnn_state_dict",
 ]

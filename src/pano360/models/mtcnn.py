@@ -43,11 +43,13 @@ from torch import nn
 from .._core import (
     InputContract,
     ShapeError,
+    ValueRangeError,
     WeightsError,
     WeightsSpec,
     check_choice,
     register_model,
 )
+from .._core.registry import register_task
 
 __all__ = [
     "MTCNN_ONET_WEIGHTS",
@@ -365,19 +367,50 @@ MTCNN_ONET_WEIGHTS = _mtcnn_weights(
 )
 
 
-@register_model("mtcnn_pnet", input_size=(3, 12, 12), weights=MTCNN_PNET_WEIGHTS)
+def _check_mtcnn_output(output, inputs: torch.Tensor) -> None:
+    """The task contract of the MTCNN networks (module docstring): an :class:`MTCNNOutput`,
+    face logits with 2 channels and box deltas with 4, batch first; landmarks (N, 5, 2) or
+    None; every value finite."""
+    if not isinstance(output, MTCNNOutput):
+        raise TypeError(f"an MTCNN network must return an MTCNNOutput, got {type(output).__name__}")
+    b = inputs.shape[0]
+    logits, deltas, marks = output
+    if (
+        logits.shape[:2] != (b, 2)
+        or deltas.shape[:2] != (b, 4)
+        or logits.shape[2:] != deltas.shape[2:]
+    ):
+        raise ShapeError(
+            f"MTCNN face_logits must be (B, 2, ...) and box_deltas (B, 4, ...) on the same grid "
+            f"for B = {b}, got {tuple(logits.shape)} and {tuple(deltas.shape)}"
+        )
+    if marks is not None and tuple(marks.shape) != (b, 5, 2):
+        raise ShapeError(f"MTCNN landmarks must be (B, 5, 2) for B = {b}, got {tuple(marks.shape)}")
+    if not all(bool(torch.isfinite(t).all()) for t in output if t is not None):
+        raise ValueRangeError("MTCNN outputs must be finite")
+
+
+register_task(
+    "mtcnn",
+    "images (B, 3, h, w) -> MTCNNOutput(face_logits (B, 2, ...), box_deltas (B, 4, ...), "
+    "landmarks (B, 5, 2) or None): one stage of the MTCNN face detection cascade",
+    _check_mtcnn_output,
+)
+
+
+@register_model("mtcnn_pnet", task="mtcnn", input_size=(3, 12, 12), weights=MTCNN_PNET_WEIGHTS)
 def mtcnn_pnet() -> PNet:
-    """MTCNN P-Net (:class:`PNet`); pretrained weights: facenet-pytorch 2.6.0, MIT."""
+    """MTCNN P-Net (:class:`PNet`), learned; pretrained weights: facenet-pytorch 2.6.0, MIT."""
     return PNet()
 
 
-@register_model("mtcnn_rnet", input_size=(3, 24, 24), weights=MTCNN_RNET_WEIGHTS)
+@register_model("mtcnn_rnet", task="mtcnn", input_size=(3, 24, 24), weights=MTCNN_RNET_WEIGHTS)
 def mtcnn_rnet() -> RNet:
-    """MTCNN R-Net (:class:`RNet`); pretrained weights: facenet-pytorch 2.6.0, MIT."""
+    """MTCNN R-Net (:class:`RNet`), learned; pretrained weights: facenet-pytorch 2.6.0, MIT."""
     return RNet()
 
 
-@register_model("mtcnn_onet", input_size=(3, 48, 48), weights=MTCNN_ONET_WEIGHTS)
+@register_model("mtcnn_onet", task="mtcnn", input_size=(3, 48, 48), weights=MTCNN_ONET_WEIGHTS)
 def mtcnn_onet() -> ONet:
-    """MTCNN O-Net (:class:`ONet`); pretrained weights: facenet-pytorch 2.6.0, MIT."""
+    """MTCNN O-Net (:class:`ONet`), learned; pretrained weights: facenet-pytorch 2.6.0, MIT."""
     return ONet()

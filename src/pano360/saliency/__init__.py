@@ -11,14 +11,9 @@ Convention: see :mod:`pano360.geometry.conventions`.
 from ._baselines import (
     DEFAULT_EQUATOR_SIGMA_DEG,
     EquatorBias,
-    SaliencyModelInfo,
     SpectralResidualSaliency,
     equator_bias,
     fit_latitude_profile,
-    list_saliency_models,
-    predict_saliency,
-    register_saliency_model,
-    saliency_model_info,
     spectral_residual,
     spectral_saliency,
     uniform_saliency,
@@ -49,6 +44,7 @@ from ._metrics import (
     nss,
     sim,
 )
+from ._models import UniformSaliency, predict_saliency
 from ._presets import PRESETS, MetricConfig, compute_metrics, list_presets
 from ._weights import (
     DEFAULT_SPHERE_POINTS,
@@ -76,8 +72,8 @@ __all__ = [
     "WEIGHT_MODES",
     "EquatorBias",
     "MetricConfig",
-    "SaliencyModelInfo",
     "SpectralResidualSaliency",
+    "UniformSaliency",
     "Weighting",
     "auc_borji",
     "auc_judd",
@@ -92,13 +88,10 @@ __all__ = [
     "information_gain",
     "kld",
     "list_presets",
-    "list_saliency_models",
     "normalize_saliency",
     "nss",
     "predict_saliency",
-    "register_saliency_model",
     "row_weights",
-    "saliency_model_info",
     "sim",
     "spectral_residual",
     "spectral_saliency",

@@ -2,8 +2,7 @@
 
 Every model maps an ERP image (B, C, H, W) to saliency maps (B, 1, H, W) that sum to 1 over the
 pixels (a probability per pixel, as :func:`pano360.saliency._fixations.normalize_saliency` with
-``"sum"``). Models are registered by name: :func:`predict_saliency` runs one,
-:func:`list_saliency_models` lists them.
+``"sum"``). They are registered (task ``"saliency"``) in :mod:`._models`.
 
 Convention: see :mod:`pano360.geometry.conventions` (lat up; row i of an ERP image has its
 centre at lat = (0.5 - (i + 0.5) / H) pi; views aimed by yaw right, pitch up).
@@ -12,8 +11,7 @@ centre at lat = (0.5 - (i + 0.5) / H) pi; views aimed by yaw right, pitch up).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -26,14 +24,9 @@ from ._fixations import normalize_saliency
 __all__ = [
     "DEFAULT_EQUATOR_SIGMA_DEG",
     "EquatorBias",
-    "SaliencyModelInfo",
     "SpectralResidualSaliency",
     "equator_bias",
     "fit_latitude_profile",
-    "list_saliency_models",
-    "predict_saliency",
-    "register_saliency_model",
-    "saliency_model_info",
     "spectral_residual",
     "spectral_saliency",
     "uniform_saliency",
@@ -441,113 +434,3 @@ class SpectralResidualSaliency(nn.Module):
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.config.items())
-
-
-# --- registry -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SaliencyModelInfo:
-    """A registered saliency model: its name, a one-line description and its function.
-
-    ``fn(erp, **kwargs)`` maps (B, C, H, W) panoramas to (B, 1, H, W) maps summing to 1.
-    """
-
-    name: str
-    description: str
-    fn: Callable[..., torch.Tensor]
-
-
-_MODELS: dict[str, SaliencyModelInfo] = {}
-
-
-def register_saliency_model(name: str, description: str):
-    """Decorator registering ``fn(erp, **kwargs) -> (B, 1, H, W)`` under ``name``.
-
-    Raises:
-        ValueError: ``name`` is already registered.
-    """
-
-    def decorate(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
-        if name in _MODELS:
-            raise ValueError(f"a saliency model named {name!r} is already registered")
-        _MODELS[name] = SaliencyModelInfo(name, description, fn)
-        return fn
-
-    return decorate
-
-
-def list_saliency_models() -> list[str]:
-    """Names of the registered saliency models, sorted.
-
-    Example:
-        >>> list_saliency_models()
-        ['equator', 'spectral', 'uniform']
-    """
-    return sorted(_MODELS)
-
-
-def saliency_model_info(name: str) -> SaliencyModelInfo:
-    """The registry entry of ``name``.
-
-    Raises:
-        ValueError: unknown model (the message lists the registered ones).
-    """
-    if name not in _MODELS:
-        raise ValueError(
-            f"model must be one of {', '.join(map(repr, list_saliency_models()))}, got {name!r}"
-        )
-    return _MODELS[name]
-
-
-def predict_saliency(erp: torch.Tensor, model: str = "spectral", **kwargs) -> torch.Tensor:
-    """Run a registered saliency model on panoramas.
-
-    Args:
-        erp: (B, C, H, W) panoramas in [0, 1], W == 2H.
-        model: a name from :func:`list_saliency_models`; ``"spectral"`` (the default) is the
-            training-free image model, ``"equator"`` and ``"uniform"`` are the baselines.
-        **kwargs: passed to the model's function (e.g. ``sigma_deg`` or ``profile`` for
-            ``"equator"``).
-
-    Returns:
-        (B, 1, H, W) maps summing to 1 over the pixels.
-
-    Raises:
-        ValueError: unknown ``model``; plus the model's own errors.
-
-    Example:
-        >>> predict_saliency(torch.rand(2, 3, 16, 32), "equator").shape
-        torch.Size([2, 1, 16, 32])
-    """
-    return saliency_model_info(model).fn(erp, **kwargs)
-
-
-@register_saliency_model("uniform", "every pixel equally salient (chance level)")
-def _uniform_model(erp: torch.Tensor) -> torch.Tensor:
-    check_erp(erp)
-    return uniform_saliency(erp.shape[-2:], erp.shape[0], dtype=_float(erp), device=erp.device)
-
-
-@register_saliency_model("equator", "equator bias: a Gaussian in latitude or a fitted profile")
-def _equator_model(
-    erp: torch.Tensor,
-    sigma_deg: float = DEFAULT_EQUATOR_SIGMA_DEG,
-    profile: torch.Tensor | None = None,
-) -> torch.Tensor:
-    check_erp(erp)
-    return equator_bias(
-        erp.shape[-2:], sigma_deg, profile=profile, batch=erp.shape[0], dtype=_float(erp),
-        device=erp.device,
-    )  # fmt: skip
-
-
-register_saliency_model(
-    "spectral",
-    "training-free: spectral residual on 14 tangent views, merged on the sphere, times the "
-    "equator prior",
-)(spectral_saliency)
-
-
-def _float(t: torch.Tensor) -> torch.dtype:
-    return t.dtype if t.is_floating_point() else torch.float32

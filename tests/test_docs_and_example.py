@@ -11,16 +11,50 @@ from pano360.io import read_image
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/conventions.md", "docs/layers.md"])
-def test_python_blocks_in_docs_run(doc, tmp_path, monkeypatch):
-    blocks = re.findall(r"```python\n(.*?)```", (ROOT / doc).read_text(), flags=re.S)
-    assert blocks, f"{doc} has no python block"
+DOCS = ["README.md", *sorted(f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md"))]
+#: A python block, optionally followed by the text block of what it prints.
+BLOCK = re.compile(r"```python\n(.*?)```(?:\s*```text\n(.*?)```)?", flags=re.S)
+
+
+def doc_blocks(path: Path) -> list[tuple[str, str]]:
+    """(code, expected output or "") of every python block of a doc, in order. A block right
+    after ``<!-- not run: reason -->`` is skipped (e.g. one that writes 500 scenes)."""
+    text = re.sub(r"<!-- not run:[^>]*-->\s*```python\n.*?```", "", path.read_text(), flags=re.S)
+    return BLOCK.findall(text)
+
+
+def run_doc(path: Path, capsys) -> list[str]:
+    """Run a doc's python blocks in one namespace; return the blocks whose printed output
+    differs from the text block shown after them."""
+    namespace: dict = {}
+    wrong = []
+    for i, (code, expected) in enumerate(doc_blocks(path)):
+        capsys.readouterr()
+        exec(compile(code, f"{path.name} block {i + 1}", "exec"), namespace)
+        printed = capsys.readouterr().out
+        if expected and printed != expected:
+            wrong.append(f"{path.name} block {i + 1} printed:\n{printed}expected:\n{expected}")
+    return wrong
+
+
+@pytest.mark.parametrize("doc", [d for d in DOCS if doc_blocks(ROOT / d)])
+def test_python_blocks_in_docs_run_and_print_what_the_docs_show(doc, tmp_path, monkeypatch, capsys):
+    """Every python block runs as written (blocks of one page share a namespace); where the page
+    shows the output in a text block right after it, the block prints exactly that."""
     (tmp_path / "examples").symlink_to(ROOT / "examples")
     monkeypatch.chdir(tmp_path)
-    for code in blocks:
-        exec(compile(code, doc, "exec"), {})
+    assert run_doc(ROOT / doc, capsys) == []
     if doc == "README.md":
         assert (tmp_path / "view.jpg").stat().st_size > 0
+
+
+def test_a_doc_showing_the_wrong_output_is_caught(tmp_path, capsys):
+    (tmp_path / "d.md").write_text(
+        "```python\nprint(1 + 1)\n```\n\n```text\n3\n```\n\n"
+        "<!-- not run: would fail -->\n```python\nraise RuntimeError\n```\n"
+    )
+    (wrong,) = run_doc(tmp_path / "d.md", capsys)
+    assert "printed:\n2\nexpected:\n3" in wrong
 
 
 def test_example_panorama_is_a_2to1_erp_under_1mb():

@@ -1,8 +1,12 @@
-"""Face detection: on 360° images with any transfer strategy (:func:`detect_faces`), and the
-planar MTCNN pipeline in separable stages with its box operations.
+"""Detection: box operations and NMS, face
+detection on 360° images with any transfer strategy (:func:`detect_faces`), and the planar MTCNN
+pipeline in separable stages.
 
-Boxes are (N, 4) ``(x1, y1, x2, y2)`` in continuous pixel coordinates with pixel centres at
-integers (the convention of :mod:`pano360.geometry.conventions`); see :mod:`._ops`.
+- NMS (``_nms``): one greedy NMS for planar and spherical boxes, with class groups
+  (:func:`nms`, :func:`batched_nms`, :func:`sph_nms`, :func:`batched_sph_nms`).
+- Planar box operations (``_ops``): boxes are (N, 4) ``(x1, y1, x2, y2)`` in continuous pixel
+  coordinates with pixel centres at integers (the convention of
+  :mod:`pano360.geometry.conventions`).
 """
 
 from ._evaluate import (
@@ -34,19 +38,20 @@ from ._mtcnn import (
     mtcnn_stage3,
     pnet_map_to_boxes,
 )
+from ._nms import SPH_NMS_METHODS, batched_nms, batched_sph_nms, nms, sph_nms
 from ._ops import (
     IOU_DENOMINATORS,
     apply_box_deltas,
     box_area,
     box_iou,
     crop_boxes,
-    nms,
     square_boxes,
 )
 
 __all__ = [
     "IOU_DENOMINATORS",
     "LAT_BANDS_DEG",
+    "SPH_NMS_METHODS",
     "FaceCandidates",
     "FaceDetection",
     "FaceDetections",
@@ -55,6 +60,8 @@ __all__ = [
     "PNetWindows",
     "apply_box_deltas",
     "average_precision",
+    "batched_nms",
+    "batched_sph_nms",
     "box_area",
     "box_iou",
     "crop_boxes",
@@ -72,6 +79,7 @@ __all__ = [
     "nms",
     "pnet_map_to_boxes",
     "pnet_on_erp",
+    "sph_nms",
     "square_boxes",
     "tangent_crops",
     "view_boxes_to_bfov",

@@ -39,7 +39,6 @@ from ..geometry import (
     erp_to_perspective,
     pixel_to_lonlat,
     rotation_matrix,
-    sph_nms,
     view_pixel_rays,
     xyz_to_lonlat,
 )
@@ -53,6 +52,7 @@ from ..transfer._strategies import (
     render_views,
 )
 from ._mtcnn import ONET_SIZE, PNET_WINDOW, RNET_SIZE, _pretrained_nets, detect_faces_planar
+from ._nms import sph_nms
 from ._ops import apply_box_deltas
 
 __all__ = [

@@ -41,7 +41,7 @@ SPH_NMS_METHODS: tuple[str, ...] = ("exact", "fov")
 # memory stays bounded.
 _PAIRS_PER_BLOCK = 2048 * 2048
 
-Overlap = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+_Overlap = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def _check_inputs(
@@ -83,7 +83,7 @@ def _greedy_nms(
     scores: torch.Tensor,
     classes: torch.Tensor | None,
     threshold: float,
-    overlap: Overlap,
+    overlap: _Overlap,
 ) -> torch.Tensor:
     """The one greedy NMS: rank by score, then suppress within each class; (K,) int64."""
     order = torch.sort(scores.detach().to(boxes.device), descending=True, stable=True).indices
@@ -106,7 +106,7 @@ def _greedy_nms(
     return order[torch.sort(torch.cat(kept)).values]
 
 
-def _greedy_ranked(ranked: torch.Tensor, threshold: float, overlap: Overlap) -> torch.Tensor:
+def _greedy_ranked(ranked: torch.Tensor, threshold: float, overlap: _Overlap) -> torch.Tensor:
     """Greedy NMS of one class of boxes already in rank order; (K,) int64 positions kept.
 
     Rows are taken in blocks of the first not-yet-suppressed boxes; each block's overlaps with
@@ -123,13 +123,14 @@ def _greedy_ranked(ranked: torch.Tensor, threshold: float, overlap: Overlap) -> 
         rows = max(1, min(alive.numel(), _PAIRS_PER_BLOCK // alive.numel()))
         cols = alive.to(ranked.device)
         hits = (overlap(ranked[cols[:rows]], ranked[cols]) > threshold).cpu().numpy()
+        positions = alive[:rows].tolist()
         gone = np.zeros(alive.numel(), dtype=bool)
         for r in range(rows):
             if not gone[r]:
-                keep.append(int(alive[r]))
+                keep.append(positions[r])
                 gone[r + 1 :] |= hits[r, r + 1 :]
         removed[alive] = torch.from_numpy(gone)
-        start = int(alive[rows - 1]) + 1
+        start = positions[-1] + 1
     return torch.tensor(keep, dtype=torch.long, device=ranked.device)
 
 
@@ -218,7 +219,7 @@ def batched_nms(
     return _greedy_nms(boxes, scores, classes, threshold, _planar_overlap(denominator))
 
 
-def _planar_overlap(denominator: str) -> Overlap:
+def _planar_overlap(denominator: str) -> _Overlap:
     return lambda a, b: _overlap(a, b, denominator)
 
 

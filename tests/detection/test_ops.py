@@ -1,4 +1,4 @@
-"""Planar box ops: IoU, greedy NMS, box regression, RoI crops; against loop oracles."""
+"""Planar box ops: IoU, box regression, RoI crops; against loop oracles (NMS: test_nms.py)."""
 
 import math
 
@@ -12,10 +12,10 @@ from pano360.detection import (
     box_area,
     box_iou,
     crop_boxes,
-    nms,
     square_boxes,
 )
 from pano360.errors import ShapeError, ValueRangeError
+from pano360.testing import box_iou_oracle
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 D = torch.float64
@@ -28,31 +28,7 @@ def random_boxes(n, seed, size=20.0, extent=50.0, dtype=D):
     return torch.cat((xy, xy + wh), dim=1)
 
 
-# Oracles: plain Python, one pair / one box / one pixel at a time.
-
-
-def overlap_oracle(a, b, denominator):
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    area_a = max(0.0, a[2] - a[0]) * max(0.0, a[3] - a[1])
-    area_b = max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
-    inter = iw * ih
-    denom = area_a + area_b - inter if denominator == "union" else min(area_a, area_b)
-    return inter / denom if denom > 0 else 0.0
-
-
-def nms_oracle(boxes, scores, threshold, groups, denominator):
-    """The greedy definition: by decreasing score (ties: lower index), drop what a kept box hits."""
-    boxes, scores = boxes.tolist(), scores.tolist()
-    groups = [0] * len(boxes) if groups is None else groups.tolist()
-    kept = []
-    for i in sorted(range(len(boxes)), key=lambda i: (-scores[i], i)):
-        if not any(
-            groups[k] == groups[i] and overlap_oracle(boxes[k], boxes[i], denominator) > threshold
-            for k in kept
-        ):
-            kept.append(i)
-    return kept
+# Oracles: plain Python, one pixel at a time.
 
 
 def point_oracle(img, x, y):
@@ -96,7 +72,7 @@ def test_box_iou_matches_oracle(denominator, device):
     b = torch.cat((random_boxes(5, 1), torch.tensor([[5.0, 5, 5, 9], [3, 3, 1, 1]], dtype=D)))
     got = box_iou(a.to(device), b.to(device), denominator).cpu()
     want = torch.tensor(
-        [[overlap_oracle(p, q, denominator) for q in b.tolist()] for p in a.tolist()]
+        [[box_iou_oracle(p, q, denominator) for q in b.tolist()] for p in a.tolist()]
     )
     torch.testing.assert_close(got, want.to(D))
     assert got.shape == (7, 7) and (got >= 0).all() and (got <= 1).all()
@@ -126,56 +102,6 @@ def test_gradcheck_box_iou_float64():
     b = random_boxes(4, 3).requires_grad_()
     assert gradcheck(lambda p, q: box_iou(p, q), (a, b))
     assert gradcheck(lambda p, q: box_iou(p, q, "min"), (a, b))
-
-
-# nms.
-
-
-@pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("denominator", ["union", "min"])
-@pytest.mark.parametrize("path", ["matrix", "loop"])
-def test_nms_matches_greedy_oracle(seed, denominator, path, monkeypatch):
-    if path == "loop":
-        monkeypatch.setattr(_ops, "NMS_MATRIX_MAX", 0)
-    n = 60
-    boxes = random_boxes(n, seed, size=25.0, extent=40.0)
-    gen = torch.Generator().manual_seed(100 + seed)
-    scores = torch.randint(0, 12, (n,), generator=gen).to(D)  # many ties
-    groups = torch.randint(0, 3, (n,), generator=gen) if seed % 2 else None
-    threshold = [0.0, 0.3, 0.5, 0.7, 0.9, 1.0][seed]
-    got = nms(boxes, scores, threshold, groups, denominator)
-    assert got.dtype == torch.long
-    assert got.tolist() == nms_oracle(boxes, scores, threshold, groups, denominator)
-
-
-@pytest.mark.parametrize("device", DEVICES)
-def test_nms_on_device_and_empty(device):
-    boxes = torch.tensor([[0.0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]], device=device)
-    got = nms(boxes, torch.tensor([0.8, 0.9, 0.7], device=device), 0.5)
-    assert got.device.type == device and got.tolist() == [1, 2]
-    empty = nms(torch.zeros(0, 4, device=device), torch.zeros(0, device=device), 0.5)
-    assert empty.shape == (0,) and empty.dtype == torch.long
-
-
-def test_nms_groups_are_independent():
-    boxes = torch.tensor([[0.0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10]])
-    scores = torch.tensor([0.9, 0.8, 0.7])
-    assert nms(boxes, scores, 0.5).tolist() == [0]
-    assert nms(boxes, scores, 0.5, groups=torch.tensor([0, 1, 0])).tolist() == [0, 1]
-
-
-def test_nms_errors():
-    boxes = torch.zeros(3, 4)
-    with pytest.raises(ShapeError, match=r"scores must be \(3,\), got \(2,\)"):
-        nms(boxes, torch.zeros(2), 0.5)
-    with pytest.raises(ShapeError, match=r"groups must be \(3,\), got \(3, 1\)"):
-        nms(boxes, torch.zeros(3), 0.5, groups=torch.zeros(3, 1))
-    with pytest.raises(ShapeError, match=r"boxes must be \(N, 4\) xyxy"):
-        nms(torch.zeros(3, 3), torch.zeros(3), 0.5)
-    with pytest.raises(ValueRangeError, match=r"iou_threshold must be in \[0, 1\], got 1.5"):
-        nms(boxes, torch.zeros(3), 1.5)
-    with pytest.raises(ValueError, match="denominator must be one of"):
-        nms(boxes, torch.zeros(3), 0.5, denominator="area")
 
 
 # apply_box_deltas / square_boxes.

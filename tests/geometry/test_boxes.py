@@ -1,4 +1,5 @@
-"""Spherical boxes: conventions, conversions, outlines, masks, exact and FoV IoU, NMS."""
+"""Spherical boxes: conventions, conversions, outlines, masks, exact and FoV IoU (NMS:
+tests/detection/test_nms.py)."""
 
 import math
 
@@ -15,6 +16,7 @@ from pano360.geometry import (
     box_corners,
     box_outline,
     box_outline_pixels,
+    check_sph_boxes,
     cube_face_directions,
     erp_directions,
     lonlat_to_pixel,
@@ -25,7 +27,6 @@ from pano360.geometry import (
     sph_box_mask,
     sph_iou_exact,
     sph_iou_fov,
-    sph_nms,
     wrap_lon,
 )
 from pano360.testing import sph_iou_sampled
@@ -375,6 +376,53 @@ def test_exact_iou_of_far_apart_boxes_is_zero_and_shapes():
         sph_iou_exact(a, torch.tensor([[0.0, 0.0, 0.0, 0.5]]))
 
 
+def test_exact_overlap_over_the_smaller_area():
+    boxes = random_boxes(12, seed=21, max_fov=1.5, lat_max=1.4)
+    boxes[6:, :2] = boxes[:6, :2] + 0.2  # overlapping pairs
+    iou = sph_iou_exact(boxes, boxes)
+    got = sph_iou_exact(boxes, boxes, denominator="min")
+    # From the IoU: inter = IoU (a1 + a2) / (1 + IoU), since union = a1 + a2 - inter.
+    area = sph_box_area(boxes)
+    pair = area[:, None] + area[None, :]
+    want = iou * pair / (1 + iou) / torch.minimum(area[:, None], area[None, :])
+    torch.testing.assert_close(got, want, atol=1e-10, rtol=0)
+    assert (got >= iou).all() and (got[iou > 0] > iou[iou > 0]).any()
+    # A small box inside a big one across the seam: all of it is covered.
+    big = torch.tensor([[deg(178.0), deg(10.0), deg(30.0), deg(20.0)]], dtype=D)
+    small = torch.tensor([[deg(-178.0), deg(12.0), deg(4.0), deg(3.0)]], dtype=D)
+    assert sph_iou_exact(big, small, "min").item() == pytest.approx(1.0, abs=1e-12)
+    assert sph_iou_exact(big, small).item() < 0.05
+    with pytest.raises(ValueError, match="denominator must be one of 'union', 'min', got 'max'"):
+        sph_iou_exact(big, small, denominator="max")
+
+
+def test_check_sph_boxes_names_the_parameter():
+    check_sph_boxes(random_boxes(4, seed=1).view(2, 2, 5), "views")  # any leading shape
+    with pytest.raises(TypeError, match=r"faces must be a torch\.Tensor, got list"):
+        check_sph_boxes([[0.0, 0.0, 1.0, 1.0]], "faces")
+    with pytest.raises(TypeError, match=r"faces must be a floating-point tensor, got torch\.int64"):
+        check_sph_boxes(torch.zeros(1, 4, dtype=torch.long), "faces")
+    with pytest.raises(ShapeError, match=r"faces must be \(\.\.\., 4\) BFoV .* got \(2, 3\)"):
+        check_sph_boxes(torch.zeros(2, 3), "faces")
+    with pytest.raises(ValueRangeError, match="faces must be finite"):
+        check_sph_boxes(torch.tensor([[0.0, math.nan, 1.0, 1.0]]), "faces")
+    with pytest.raises(ValueRangeError, match=r"faces fov_x and fov_y must be in \(0, pi\)"):
+        check_sph_boxes(torch.tensor([[0.0, 0.0, 1.0, math.pi]]), "faces")
+    with pytest.raises(ValueRangeError, match=r"faces lat must be in \[-pi/2, pi/2\] radians"):
+        check_sph_boxes(torch.tensor([[0.0, 1.6, 1.0, 1.0]]), "faces")
+    check_sph_boxes(torch.tensor([[7.0, math.pi / 2 + 1e-7, 1.0, 1.0, -9.0]]))  # lon, roll wrap
+
+
+def test_every_box_name_is_public_in_geometry_and_geometry_boxes():
+    import pano360.geometry as geometry
+    import pano360.geometry.boxes as boxes
+
+    assert set(boxes.__all__) <= set(geometry.__all__)
+    for name in boxes.__all__:
+        assert getattr(geometry, name) is getattr(boxes, name)
+    assert "sph_nms" not in geometry.__all__  # NMS lives in pano360.detection
+
+
 def fov_iou_loop(a, b):
     """FoV-IoU of two boxes, written out from the paper's definition (Cao et al. 2022)."""
     lon1, lat1, a1, b1 = a
@@ -478,67 +526,6 @@ def test_gradcheck_exact_iou_fov_iou_area_and_conversions():
 
 
 # --------------------------------------------------------------------------------------------
-# NMS
-# --------------------------------------------------------------------------------------------
-
-
-def nms_loop(iou, scores, thr):
-    """Greedy NMS written out box by box, from a matrix of IoUs in the input order."""
-    order = sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))
-    keep = []
-    for i in order:
-        if all(iou[i, j].item() <= thr for j in keep):
-            keep.append(i)
-    return keep
-
-
-def test_nms_merges_a_face_detected_on_both_sides_of_the_seam():
-    hw = (512, 1024)
-    face = [deg(12), deg(15)]
-    left = torch.tensor([[deg(179.2), deg(5.0), *face]])  # the face near the right edge ...
-    right = torch.tensor([[deg(-179.6), deg(5.3), *face]])  # ... and again at the left edge
-    other = torch.tensor([[deg(60.0), deg(5.0), *face]])
-    boxes = torch.cat((left, right, other))
-    scores = torch.tensor([0.9, 0.95, 0.8])
-    # On the ERP the two detections are centred at opposite ends of the image.
-    cx = lonlat_to_pixel(boxes[:, :2], hw)[:, 0]
-    assert cx[0] > 1015 and cx[1] < 5
-    for method in ("exact", "fov"):
-        assert sph_nms(boxes, scores, 0.5, method=method).tolist() == [1, 2]
-
-
-def test_nms_matches_greedy_loop():
-    boxes = random_boxes(40, seed=11, max_fov=1.0, lat_max=1.2)
-    boxes[20:, :2] = boxes[:20, :2] + 0.1  # near-duplicates
-    scores = torch.rand(40, generator=torch.Generator().manual_seed(1), dtype=D)
-    scores[5] = scores[25]  # a tie: the earlier index ranks first
-    iou = sph_iou_exact(boxes, boxes)
-    for thr in (0.1, 0.3, 0.6):
-        keep = sph_nms(boxes, scores, thr)
-        assert keep.dtype == torch.long
-        assert keep.tolist() == nms_loop(iou, scores, thr)
-        assert (scores[keep][1:] <= scores[keep][:-1]).all()
-    keep_fov = sph_nms(boxes[:, :4], scores, 0.3, method="fov")
-    assert keep_fov.tolist() == nms_loop(sph_iou_fov(boxes[:, :4], boxes[:, :4]), scores, 0.3)
-    assert 3 < len(keep_fov) < 40
-    assert sph_nms(boxes[:0], scores[:0], 0.5).shape == (0,)
-
-
-def test_nms_errors():
-    boxes = torch.tensor([[0.0, 0.0, 0.5, 0.5, 0.1]])
-    with pytest.raises(ShapeError, match=r"scores must be a \(1,\) tensor"):
-        sph_nms(boxes, torch.zeros(2), 0.5)
-    with pytest.raises(ValueError, match="method must be one of"):
-        sph_nms(boxes, torch.zeros(1), 0.5, method="soft")
-    with pytest.raises(ShapeError, match="no roll"):
-        sph_nms(boxes, torch.zeros(1), 0.5, method="fov")
-    with pytest.raises(ValueRangeError, match="iou_threshold must be finite"):
-        sph_nms(boxes, torch.zeros(1), math.nan)
-    with pytest.raises(ShapeError, match=r"boxes must be \(N, 4\) or \(N, 5\)"):
-        sph_nms(boxes[0], torch.zeros(1), 0.5)
-
-
-# --------------------------------------------------------------------------------------------
 # The oracle itself
 # --------------------------------------------------------------------------------------------
 
@@ -574,18 +561,5 @@ def test_devices_and_dtypes(device, dtype):
     ):
         assert out.device.type == device and out.dtype == dtype
     assert sph_box_mask(boxes, (16, 32)).device.type == device
-    keep = sph_nms(boxes, torch.arange(6.0, device=device), 0.5)
-    assert keep.device.type == device and keep.dtype == torch.long
     cpu = sph_iou_exact(boxes.cpu().double(), boxes.cpu().double())
     torch.testing.assert_close(sph_iou_exact(boxes, boxes).cpu().double(), cpu, atol=1e-4, rtol=0)
-
-
-def test_nms_over_the_smaller_box_removes_a_box_inside_a_better_one():
-    boxes = torch.tensor([[1.0, 0.5, 0.4, 0.4], [1.0, 0.5, 0.1, 0.1], [-2.0, 0.0, 0.2, 0.2]])
-    scores = torch.tensor([0.9, 0.8, 0.7])
-    assert sph_nms(boxes, scores, 0.7).tolist() == [0, 1, 2]  # IoU about 1/16
-    assert sph_nms(boxes, scores, 0.7, denominator="min").tolist() == [0, 2]
-    with pytest.raises(ValueError, match="needs method"):
-        sph_nms(boxes, scores, 0.7, method="fov", denominator="min")
-    with pytest.raises(ValueError, match="denominator"):
-        sph_nms(boxes, scores, 0.7, denominator="max")

@@ -41,14 +41,15 @@ from ..geometry import (
     pixel_to_lonlat,
     render_views,
     rotation_matrix,
-    sph_nms,
     view_pixel_rays,
     xyz_to_lonlat,
 )
 from ..models.mtcnn import MTCNNOutput, mtcnn_normalize
 from ..transfer import STRATEGIES, TransferredModel, load_student, model_stack
 from ._mtcnn import ONET_SIZE, PNET_WINDOW, RNET_SIZE, _pretrained_nets, detect_faces_planar
+from ._nms import sph_nms
 from ._ops import apply_box_deltas
+from ._result import Detections, check_detections
 
 __all__ = [
     "FACE_STRATEGIES",
@@ -56,6 +57,7 @@ __all__ = [
     "detect_faces",
     "distilled_pnet_on_erp",
     "erp_pyramid_levels",
+    "face_detections",
     "load_pnet_students",
     "pnet_on_erp",
     "tangent_crops",
@@ -76,13 +78,15 @@ _MAX_SUPERSAMPLE = 4
 
 @dataclass(frozen=True)
 class FaceDetection:
-    """One face on the sphere.
+    """One face on the sphere: a view of one row of a detection result
+    (:mod:`pano360.detection`'s contract; :func:`face_detections` makes them).
 
     Attributes:
         box: BFoV (lon, lat, fov_x, fov_y) in radians.
         score: the last stage's face probability.
         landmarks: five (lon, lat) in radians: the eye on the image's left, the other eye, the
-            nose, the mouth corner on the image's left, the other one (as seen facing the face).
+            nose, the mouth corner on the image's left, the other one (as seen facing the face);
+            empty when the result had no keypoints.
     """
 
     box: tuple[float, float, float, float]
@@ -97,6 +101,43 @@ class FaceDetection:
             "score": round(self.score, 5),
             "landmarks": [[round(deg(lon), 4), round(deg(lat), 4)] for lon, lat in self.landmarks],
         }
+
+
+def face_detections(result: Detections) -> list[FaceDetection]:
+    """One :class:`FaceDetection` per row of one image's detection result, in its order.
+
+    Args:
+        result: ``{"boxes": (N, 4) BFoV, "scores": (N,), "labels": (N,)[, "keypoints":
+            (N, K, 2)]}`` (:func:`check_detections`); keypoints become the landmarks (none when
+            absent); labels are not kept.
+
+    Returns:
+        N :class:`FaceDetection`, radians as in ``result``.
+
+    Raises:
+        TypeError, ShapeError, ValueRangeError: ``result`` breaks the contract
+            (:func:`check_detections`); ShapeError also for RBFoV boxes (N, 5).
+
+    Example:
+        >>> result = {"boxes": torch.tensor([[0.5, 0.125, 0.25, 0.25]]),
+        ...           "scores": torch.tensor([0.75]), "labels": torch.tensor([0])}
+        >>> face_detections(result)[0].to_dict()
+        {'bfov': [28.6479, 7.162, 14.3239, 14.3239], 'score': 0.75, 'landmarks': []}
+    """
+    check_detections(result, box_dim=4)
+    marks = result.get("keypoints")
+    n = result["boxes"].shape[0]
+    marks = [()] * n if marks is None else marks.tolist()
+    return [
+        FaceDetection(
+            tuple(float(v) for v in box),
+            float(score),
+            tuple((float(lon), float(lat)) for lon, lat in m),
+        )
+        for box, score, m in zip(
+            result["boxes"].tolist(), result["scores"].tolist(), marks, strict=True
+        )
+    ]
 
 
 # --- boxes in views and tangent planes -> the sphere -------------------------------------------

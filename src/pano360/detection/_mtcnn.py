@@ -40,7 +40,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._core import ShapeError, ValueRangeError, create_model
-from ._ops import apply_box_deltas, crop_boxes, nms, square_boxes
+from ._nms import nms
+from ._ops import apply_box_deltas, crop_boxes, square_boxes
 
 __all__ = [
     "FaceCandidates",

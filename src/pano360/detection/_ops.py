@@ -1,4 +1,4 @@
-"""Planar box operations in plain torch: areas, IoU, greedy NMS, box regression, RoI crops.
+"""Planar box operations in plain torch: areas, IoU, box regression, RoI crops (NMS: ``_nms``).
 
 Convention:
     Boxes are (N, 4) tensors ``(x1, y1, x2, y2)`` in continuous pixel coordinates of the image
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -24,7 +23,6 @@ __all__ = [
     "box_area",
     "box_iou",
     "crop_boxes",
-    "nms",
     "square_boxes",
 ]
 
@@ -85,96 +83,6 @@ def _overlap(boxes1: torch.Tensor, boxes2: torch.Tensor, denominator: str) -> to
         denom = torch.minimum(a1[:, None], a2[None, :])
     positive = denom > 0
     return torch.where(positive, inter / torch.where(positive, denom, 1), 0)
-
-
-#: Up to this many boxes, nms works on the full N x N overlap matrix; above, box by box.
-NMS_MATRIX_MAX = 2048
-
-
-def nms(
-    boxes: torch.Tensor,
-    scores: torch.Tensor,
-    iou_threshold: float,
-    groups: torch.Tensor | None = None,
-    denominator: str = "union",
-) -> torch.Tensor:
-    """Greedy non-maximum suppression, optionally independent per group (batched NMS).
-
-    Boxes are visited by decreasing score (ties: lower index first); a box is kept unless a kept
-    box of the same group overlaps it by more than ``iou_threshold``.
-
-    Args:
-        boxes: (N, 4) xyxy boxes.
-        scores: (N,) scores.
-        iou_threshold: in [0, 1]; overlaps strictly above it suppress.
-        groups: (N,) integer group of each box (e.g. the image index), or None for one group.
-        denominator: "union" (IoU) or "min" (intersection over the smaller area).
-
-    Returns:
-        (K,) int64 indices of the kept boxes, by decreasing score.
-
-    Raises:
-        ShapeError: ``boxes`` is not (N, 4), or ``scores`` / ``groups`` are not (N,).
-        ValueRangeError: ``iou_threshold`` is outside [0, 1].
-        ValueError: unknown ``denominator``.
-
-    Convention:
-        xyxy boxes, pixel centres at integers (module docstring).
-
-    Example:
-        >>> boxes = torch.tensor([[0.0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]])
-        >>> nms(boxes, torch.tensor([0.9, 0.8, 0.7]), 0.5)
-        tensor([0, 2])
-    """
-    _check_boxes(boxes)
-    n = boxes.shape[0]
-    if not isinstance(scores, torch.Tensor) or scores.shape != (n,):
-        raise ShapeError(f"scores must be ({n},), got {tuple(getattr(scores, 'shape', ()))}")
-    if groups is not None and (not isinstance(groups, torch.Tensor) or groups.shape != (n,)):
-        raise ShapeError(f"groups must be ({n},), got {tuple(getattr(groups, 'shape', ()))}")
-    if not 0.0 <= float(iou_threshold) <= 1.0:
-        raise ValueRangeError(f"iou_threshold must be in [0, 1], got {iou_threshold!r}")
-    check_choice(denominator, "denominator", IOU_DENOMINATORS)
-    order = torch.sort(scores.detach(), descending=True, stable=True).indices
-    boxes = boxes.detach()[order]
-    groups = None if groups is None else groups[order]
-    if n <= NMS_MATRIX_MAX:
-        keep = _nms_matrix(boxes, groups, float(iou_threshold), denominator)
-    else:
-        keep = _nms_loop(boxes, groups, float(iou_threshold), denominator)
-    return order[keep]
-
-
-def _nms_matrix(boxes, groups, threshold: float, denominator: str) -> torch.Tensor:
-    """Greedy NMS of score-sorted boxes over the full overlap matrix (O(N^2) memory)."""
-    hits = _overlap(boxes, boxes, denominator) > threshold
-    if groups is not None:
-        hits &= groups[:, None] == groups[None, :]
-    hits = hits.cpu().numpy()
-    # The greedy pass itself is sequential: a Python loop over rows, one row OR per kept box.
-    removed = np.zeros(boxes.shape[0], dtype=bool)
-    keep = []
-    for i in range(boxes.shape[0]):
-        if not removed[i]:
-            keep.append(i)
-            removed |= hits[i]
-    return torch.tensor(keep, dtype=torch.long, device=boxes.device)
-
-
-def _nms_loop(boxes, groups, threshold: float, denominator: str) -> torch.Tensor:
-    """Greedy NMS of score-sorted boxes, one vectorised pass per kept box (O(N) memory)."""
-    keep = []
-    remaining = torch.arange(boxes.shape[0], device=boxes.device)
-    while remaining.numel() > 0:
-        i, rest = remaining[0], remaining[1:]
-        keep.append(i)
-        hit = _overlap(boxes[i : i + 1], boxes[rest], denominator)[0] > threshold
-        if groups is not None:
-            hit &= groups[rest] == groups[i]
-        remaining = rest[~hit]
-    if not keep:
-        return torch.empty(0, dtype=torch.long, device=boxes.device)
-    return torch.stack(keep)
 
 
 def apply_box_deltas(boxes: torch.Tensor, deltas: torch.Tensor) -> torch.Tensor:

@@ -12,11 +12,11 @@ from .boxes import (
     box_corners,
     box_outline,
     box_outline_pixels,
+    check_sph_boxes,
     sph_box_area,
     sph_box_mask,
     sph_iou_exact,
     sph_iou_fov,
-    sph_nms,
 )
 from .conventions import CUBE_FACES, py360convert_fov
 from .coords import (
@@ -64,6 +64,7 @@ __all__ = [
     "box_outline",
     "box_outline_pixels",
     "camera_rays",
+    "check_sph_boxes",
     "cube_face_directions",
     "cubemap_from_faces",
     "cubemap_to_erp",
@@ -92,7 +93,6 @@ __all__ = [
     "sph_box_mask",
     "sph_iou_exact",
     "sph_iou_fov",
-    "sph_nms",
     "spherical_pad",
     "view_coverage",
     "view_pixel_coords",

@@ -5,7 +5,7 @@ panoramas that are continuous across the seam and the poles, PSNR, yaw-equivaria
 seam-continuity checks, and slow loop-based oracles that fast ops are compared with.
 """
 
-from ._boxes import sph_iou_sampled
+from ._boxes import box_iou_oracle, nms_oracle, sph_iou_sampled
 from ._conv import exact_conv2d
 from ._images import (
     assert_psnr_at_least,
@@ -32,10 +32,12 @@ __all__ = [
     "auc_borji_oracle",
     "auc_judd_oracle",
     "auc_shuffled_oracle",
+    "box_iou_oracle",
     "cc_oracle",
     "exact_conv2d",
     "information_gain_oracle",
     "kld_oracle",
+    "nms_oracle",
     "nss_oracle",
     "psnr",
     "sim_oracle",

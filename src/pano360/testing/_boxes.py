@@ -1,15 +1,17 @@
-"""Brute-force spherical IoU by sampling the sphere: the oracle of the exact and FoV IoUs."""
+"""Box oracles: brute-force spherical IoU by sampling the sphere (the oracle of the exact and
+FoV IoUs), planar overlap written out, and greedy NMS by its definition, one pair at a time."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 
 import torch
 
 from .._core import ShapeError, ValueRangeError, check_positive_int
 from ..geometry import rotation_matrix
 
-__all__ = ["sph_iou_sampled"]
+__all__ = ["box_iou_oracle", "nms_oracle", "sph_iou_sampled"]
 
 _CHUNK = 1 << 18
 # 1 / golden ratio: the azimuth step of a spherical Fibonacci spiral.
@@ -113,3 +115,70 @@ def sph_iou_sampled(
                 either += int((a | b).sum())
             out[i, j] = both / either if either else 0.0
     return out
+
+
+def box_iou_oracle(
+    box1: Sequence[float], box2: Sequence[float], denominator: str = "union"
+) -> float:
+    """Overlap of two planar ``(x1, y1, x2, y2)`` boxes, in plain Python.
+
+    The oracle of :func:`pano360.detection.box_iou`: widths and heights are clamped at 0, the
+    intersection is the overlap of the two x intervals times that of the y intervals, divided
+    by the union (``"union"``) or by the smaller area (``"min"``); 0 where that is 0.
+
+    Example:
+        >>> box_iou_oracle((0, 0, 2, 2), (1, 0, 3, 2))
+        0.3333333333333333
+    """
+    x1, y1, x2, y2 = (float(v) for v in box1)
+    u1, v1, u2, v2 = (float(v) for v in box2)
+    inter = max(0.0, min(x2, u2) - max(x1, u1)) * max(0.0, min(y2, v2) - max(y1, v1))
+    area1 = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    area2 = max(0.0, u2 - u1) * max(0.0, v2 - v1)
+    denom = area1 + area2 - inter if denominator == "union" else min(area1, area2)
+    return inter / denom if denom > 0 else 0.0
+
+
+def nms_oracle(
+    boxes: Sequence,
+    scores: Sequence[float],
+    iou_threshold: float,
+    overlap: Callable[[list, list], float],
+    classes: Sequence[int] | None = None,
+) -> list[int]:
+    """Greedy non-maximum suppression by its definition, one pair at a time (O(N^2) calls).
+
+    The oracle of :func:`pano360.detection.nms`, ``batched_nms``, ``sph_nms`` and
+    ``batched_sph_nms``: boxes are visited by decreasing score, ties by increasing index; a box
+    is kept unless a box already kept, of the same class, overlaps it by more than
+    ``iou_threshold``.
+
+    Args:
+        boxes: N boxes (a tensor or a sequence of rows), any format ``overlap`` understands.
+        scores: N scores.
+        iou_threshold: overlaps strictly above it suppress.
+        overlap: ``overlap(kept_box, box) -> float``, called with rows as Python lists; the
+            first argument is the higher-ranked box.
+        classes: N class labels, or None for one class.
+
+    Returns:
+        The kept indices, by decreasing score.
+
+    Example:
+        >>> boxes = [[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]]
+        >>> nms_oracle(boxes, [0.9, 0.8, 0.7], 0.5, box_iou_oracle)
+        [0, 2]
+        >>> nms_oracle(boxes, [0.9, 0.8, 0.7], 0.5, box_iou_oracle, classes=[0, 1, 0])
+        [0, 1, 2]
+    """
+    rows = [b.tolist() if isinstance(b, torch.Tensor) else list(b) for b in boxes]
+    scores = [float(v) for v in scores]
+    classes = [0] * len(rows) if classes is None else [int(c) for c in classes]
+    kept: list[int] = []
+    for i in sorted(range(len(rows)), key=lambda i: (-scores[i], i)):
+        suppressed = any(
+            classes[k] == classes[i] and overlap(rows[k], rows[i]) > iou_threshold for k in kept
+        )
+        if not suppressed:
+            kept.append(i)
+    return kept

@@ -472,8 +472,10 @@ class RowUntiedConv2d(nn.Module):
 
         Example:
             >>> conv = RowUntiedConv2d(1, 1, erp_hw=(8, 16), row_group_size=1)
-            >>> conv.input_rows([0]).tolist()  # row -1 is row 0, W / 2 columns on
-            [0, 1]
+            >>> conv.offsets[0], tuple(conv.weights[0].shape[2:])  # rows -2 .. 2 of row 0
+            ((-2, -3), (5, 7))
+            >>> conv.input_rows([0]).tolist()  # rows -2, -1 are rows 1, 0, W / 2 columns on
+            [0, 1, 2]
             >>> conv.input_rows(torch.tensor([4, 3])).tolist()
             [2, 3, 4, 5]
         """

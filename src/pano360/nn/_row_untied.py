@@ -491,8 +491,9 @@ class RowUntiedConv2d(nn.Module):
         zeros where they were never computed), through the kernel layout of the class
         docstring: output (i, j) of group g is ``weights[g]`` cross-correlated with the input
         pixels at offsets (offsets[g][0] + a, offsets[g][1] + b) from its base pixel (s i, s j).
-        Costs about ``len(rows) / Ho`` of :meth:`forward` (one ``conv2d`` per row group used),
-        which is what training on a few sampled rows needs (:func:`pano360.transfer.distill`).
+        Its work grows with ``len(rows)``, not with Ho (one gather and one ``conv2d`` per row
+        group used), which is what training on a few sampled rows needs
+        (:func:`pano360.transfer.distill`).
 
         Args:
             x: (B, C_in, H, W) input, (H, W) = ``erp_hw``.

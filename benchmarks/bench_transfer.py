@@ -43,8 +43,14 @@ from pano360.detection import (
     pnet_on_erp,
 )
 from pano360.models import create_model
-from pano360.transfer import LAT_BANDS, DistillConfig, build_spherical, layer_rmse, model_stack
-from pano360.transfer.distill import distill
+from pano360.transfer import (
+    LAT_BANDS,
+    DistillConfig,
+    build_spherical,
+    distill,
+    layer_rmse,
+    model_stack,
+)
 
 STRATEGIES = ("direct", "cubemap", "multiview", "exact", "spherical")
 TRANSFER_DOC = ROOT / "docs" / "transfer.md"

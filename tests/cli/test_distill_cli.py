@@ -13,8 +13,7 @@ from pano360.cli import main
 from pano360.cli._distill import read_erp_folder
 from pano360.geometry import resize_erp
 from pano360.io import write_image
-from pano360.transfer import DistillConfig, load_student, model_stack
-from pano360.transfer.distill import distill
+from pano360.transfer import DistillConfig, distill, load_student, model_stack
 
 ARGS = ["--model", "mtcnn_pnet", "--images", "imgs", "--out", "out", "--erp-size", "32x16"]
 FAST = ["--epochs", "1", "--rows-per-image", "4", "--quiet", "--eval-images", "1"]
@@ -109,7 +108,7 @@ def test_images_are_read_as_rgb_erps_of_the_requested_size(workdir):
         (["--erp-size", "30x15"], "--erp-size height must be a multiple of mtcnn_pnet's total"),
         (["--erp-size", "40x30"], "--erp-size must be 2:1"),
         (["--epochs", "-1"], "--epochs must be a non-negative integer"),
-        (["--lr", "0"], "--lr must be a positive finite number"),
+        (["--lr", "0"], "--lr must be a finite number in (0, inf)"),
         (["--row-group-size", "0"], "--row-group-size must be a positive integer"),
         (["--eval-images", "-1"], "--eval-images must be 0 or more"),
         (["--model", "nope"], "--model must be one of mtcnn_pnet"),

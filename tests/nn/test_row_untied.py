@@ -188,6 +188,107 @@ def test_gradcheck_input_and_kernels(stride):
     assert gradcheck(fn, (x, *params), eps=1e-6, atol=1e-5)
 
 
+# --- forward_rows: chosen output rows only -----------------------------------------------------
+
+
+def randomised(layer, seed=0):
+    """Every kernel entry made to count (the projected kernels have zeros in their boxes)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for w in layer.weights:
+            w.add_(torch.rand(w.shape, generator=g, dtype=w.dtype))
+    return layer
+
+
+@pytest.mark.parametrize("h", [3, 8])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("row_group_size", [1, 2, None])
+def test_forward_rows_equals_forward_at_those_rows_reading_only_input_rows(
+    h, stride, groups, row_group_size
+):
+    conv = make_conv(4, 6, stride, dilation=2 if h > 4 else 1, groups=groups)
+    layer = randomised(RowUntiedConv2d.from_conv(conv, (h, 2 * h), row_group_size))
+    ho = layer.out_hw[0]
+    rows = torch.tensor([ho - 1, 0, ho // 2, 0])  # both poles, unsorted, a repeat
+    x = rand(2, 4, h, 2 * h).requires_grad_()
+    full = layer(x)[:, :, rows]
+    # Every column, the seam's included (columns 0 and Wo - 1 read across it).
+    torch.testing.assert_close(layer.forward_rows(x, rows), full, atol=1e-12, rtol=0)
+    # input_rows names exactly the rows the full layer's outputs there depend on.
+    (grad,) = torch.autograd.grad(full.sum(), x)
+    depends = grad.abs().sum(dim=(0, 1, 3)).nonzero().flatten()
+    needed = layer.input_rows(rows)
+    assert needed.tolist() == depends.tolist()
+    # ... and forward_rows reads no other row (NaN anywhere it read would show).
+    sparse = torch.full_like(x.detach(), math.nan)
+    sparse[:, :, needed] = x.detach()[:, :, needed]
+    torch.testing.assert_close(layer.forward_rows(sparse, rows), full, atol=1e-12, rtol=0)
+
+
+def test_forward_rows_of_every_row_is_forward_and_rows_may_be_a_list():
+    layer = randomised(RowUntiedConv2d.from_conv(make_conv(2, 3, stride=2), (8, 16), 3))
+    x = rand(1, 2, 8, 16)
+    every = torch.arange(layer.out_hw[0])
+    torch.testing.assert_close(layer.forward_rows(x, every), layer(x), atol=1e-12, rtol=0)
+    torch.testing.assert_close(
+        layer.forward_rows(x, [3, 1]), layer(x)[:, :, [3, 1]], atol=1e-12, rtol=0
+    )
+    assert layer.forward_rows(x, []).shape == (1, 3, 0, 8)
+    assert layer.input_rows([]).tolist() == []
+
+
+def test_forward_rows_is_yaw_equivariant():
+    layer = randomised(RowUntiedConv2d.from_conv(make_conv(2, 3, stride=2), (8, 16), 1))
+    x, rows = rand(1, 2, 8, 16), torch.tensor([0, 3])
+    rolled = layer.forward_rows(x.roll(6, dims=-1), rows)  # 6 input columns = 3 output columns
+    torch.testing.assert_close(rolled, layer.forward_rows(x, rows).roll(3, dims=-1), atol=1e-12,
+                               rtol=0)  # fmt: skip
+
+
+class RowsOf(nn.Module):
+    """``forward_rows`` at fixed rows as a module, so that functional_call can swap parameters."""
+
+    def __init__(self, layer, rows):
+        super().__init__()
+        self.layer, self.rows = layer, rows
+
+    def forward(self, x):
+        return self.layer.forward_rows(x, self.rows)
+
+
+@pytest.mark.parametrize("stride, row_group_size", [(1, 2), (2, 1)])
+def test_forward_rows_gradcheck_float64(stride, row_group_size):
+    layer = RowUntiedConv2d.from_conv(make_conv(2, 2, stride), (4, 8), row_group_size)
+    module = RowsOf(layer, torch.tensor([layer.out_hw[0] - 1, 0]))
+    names = [name for name, _ in module.named_parameters()]
+
+    def fn(x, *params):
+        return functional_call(module, dict(zip(names, params, strict=True)), (x,))
+
+    x = rand(1, 2, 4, 8).requires_grad_()
+    params = tuple(p.detach().clone().requires_grad_() for p in module.parameters())
+    assert gradcheck(fn, (x, *params), eps=1e-6, atol=1e-5)
+
+
+def test_forward_rows_errors():
+    layer = RowUntiedConv2d(4, 2, (8, 16), stride=2)
+    x = torch.rand(1, 4, 8, 16)
+    with pytest.raises(ShapeError, match=r"x must be \(B, 4, 8, 16\)"):
+        layer.forward_rows(torch.rand(1, 3, 8, 16), [0])
+    for method, args in ((layer.forward_rows, (x,)), (layer.input_rows, ())):
+        with pytest.raises(
+            ValueRangeError, match=r"rows must be output rows in \[0, 4\), got \[4, -1\]"
+        ):
+            method(*args, torch.tensor([0, 4, -1]))
+        with pytest.raises(ValueRangeError, match=r"rows must be a 1-D tensor .* of integer"):
+            method(*args, torch.tensor([[0, 1]]))
+        with pytest.raises(ValueRangeError, match=r"integer output rows, got torch\.float32"):
+            method(*args, [0.5])
+        with pytest.raises(ValueRangeError, match=r"integer output rows, got torch\.bool"):
+            method(*args, torch.tensor([True]))
+
+
 def test_one_optimizer_step_reduces_the_loss():
     torch.manual_seed(0)
     layer = RowUntiedConv2d(2, 3, (8, 16), row_group_size=2)

@@ -1,19 +1,21 @@
 """Layer-wise SphConv distillation: the student, row-restricted training, error reduction against
 the zero-shot spherical network, determinism, checkpoints and kill-and-resume, the documented
-errors."""
+errors. (RowUntiedConv2d.forward_rows, which the training calls, is tested in tests/nn.)"""
 
+import dataclasses
+import importlib.util
 import json
 import math
 
+import numpy as np
 import pytest
 import safetensors.torch
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd import gradcheck
-from torch.func import functional_call
 
-from pano360.errors import OutputExistsError, ShapeError, ValueRangeError
+from pano360 import transfer
+from pano360.errors import ChoiceError, OutputExistsError, ShapeError, ValueRangeError
 from pano360.models import create_model, mtcnn_normalize
 from pano360.nn import RowUntiedConv2d, SphericalAvgPool2d, SphericalMaxPool2d
 from pano360.transfer import (
@@ -21,6 +23,7 @@ from pano360.transfer import (
     DistillConfig,
     build_spherical,
     build_student,
+    distill,
     distillable_models,
     exact_outputs,
     layer_rmse,
@@ -28,7 +31,7 @@ from pano360.transfer import (
     model_stack,
     receptive_field,
 )
-from pano360.transfer.distill import _input_rows, _row_mse, _rows_forward, distill
+from pano360.transfer._train import _row_mse  # no public API: the loss of sampled rows
 
 D = torch.float64
 POLAR = LAT_BANDS[2]
@@ -127,54 +130,7 @@ def test_pointwise_convs_are_copied_without_padding_and_stay_frozen():
     assert student(torch.rand(1, 3, 8, 16)).shape == (1, 2, 8, 16)
 
 
-# --- row-restricted evaluation of RowUntiedConv2d -----------------------------------------------
-
-
-@pytest.mark.parametrize("group, stride", [(1, 1), (3, 1), (1, 2), (2, 2)])
-def test_rows_forward_equals_the_full_layer_reading_only_the_rows_it_names(group, stride):
-    torch.manual_seed(0)
-    conv = nn.Conv2d(3, 4, 3, stride=stride, dilation=1).double()
-    layer = RowUntiedConv2d.from_conv(conv, (8, 16), row_group_size=group)
-    with torch.no_grad():  # make every kernel entry count, not just the projected ones
-        for w in layer.weights:
-            w.add_(torch.rand_like(w))
-    x = torch.rand(2, 3, 8, 16, dtype=D)
-    out_rows = 8 // stride
-    rows = torch.tensor([out_rows - 1, 0, 1])  # both poles, unsorted
-    full = layer(x)[:, :, rows]
-    needed = _input_rows(layer, rows)
-    sparse = torch.zeros_like(x)
-    sparse[:, :, needed] = x[:, :, needed]
-    torch.testing.assert_close(_rows_forward(layer, sparse, rows), full, atol=1e-12, rtol=0)
-    missing = sorted(set(range(8)) - set(needed.tolist()))
-    if missing:  # rows it does not name change nothing
-        sparse[:, :, missing] = 5.0
-        torch.testing.assert_close(_rows_forward(layer, sparse, rows), full, atol=1e-12, rtol=0)
-
-
-class RowsOf(nn.Module):
-    """``_rows_forward`` as a module, so that functional_call can swap its parameters."""
-
-    def __init__(self, layer, rows):
-        super().__init__()
-        self.layer, self.rows = layer, rows
-
-    def forward(self, x):
-        return _rows_forward(self.layer, x, self.rows)
-
-
-def test_rows_forward_gradcheck_float64():
-    torch.manual_seed(1)
-    layer = RowUntiedConv2d.from_conv(nn.Conv2d(2, 2, 3, stride=2).double(), (4, 8))
-    module = RowsOf(layer, torch.tensor([1, 0]))
-    names = [name for name, _ in module.named_parameters()]
-
-    def fn(x, *params):
-        return functional_call(module, dict(zip(names, params, strict=True)), (x,))
-
-    x = torch.rand(1, 2, 4, 8, dtype=D, requires_grad=True)
-    params = [p.detach().clone().requires_grad_(True) for p in module.parameters()]
-    assert gradcheck(fn, (x, *params))
+# --- the loss of sampled rows ---------------------------------------------------------------------
 
 
 def test_area_weighted_row_mse_weighs_rows_by_solid_angle():
@@ -316,6 +272,8 @@ def test_checkpoints_are_safetensors_and_json_never_pickles(tmp_path):
     assert names == ["checkpoint-0002.safetensors", "distill.json", "student.safetensors"]
     record = json.loads((tmp_path / "distill.json").read_text())
     assert record["complete"] and record["completed_epochs"] == record["total_epochs"] == 2
+    # The format's name and version are what lets folders of earlier releases resume.
+    assert (record["format"], record["version"]) == ("pano360.transfer.distill", 1)
     assert record["config"]["epochs"] == 2 and record["fingerprint"]["erp_hw"] == [8, 16]
     tensors = safetensors.torch.load_file(str(tmp_path / "checkpoint-0002.safetensors"))
     assert any(k.startswith("optimizer.") and k.endswith(".exp_avg") for k in tensors)
@@ -379,6 +337,9 @@ def test_load_student_errors(tmp_path):
     distill(stack, blurry_erps(2, 8, seed=12), DistillConfig(epochs=1, rows_per_image=2), tmp_path)
     with pytest.raises(ValueRangeError, match="stack differs"):
         load_student(tiny_stack(seed=2), tmp_path)
+    (tmp_path / "distill.json").write_text(json.dumps({"format": "other"}))
+    with pytest.raises(OutputExistsError, match="not a pano360 distill run"):
+        load_student(stack, tmp_path)
 
 
 def test_float64_images_train_a_float64_student():
@@ -408,16 +369,32 @@ def test_images_may_be_a_sequence_of_single_images():
         ({"row_group_size": 0}, "row_group_size must be"),
         ({"seed": -1}, "seed must be"),
         ({"chunk": 0}, "chunk must be"),
-        ({"lr": 0.0}, "lr must be a positive finite number"),
-        ({"finetune_lr": math.inf}, "finetune_lr must be"),
-        ({"area_weighted": 1}, "area_weighted must be a bool"),
-        ({"inputs": "exact"}, "inputs must be one of 'conv', 'layer'"),
-        ({"tap_spacing": 2.0}, "tap_spacing must be in"),
+        ({"lr": 0.0}, r"lr must be a finite number in \(0, inf\), got 0\.0"),
+        ({"finetune_lr": math.inf}, "finetune_lr must be a finite number, got inf"),
+        ({"area_weighted": 1}, "area_weighted must be True or False, got 1"),
+        ({"tap_spacing": 2.0}, r"tap_spacing must be a finite number in \(0, 1\.5708\), got 2\.0"),
     ],
 )
 def test_bad_config_raises(kwargs, match):
     with pytest.raises(ValueRangeError, match=match):
         DistillConfig(**kwargs)
+
+
+def test_bad_inputs_choice_raises_a_choice_error():
+    with pytest.raises(ChoiceError, match="inputs must be one of 'conv', 'layer', got 'exact'"):
+        DistillConfig(inputs="exact")
+
+
+def test_config_stores_numpy_scalars_as_python_numbers_for_its_json_record():
+    config = DistillConfig(epochs=np.int64(2), lr=np.float32(0.5), area_weighted=np.bool_(True))
+    assert (config.epochs, config.lr, config.area_weighted) == (2, 0.5, True)
+    assert [type(v) for v in (config.epochs, config.lr, config.area_weighted)] == [int, float, bool]
+    assert json.loads(json.dumps(dataclasses.asdict(config)))["epochs"] == 2
+
+
+def test_distill_is_the_function_and_no_module_shares_its_name():
+    assert transfer.distill is distill and callable(distill)
+    assert importlib.util.find_spec("pano360.transfer.distill") is None
 
 
 @pytest.mark.parametrize(

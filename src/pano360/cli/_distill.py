@@ -272,7 +272,7 @@ def distill_command(
     channels = next(m.in_channels for m in stack if isinstance(m, torch.nn.Conv2d))
     batch = read_erp_folder(images, erp_hw, channels)
     try:
-        student, history = transfer.distill.distill(
+        student, history = transfer.distill(
             stack, batch, config, out, resume=resume, progress=not quiet
         )
     except OutputExistsError as e:

@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .._core import ShapeError, ValueRangeError, check_hw, check_positive_int
-from ..geometry import erp_lonlat_grid, lonlat_to_pixel, spherical_pad
+from ..geometry import erp_lonlat_grid, fold_rows, lonlat_to_pixel, spherical_pad
 from ..geometry.sampling import bilinear_corners
 from ._sphere_conv import SphereConv2d, _optional_repr, _pair, _square
 from ._taps import default_tap_spacing, output_hw, tangent_tap_directions, tap_lonlat
@@ -132,6 +133,8 @@ class RowUntiedConv2d(nn.Module):
     group's middle row (wider towards the poles). The input is padded once with
     :func:`pano360.geometry.sampling.spherical_pad` (seam wraps; rows past a pole are the mirrored
     rows shifted by W/2) and each group is one ``conv2d`` over its band of rows.
+    :meth:`forward_rows` computes chosen output rows only, reading only the input rows they
+    need (:meth:`input_rows`), as training on sampled rows does.
 
     At initialisation every kernel is the projection (bilinear splat) of a perspective kernel
     onto its group's middle row: drawn like nn.Conv2d's weight by the constructor, or taken from
@@ -408,7 +411,7 @@ class RowUntiedConv2d(nn.Module):
             col += take
         return torch.cat(pieces, dim=-1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _check_input(self, x: torch.Tensor) -> None:
         expected = (self.in_channels, *self.erp_hw)
         if not isinstance(x, torch.Tensor) or x.ndim != 4 or tuple(x.shape[1:]) != expected:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
@@ -416,6 +419,130 @@ class RowUntiedConv2d(nn.Module):
                 f"x must be (B, {expected[0]}, {expected[1]}, {expected[2]}) to match "
                 f"in_channels={self.in_channels} and erp_hw={self.erp_hw}, got {shape}"
             )
+
+    def _check_rows(self, rows: torch.Tensor | Sequence[int]) -> torch.Tensor:
+        """``rows`` as a 1-D int64 CPU tensor of output rows."""
+        t = rows if isinstance(rows, torch.Tensor) else torch.as_tensor(rows)
+        if not isinstance(rows, torch.Tensor) and t.numel() == 0:
+            t = t.long()  # an empty list
+        ho = self.out_hw[0]
+        if t.ndim != 1 or t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+            raise ValueRangeError(
+                f"rows must be a 1-D tensor (or sequence) of integer output rows, got "
+                f"{t.dtype} of shape {tuple(t.shape)}"
+            )
+        t = t.to("cpu", torch.long)
+        outside = t[(t < 0) | (t >= ho)]
+        if outside.numel():
+            raise ValueRangeError(
+                f"rows must be output rows in [0, {ho}), got {outside[:5].tolist()}"
+            )
+        return t
+
+    def _row_plan(self, rows: torch.Tensor) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+        """Per row group used: (group, positions in ``rows``, (n, rows_g) unfolded input rows).
+
+        Output row i of group g reads input rows s i + offsets[g][0] + a, a < rows_g, written
+        unfolded (past a pole) as in the kernel layout.
+        """
+        starts = torch.tensor([start for start, _ in self.row_groups])
+        groups = torch.searchsorted(starts, rows, right=True) - 1
+        plan = []
+        for g in groups.unique().tolist():
+            where = (groups == g).nonzero().flatten()
+            span = torch.arange(self.weights[g].shape[2])
+            plan.append((g, where, self.stride * rows[where][:, None] + self.offsets[g][0] + span))
+        return plan
+
+    def input_rows(self, rows: torch.Tensor | Sequence[int]) -> torch.Tensor:
+        """The input rows that output ``rows`` read (what :meth:`forward_rows` reads of x).
+
+        Args:
+            rows: (N,) output rows in [0, ceil(H / stride)), any order, repeats allowed.
+
+        Returns:
+            (M,) int64, the input rows in [0, H) (folded onto the image), sorted and unique.
+
+        Raises:
+            ValueRangeError: ``rows`` not a 1-D set of integers, or a row outside the output.
+
+        Convention:
+            Rows past a pole fold with :func:`pano360.geometry.fold_rows`: output rows next
+            to a pole also read the rows next to it (on the opposite meridian).
+
+        Example:
+            >>> conv = RowUntiedConv2d(1, 1, erp_hw=(8, 16), row_group_size=1)
+            >>> conv.offsets[0], tuple(conv.weights[0].shape[2:])  # rows -2 .. 2 of row 0
+            ((-2, -3), (5, 7))
+            >>> conv.input_rows([0]).tolist()  # rows -2, -1 are rows 1, 0, W / 2 columns on
+            [0, 1, 2]
+            >>> conv.input_rows(torch.tensor([4, 3])).tolist()
+            [2, 3, 4, 5]
+        """
+        rows = self._check_rows(rows)
+        h, w = self.erp_hw
+        needed = [fold_rows(src, 0, (h, w))[0].flatten() for _, _, src in self._row_plan(rows)]
+        return torch.cat(needed).unique() if needed else rows.new_empty(0)
+
+    def forward_rows(self, x: torch.Tensor, rows: torch.Tensor | Sequence[int]) -> torch.Tensor:
+        """The layer's output at the given output rows only: ``forward(x)[:, :, rows]``.
+
+        Reads only the input rows :meth:`input_rows` names (the others may hold anything, e.g.
+        zeros where they were never computed), through the kernel layout of the class
+        docstring: output (i, j) of group g is ``weights[g]`` cross-correlated with the input
+        pixels at offsets (offsets[g][0] + a, offsets[g][1] + b) from its base pixel (s i, s j).
+        Its work grows with ``len(rows)``, not with Ho (one gather and one ``conv2d`` per row
+        group used), which is what training on a few sampled rows needs
+        (:func:`pano360.transfer.distill`).
+
+        Args:
+            x: (B, C_in, H, W) input, (H, W) = ``erp_hw``.
+            rows: (N,) output rows in [0, Ho), any order, repeats allowed (a tensor on any
+                device, or a sequence of ints).
+
+        Returns:
+            (B, C_out, N, Wo): output row ``rows[n]`` at index n; differentiable in ``x`` and
+            the parameters.
+
+        Raises:
+            ShapeError: ``x`` is not (B, in_channels, *erp_hw).
+            ValueRangeError: ``rows`` not a 1-D set of integers, or a row outside the output.
+
+        Convention:
+            As :meth:`forward` (module docstring): columns wrap at the seam, rows past a pole
+            read the mirrored row W / 2 columns on (:func:`pano360.geometry.fold_rows`).
+
+        Example:
+            >>> conv = RowUntiedConv2d(3, 8, erp_hw=(16, 32), stride=2)
+            >>> x = torch.rand(1, 3, 16, 32)
+            >>> conv.forward_rows(x, [7, 0]).shape
+            torch.Size([1, 8, 2, 16])
+            >>> torch.allclose(conv.forward_rows(x, [7, 0]), conv(x)[:, :, [7, 0]], atol=1e-6)
+            True
+        """
+        self._check_input(x)
+        rows = self._check_rows(rows)
+        b, c, h, w = x.shape
+        s, wo = self.stride, self.out_hw[1]
+        if rows.numel() == 0:
+            return x.new_zeros(b, self.out_channels, 0, wo)
+        flat_x = x.reshape(b, c, h * w)
+        pieces = []
+        for g, where, src in self._row_plan(rows):
+            kernel = self.weights[g]
+            rh, rw = kernel.shape[2:]
+            cols = self.offsets[g][1] + torch.arange(s * (wo - 1) + rw)
+            src_rows, src_cols = fold_rows(src[..., None], cols, (h, w))  # (n, rh, n_cols)
+            flat = (src_rows * w + src_cols).to(x.device)
+            band = flat_x[:, :, flat].transpose(1, 2).reshape(b * len(where), c, rh, -1)
+            y = F.conv2d(band, kernel, self.bias, stride=s, groups=self.groups)
+            pieces.append((where, y.reshape(b, len(where), -1, wo).transpose(1, 2)))
+        out = torch.cat([y for _, y in pieces], dim=2)
+        order = torch.cat([where for where, _ in pieces])
+        return out[:, :, torch.argsort(order).to(out.device)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
         pad = self._pad_rows
         padded = spherical_pad(x, pad) if pad else x
         outs = []

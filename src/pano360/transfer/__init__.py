@@ -1,23 +1,18 @@
 """Transfer of perspective CNNs to ERP images: exact per-location targets, SphConv distillation.
 
 ``exact_outputs`` computes what a perspective conv stack gives on the tangent patch around every
-location of the sphere (SphConv's "Exact"); the :mod:`pano360.transfer.distill` module trains
-row-untied spherical layers to reproduce it layer by layer (``distill.distill``).
+location of the sphere (SphConv's "Exact"); :func:`distill` trains row-untied spherical layers
+(``build_student``) to reproduce it layer by layer, and ``layer_rmse`` measures how close a
+spherical network (the student, or the zero-shot ``build_spherical``) comes to it.
 """
 
-from . import distill
 from ._apply import STRATEGIES, TransferredModel, apply, default_rig
+from ._builders import build_spherical, build_student
+from ._evaluate import LAT_BANDS, layer_rmse
 from ._exact import exact_outputs, receptive_field
-from .distill import (
-    LAT_BANDS,
-    DistillConfig,
-    build_spherical,
-    build_student,
-    distillable_models,
-    layer_rmse,
-    load_student,
-    model_stack,
-)
+from ._run_folder import load_student
+from ._stacks import distillable_models, model_stack
+from ._train import DistillConfig, distill
 
 __all__ = [
     "LAT_BANDS",

@@ -40,7 +40,7 @@ from .._core import ShapeError, ValueRangeError, check_choice, check_erp, check_
 from ..geometry import ViewRig, merge_views, render_views
 from ..nn import sphericalize
 from ._exact import _CHUNK_ELEMENTS, exact_outputs, exact_patches, plan_stack
-from .distill import build_spherical
+from ._builders import build_spherical
 
 __all__ = ["STRATEGIES", "TransferredModel", "apply", "default_rig"]
 

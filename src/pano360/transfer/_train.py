@@ -1,0 +1,515 @@
+r"""Layer-wise distillation of a perspective conv stack into spherical layers (SphConv).
+
+Su and Grauman (NIPS 2017, "Learning spherical convolution for fast features from 360°
+imagery") transfer a CNN trained on perspective photos to ERP images without new labels: each
+convolution becomes a :class:`pano360.nn.RowUntiedConv2d` (a kernel per row, wider towards the
+poles) trained so that the spherical network reproduces the source network's *exact* outputs
+(:func:`pano360.transfer.exact_outputs`: the network applied to the tangent patch around every
+location), layer by layer, on unlabelled panoramas. Once trained, one pass over the ERP costs
+about as much as the source network on the same image.
+
+How it trains (:func:`distill`):
+
+- The student (:func:`~pano360.transfer.build_student`) has one layer per layer of the stack,
+  at the same index: convolutions become RowUntiedConv2d initialised from their weights (so it
+  starts as the zero-shot spherical network :func:`~pano360.transfer.build_spherical`,
+  tangent-plane SphereConv2d layers), pools become spherical pools on the ERP grid, pointwise
+  layers are copied.
+- Layer-wise epochs: every conv layer c trains against target = the exact output of layer c
+  (before its activation), loss = MSE (optionally weighted by the pixels' solid angle), on
+  ``rows_per_image`` output rows per image drawn one per latitude stratum, so the poles get as
+  many rows as the equator. Its input is exact too: by default (``inputs="conv"``) the exact
+  output of the previous conv (the image for the first) passed through the student's own
+  layers in between (activation, spherical pool), so that a conv after a pool learns from the
+  pooled maps it will be given; ``inputs="layer"`` takes the exact output of layer c - 1 itself
+  (SphConv's wording). Only the rows needed are computed, exact inputs included. All conv
+  layers train in the same epochs: their inputs are exact, so they do not depend on each other
+  (Adam treats every parameter on its own, so summing their losses is the same as training
+  them one after the other). The first conv, when it reads the image (through affine layers
+  at most) and has untied rows, is exact from the start and is left as it is.
+- Optional end-to-end fine-tuning epochs: the whole student on the image against the exact
+  output of the last layer.
+- Adam; the learning rate decays to 0 along a cosine over each phase's steps.
+
+Runs are deterministic: epoch e of seed s draws from its own generator (``SeedSequence([s, e])``)
+and computes the same exact targets, so a run killed at any point and resumed restarts its
+interrupted epoch from the checkpoint of the previous one and ends with the same weights as an
+uninterrupted run.
+
+Output folder (``out_dir``):
+    ``distill.json`` (the run's record, the commit point), a checkpoint of the last finished
+    epoch, and when done ``student.safetensors`` (:func:`~pano360.transfer.load_student`); the
+    layout and the rules of resuming are in :mod:`pano360.transfer._run_folder`.
+
+Convention:
+    :mod:`pano360.geometry.conventions`. Layer l's output is the ERP grid of
+    (H / S_l, W / S_l) pixels, S_l the stack's total stride up to layer l; rows are drawn and
+    compared on that grid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from .._core import (
+    ShapeError,
+    ValueRangeError,
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+    check_seed,
+)
+from ..geometry import fold_rows, pixel_solid_angle
+from ._builders import _check_erp_hw, build_student
+from ._exact import StackLayer, _matching, exact_outputs, plan_stack
+from ._run_folder import _optimizer_state, _RunDir, _stack_fingerprint, _student_state
+
+__all__ = ["DistillConfig", "distill"]
+
+# Pointwise layers that are affine maps in eval mode (they commute with bilinear sampling).
+_AFFINE = (nn.Conv2d, nn.BatchNorm2d, nn.Identity, nn.Dropout, nn.Dropout2d)
+
+#: Where a conv's layer-wise training input comes from (:class:`DistillConfig.inputs`).
+STAGE_INPUTS: tuple[str, ...] = ("conv", "layer")
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """How :func:`distill` trains. Every field takes part in deciding whether a run resumes.
+
+    Attributes:
+        epochs: layer-wise epochs (every conv layer against exact inputs and targets); one
+            epoch is one pass over the images.
+        finetune_epochs: end-to-end epochs after them (the whole student against the exact
+            output of the last layer); 0 skips fine-tuning.
+        rows_per_image: output rows drawn per image, layer and step, one per latitude stratum
+            (all rows when a layer has fewer).
+        batch_size: images per step.
+        lr: Adam's initial learning rate in the layer-wise epochs (it decays to 0 along a
+            cosine over their steps).
+        finetune_lr: the same for the fine-tuning epochs.
+        row_group_size: output rows per RowUntiedConv2d kernel (1: every row untied, as in
+            SphConv; None: the parameter-budget default of RowUntiedConv2d). Capped at each
+            layer's number of rows.
+        area_weighted: weight each row's squared error by its pixels' solid angle (the error
+            over the sphere) instead of equally (the error per row, which favours the poles).
+        inputs: what a conv trains on in the layer-wise epochs. "conv": the exact output of
+            the previous conv (the image for the first), passed through the student's own
+            layers in between (activations, spherical pools), so the conv learns from what it
+            will be given, its pooled input included. "layer": the exact output of the layer
+            just before it (the image for layer 0), SphConv's reading.
+        tap_spacing: radians between neighbouring pixels of the exact patches at their centre;
+            None: one input pixel at the equator, 2 pi / W.
+        seed: seeds the image order and the rows drawn (the student starts from the stack's
+            weights, so nothing else is random).
+        chunk: patches per pass through the stack when computing exact outputs (None:
+            :func:`~pano360.transfer.exact_outputs`'s memory-bounded default).
+
+    Raises:
+        ValueRangeError: a number out of range or of the wrong kind (bools are not numbers;
+            numpy scalars are stored as Python numbers); checked on construction.
+        ChoiceError: ``inputs`` not one of :data:`STAGE_INPUTS`.
+
+    Example:
+        >>> config = DistillConfig(epochs=2, lr=1)
+        >>> config.epochs, config.lr  # numbers stored as the field's type
+        (2, 1.0)
+    """
+
+    epochs: int = 10
+    finetune_epochs: int = 0
+    rows_per_image: int = 8
+    batch_size: int = 1
+    lr: float = 1e-3
+    finetune_lr: float = 1e-4
+    row_group_size: int | None = 1
+    area_weighted: bool = False
+    inputs: str = "conv"
+    tap_spacing: float | None = None
+    seed: int = 0
+    chunk: int | None = None
+
+    def __post_init__(self) -> None:
+        def put(name: str, value: Any) -> None:  # numpy scalars stored as Python numbers
+            object.__setattr__(self, name, value)
+
+        for name, lo, optional in (
+            ("epochs", 0, False),
+            ("finetune_epochs", 0, False),
+            ("rows_per_image", 1, False),
+            ("batch_size", 1, False),
+            ("row_group_size", 1, True),
+        ):
+            put(name, check_int(getattr(self, name), name, lo=lo, optional=optional))
+        put("seed", check_seed(self.seed))
+        put("chunk", check_int(self.chunk, "chunk", lo=1, optional=True))
+        if self.epochs + self.finetune_epochs < 1:
+            raise ValueRangeError("epochs + finetune_epochs must be at least 1, got 0")
+        for name in ("lr", "finetune_lr"):
+            put(name, check_number(getattr(self, name), name, lo=0, lo_open=True))
+        check_choice(self.inputs, "inputs", STAGE_INPUTS)
+        put("area_weighted", check_bool(self.area_weighted, "area_weighted"))
+        spacing = check_number(
+            self.tap_spacing, "tap_spacing", lo=0, hi=math.pi / 2, lo_open=True, hi_open=True,
+            optional=True,
+        )  # fmt: skip
+        put("tap_spacing", spacing)
+
+
+# --- the images -----------------------------------------------------------------------------------
+
+
+class _Images:
+    """Unlabelled ERP images: a (N, C, H, W) tensor or a sequence of (C, H, W) / (1, C, H, W)."""
+
+    def __init__(self, images, plan: list[StackLayer], in_channels: int | None) -> None:
+        if isinstance(images, torch.Tensor):
+            if images.ndim != 4:
+                raise ShapeError(f"images must be (N, C, H, W), got {tuple(images.shape)}")
+        elif not isinstance(images, Sequence) or isinstance(images, str | bytes):
+            raise TypeError(
+                f"images must be a tensor (N, C, H, W) or a sequence of (C, H, W) tensors, got "
+                f"{type(images).__name__}"
+            )
+        if len(images) == 0:
+            raise ValueRangeError("images must hold at least one ERP image, got none")
+        self.images = images
+        first = self._get(0, None)
+        self.shape = tuple(first.shape)
+        c, h, w = self.shape
+        if w != 2 * h:
+            raise ShapeError(f"images must be ERP images (W == 2H), got (C, H, W) = {self.shape}")
+        self.erp_hw = _check_erp_hw(plan, (h, w))
+        if in_channels is not None and c != in_channels:
+            raise ShapeError(
+                f"images must have {in_channels} channels for the stack's first conv, got "
+                f"(C, H, W) = {self.shape}"
+            )
+        self.dtype, self.device = first.dtype, first.device
+
+    def _get(self, index: int, shape: tuple | None) -> torch.Tensor:
+        img = self.images[index]
+        if not isinstance(img, torch.Tensor) or not img.is_floating_point():
+            what = img.dtype if isinstance(img, torch.Tensor) else type(img).__name__
+            raise TypeError(f"images[{index}] must be a floating-point tensor, got {what}")
+        if img.ndim == 4 and img.shape[0] == 1:
+            img = img[0]
+        if img.ndim != 3 or (shape is not None and tuple(img.shape) != shape):
+            raise ShapeError(
+                f"images[{index}] must be {shape or '(C, H, W)'}, got {tuple(img.shape)}"
+            )
+        return img
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self._get(index, self.shape).to(device=self.device, dtype=self.dtype)
+
+    def batch(self, indices: list[int]) -> torch.Tensor:
+        return torch.stack([self[i] for i in indices])
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256(repr((len(self), self.shape, str(self.dtype))).encode())
+        for i in range(len(self)):
+            digest.update(self[i].detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()
+
+
+def _first_in_channels(stack: nn.Sequential) -> int | None:
+    for layer in stack:
+        if type(layer) is nn.Conv2d:
+            return layer.in_channels
+    return None
+
+
+# --- training -----------------------------------------------------------------------------------
+
+
+def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The random stream of one epoch: a function of (seed, epoch) only, so resuming an epoch
+    draws exactly what the uninterrupted run drew."""
+    state = np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def _draw_rows(n_rows: int, count: int, generator: torch.Generator) -> torch.Tensor:
+    """One row per latitude stratum (``count`` strata of about equal height), sorted."""
+    if count >= n_rows:
+        return torch.arange(n_rows)
+    edges = [k * n_rows // count for k in range(count + 1)]
+    return torch.tensor(
+        [
+            lo + int(torch.randint(hi - lo, (1,), generator=generator))
+            for lo, hi in itertools.pairwise(edges)
+        ]
+    )
+
+
+def _row_mse(
+    pred: torch.Tensor, target: torch.Tensor, rows: torch.Tensor, hw, area_weighted: bool
+) -> torch.Tensor:
+    err = (pred - target).pow(2).mean(dim=(0, 1, 3))  # per row
+    if area_weighted:
+        area = pixel_solid_angle(hw, dtype=err.dtype, device=err.device)[rows.to(err.device), 0]
+        return (err * area).sum() / area.sum()
+    return err.mean()
+
+
+def _conv_stages(plan: list[StackLayer]) -> list[StackLayer]:
+    return [e for e in plan if e.kind == "conv"]
+
+
+def _trained_stages(plan: list[StackLayer], student: nn.Sequential) -> list[StackLayer]:
+    """The conv layers the layer-wise epochs train.
+
+    Not the first spatial layer when it is a conv with untied rows reading the image through
+    affine layers at most: RowUntiedConv2d.from_conv already equals the exact output there
+    (bilinear sampling commutes with affine maps), and Adam's normalised steps would only push
+    it away with rounding-noise gradients.
+    """
+    first = next(e for e in plan if e.kind != "pointwise")
+    exact = (
+        first.kind == "conv"
+        and student[first.index].row_group_size == 1
+        and all(type(student[i]) in _AFFINE for i in range(first.index))
+    )
+    return [e for e in _conv_stages(plan) if not (exact and e is first)]
+
+
+def _cosine_lr(base: float, step: int, total: int) -> float:
+    """Cosine decay from ``base`` to 0 over a phase's ``total`` steps (a function of the step
+    alone, so a resumed run follows the same schedule)."""
+    return base * 0.5 * (1 + math.cos(math.pi * step / total))
+
+
+def _pool_input_rows(pool: nn.Module, rows: torch.Tensor, in_h: int) -> torch.Tensor:
+    """Sorted input rows a spherical pool reads for output ``rows`` (top padding first)."""
+    k, s, p = pool.kernel_size, pool.stride, pool.padding
+    d = getattr(pool, "dilation", 1)
+    unfolded = s * rows[:, None] - p + d * torch.arange(k)
+    return fold_rows(unfolded, 0, (in_h, 2 * in_h))[0].flatten().unique()
+
+
+def _stage_source(plan: list[StackLayer], entry: StackLayer, inputs: str) -> int | None:
+    """Index of the layer whose exact output feeds the stage of conv ``entry`` (None: image)."""
+    if inputs == "layer":
+        return entry.index - 1 if entry.index > 0 else None
+    earlier = [e.index for e in _conv_stages(plan) if e.index < entry.index]
+    return earlier[-1] if earlier else None
+
+
+def _layerwise_losses(stack, student, plan, erp, config, generator) -> dict[str, torch.Tensor]:
+    h, w = erp.shape[-2:]
+    opts = {"tap_spacing": config.tap_spacing, "chunk": config.chunk}
+    losses = {}
+    for entry in _trained_stages(plan, student):
+        layer = student[entry.index]
+        out_h = h // entry.total_stride
+        rows = _draw_rows(out_h, config.rows_per_image, generator)
+        target = exact_outputs(stack, erp, [entry.index], rows, **opts)[0]
+        source = _stage_source(plan, entry, config.inputs)
+        start = 0 if source is None else source + 1
+        # Walk back from the conv to its source through the student's fixed layers (pools
+        # and pointwise layers) to find the source rows the sampled output rows depend on.
+        needed = layer.input_rows(rows)
+        for index in range(entry.index - 1, start - 1, -1):
+            if plan[index].kind == "pool":
+                in_h = h // plan[index].in_stride
+                needed = _pool_input_rows(student[index], needed, in_h)
+        if source is None:
+            x = erp
+        else:
+            values = exact_outputs(stack, erp, [source], needed, **opts)[0]
+            src_h = h // plan[source].total_stride
+            x = values.new_zeros(*values.shape[:2], src_h, 2 * src_h)
+            x[:, :, needed.to(x.device)] = values
+        with torch.no_grad():  # fixed in these epochs; rows not needed hold zeros
+            for index in range(start, entry.index):
+                x = student[index](x)
+        pred = layer.forward_rows(x, rows)
+        hw = (out_h, w // entry.total_stride)
+        losses[entry.name] = _row_mse(pred, target, rows, hw, config.area_weighted)
+    return losses
+
+
+def _finetune_losses(stack, student, plan, erp, config, generator) -> dict[str, torch.Tensor]:
+    last = plan[-1]
+    h, w = erp.shape[-2:]
+    hw = (h // last.total_stride, w // last.total_stride)
+    rows = _draw_rows(hw[0], config.rows_per_image, generator)
+    target = exact_outputs(
+        stack, erp, [last.index], rows, tap_spacing=config.tap_spacing, chunk=config.chunk
+    )[0]
+    pred = student(erp)[:, :, rows.to(erp.device)]
+    return {last.name: _row_mse(pred, target, rows, hw, config.area_weighted)}
+
+
+def _phase_parameters(student: nn.Sequential, plan, phase: str) -> list[nn.Parameter]:
+    if phase == "layerwise":
+        return [p for e in _trained_stages(plan, student) for p in student[e.index].parameters()]
+    return [p for p in student.parameters() if p.requires_grad]
+
+
+def distill(
+    stack: nn.Sequential,
+    images: torch.Tensor | Sequence[torch.Tensor],
+    config: DistillConfig | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    *,
+    resume: bool = True,
+    progress: bool = False,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[nn.Sequential, list[dict[str, Any]]]:
+    """Distil a perspective conv stack into a spherical student (SphConv), layer by layer.
+
+    See the module docstring for the method, the folder layout and determinism.
+
+    Args:
+        stack: the source ``nn.Sequential`` (convs, pools, pointwise layers; see
+            :func:`~pano360.transfer.receptive_field`), e.g. :func:`model_stack`
+            ("mtcnn_pnet"). Frozen: it is only run, in eval mode, without gradients.
+        images: unlabelled ERP images, float in the stack's input range: a (N, C, H, W) tensor
+            or a sequence (e.g. a lazy dataset) of (C, H, W) or (1, C, H, W) tensors, all of
+            one size with W == 2H and H a multiple of the stack's total stride.
+        config: how to train (default ``DistillConfig()``).
+        out_dir: folder for checkpoints (created if missing); None keeps everything in memory.
+        resume: continue the run found in ``out_dir`` when it matches (same config, stack and
+            images); a finished run is loaded and returned without training. False refuses a
+            folder that already holds the run.
+        progress: show a progress bar (tqdm) per epoch.
+        on_step: called after every optimizer step with ``{"phase", "epoch", "step", "steps",
+            "mse"}`` (epoch and step 1-based; mse a dict of floats per layer name). An
+            exception it raises stops the run like a kill: resuming restarts that epoch.
+
+    Returns:
+        ``(student, history)``: the trained :func:`build_student` network in eval mode, and one
+        record per epoch ``{"epoch", "phase": "layerwise" | "finetune", "mse": {layer name:
+        mean over the epoch's steps}}``.
+
+    Raises:
+        TypeError: unsupported stack or images.
+        ShapeError: images that are not ERP images of one size fitting the stack.
+        ValueRangeError: no conv to distil; bad config (see :class:`DistillConfig`).
+        OutputExistsError: ``out_dir`` holds something else (files of no distill run, or a run
+            with other settings, stack or images), or this run and ``resume`` is False.
+
+    Example:
+        >>> stack = nn.Sequential(
+        ...     nn.Conv2d(3, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 2, 3)
+        ... )
+        >>> student, history = distill(stack, torch.rand(2, 3, 8, 16), DistillConfig(epochs=1))
+        >>> history[0]["phase"], list(history[0]["mse"])  # conv 0 is exact from the start
+        ('layerwise', ['3'])
+    """
+    config = DistillConfig() if config is None else config
+    if not isinstance(config, DistillConfig):
+        raise TypeError(f"config must be a DistillConfig, got {type(config).__name__}")
+    plan = plan_stack(stack)
+    if not _conv_stages(plan):
+        raise ValueRangeError(
+            "stack has no spatial convolution to distil (only pools and pointwise layers)"
+        )
+    data = _Images(images, plan, _first_in_channels(stack))
+    source = _matching(stack, data[0])  # one copy on the images' dtype and device, if needed
+    student = build_student(source, data.erp_hw, config.row_group_size, config.tap_spacing)
+    student.eval()  # running statistics, no dropout: the student mimics the frozen stack
+    history: list[dict[str, Any]] = []
+    start, checkpoint = 0, None
+    run = None
+    if out_dir is not None:
+        fingerprint = {
+            "stack": _stack_fingerprint(stack),
+            "images": data.fingerprint(),
+            "erp_hw": list(data.erp_hw),
+        }
+        run = _RunDir(out_dir, config, fingerprint)
+        record = run.open(resume)
+        if record is not None:
+            history = record["history"]
+            start = record["completed_epochs"]
+            if record["checkpoint"]:
+                checkpoint = run.load(record["checkpoint"], start)
+                student.load_state_dict(_student_state(checkpoint))
+            if record["complete"]:
+                return student, history
+
+    total = config.epochs + config.finetune_epochs
+    optimizer, opt_phase = None, None
+    for epoch in range(start, total):
+        phase = "layerwise" if epoch < config.epochs else "finetune"
+        if phase != opt_phase:
+            optimizer, opt_phase = _optimizer(student, plan, phase, config, checkpoint), phase
+        checkpoint = None
+        record = _train_epoch(
+            source, student, plan, data, config, optimizer, epoch, progress, on_step
+        )
+        history.append(record)
+        if run is not None:
+            run.save(epoch + 1, student, optimizer, phase, history)
+    if run is not None:
+        run.finish(student, history)
+    return student, history
+
+
+def _optimizer(student, plan, phase: str, config: DistillConfig, checkpoint: dict | None):
+    """Adam over the phase's parameters, with the checkpoint's state when it is of this phase
+    (None when the phase has nothing to train)."""
+    params = _phase_parameters(student, plan, phase)
+    if not params:
+        return None
+    lr = config.lr if phase == "layerwise" else config.finetune_lr
+    optimizer = torch.optim.Adam(params, lr=lr)
+    if checkpoint is not None and checkpoint["__phase__"] == phase:
+        groups = optimizer.state_dict()["param_groups"]
+        optimizer.load_state_dict({"state": _optimizer_state(checkpoint), "param_groups": groups})
+    return optimizer
+
+
+def _train_epoch(source, student, plan, data, config, optimizer, epoch, progress, on_step):
+    """One pass over the images; returns the epoch's history record."""
+    layerwise = epoch < config.epochs
+    phase = "layerwise" if layerwise else "finetune"
+    steps = -(-len(data) // config.batch_size)
+    base = config.lr if layerwise else config.finetune_lr
+    first = (epoch if layerwise else epoch - config.epochs) * steps
+    phase_steps = (config.epochs if layerwise else config.finetune_epochs) * steps
+    losses_fn = _layerwise_losses if layerwise else _finetune_losses
+    generator = _epoch_generator(config.seed, epoch)
+    order = torch.randperm(len(data), generator=generator).tolist()
+    sums: dict[str, float] = {}
+    total = config.epochs + config.finetune_epochs
+    bar = tqdm(
+        range(steps), desc=f"{phase} epoch {epoch + 1}/{total}", disable=not progress, unit="step"
+    )
+    for step in bar:
+        if optimizer is None:
+            break
+        for group in optimizer.param_groups:
+            group["lr"] = _cosine_lr(base, first + step, phase_steps)
+        batch = data.batch(order[step * config.batch_size : (step + 1) * config.batch_size])
+        losses = losses_fn(source, student, plan, batch, config, generator)
+        optimizer.zero_grad(set_to_none=True)
+        sum(losses.values()).backward()
+        optimizer.step()
+        mse = {k: float(v.detach()) for k, v in losses.items()}
+        for k, v in mse.items():
+            sums[k] = sums.get(k, 0.0) + v
+        bar.set_postfix({k: f"{v:.3g}" for k, v in mse.items()}, refresh=False)
+        if on_step is not None:
+            info = {"phase": phase, "epoch": epoch + 1, "step": step + 1, "steps": steps}
+            on_step({**info, "mse": mse})
+    bar.close()
+    return {"epoch": epoch + 1, "phase": phase, "mse": {k: v / steps for k, v in sums.items()}}

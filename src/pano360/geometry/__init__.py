@@ -18,6 +18,7 @@ from .boxes import (
     sph_iou_fov,
     sph_nms,
 )
+from .caps import cap_footprint, caps_apart, window_cap
 from .conventions import CUBE_FACES, py360convert_fov
 from .coords import (
     erp_lonlat_grid,
@@ -61,6 +62,8 @@ __all__ = [
     "box_outline",
     "box_outline_pixels",
     "camera_rays",
+    "cap_footprint",
+    "caps_apart",
     "cube_face_directions",
     "cubemap_from_faces",
     "cubemap_to_erp",
@@ -91,6 +94,7 @@ __all__ = [
     "spherical_pad",
     "view_pixel_coords",
     "view_pixel_rays",
+    "window_cap",
     "wrap_lon",
     "xyz_to_lonlat",
 ]

@@ -18,6 +18,7 @@ from .boxes import (
     sph_iou_exact,
     sph_iou_fov,
 )
+from .caps import cap_footprint, caps_apart, window_cap
 from .conventions import CUBE_FACES, py360convert_fov
 from .coords import (
     erp_lonlat_grid,
@@ -64,6 +65,8 @@ __all__ = [
     "box_outline",
     "box_outline_pixels",
     "camera_rays",
+    "cap_footprint",
+    "caps_apart",
     "check_sph_boxes",
     "cube_face_directions",
     "cubemap_from_faces",
@@ -97,6 +100,7 @@ __all__ = [
     "view_coverage",
     "view_pixel_coords",
     "view_pixel_rays",
+    "window_cap",
     "wrap_lon",
     "xyz_to_lonlat",
 ]

@@ -25,6 +25,7 @@ from ._baselines import (
     uniform_saliency,
 )
 from ._fixations import (
+    FIXATION_PLACEMENTS,
     NORMALIZATIONS,
     SIGMA_HEAD_DEG,
     SIGMA_HEAD_EYE_DEG,
@@ -35,6 +36,7 @@ from ._fixations import (
     video_fixation_maps,
 )
 from ._metrics import (
+    AUC_THRESHOLDS,
     EPS,
     JITTER_SCALES,
     KL_DIRECTIONS,
@@ -50,7 +52,13 @@ from ._metrics import (
     nss,
     sim,
 )
-from ._presets import PRESETS, MetricConfig, compute_metrics, list_presets
+from ._presets import (
+    GT_AVERAGED_METRICS,
+    PRESETS,
+    MetricConfig,
+    compute_metrics,
+    list_presets,
+)
 from ._weights import (
     DEFAULT_SPHERE_POINTS,
     WEIGHT_MODES,
@@ -61,9 +69,12 @@ from ._weights import (
 )
 
 __all__ = [
+    "AUC_THRESHOLDS",
     "DEFAULT_EQUATOR_SIGMA_DEG",
     "DEFAULT_SPHERE_POINTS",
     "EPS",
+    "FIXATION_PLACEMENTS",
+    "GT_AVERAGED_METRICS",
     "JITTER_SCALES",
     "KL_DIRECTIONS",
     "KL_FORMS",

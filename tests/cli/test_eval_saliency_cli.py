@@ -242,6 +242,30 @@ def test_a_missing_prediction_stops_or_is_listed(dataset, tmp_path):
     assert [r["name"] for r in rows] == [*names[1:], names[0]] and rows[-1]["cc"] == ""
 
 
+def test_switches_that_cannot_apply_are_errors(dataset, tmp_path):
+    gt, preds = dataset
+    sample = SaliencyFolder(gt)[0]
+    only_fix, untimed = tmp_path / "only_fix", tmp_path / "untimed"
+    write_saliency_sample(only_fix, sample.name, fixations=sample.fixations)
+    code, _, err = run("eval", "saliency", "--pred", str(preds["spectral"]), "--gt", str(only_fix),
+                       "--preset", "salient360-2018", "--allow-missing", "--out", str(tmp_path),
+                       "-q")  # fmt: skip
+    assert code == 2 and "--no-average-with-gt" in err and err.count("\n") == 1
+    code, _, err = run("eval", "saliency", "--pred", str(preds["spectral"]), "--gt", str(only_fix),
+                       "--preset", "salient360-2018", "--allow-missing", "--no-average-with-gt",
+                       "--out", str(tmp_path), "-q")  # fmt: skip
+    assert code == 0, err
+    # A video whose fixation file has no times cannot be pooled per frame.
+    video = torch.rand(3, 1, 16, 32)
+    write_saliency_sample(untimed, "clip", saliency=video, fixations=sample.fixations)
+    preds_video = tmp_path / "pv"
+    preds_video.mkdir()
+    np.save(preds_video / "clip.npy", video[:, 0].numpy())
+    code, _, err = run("eval", "saliency", "--pred", str(preds_video), "--gt", str(untimed),
+                       "--fps", "2", "--out", str(tmp_path), "-q", "--overwrite")  # fmt: skip
+    assert code == 2 and "lon,lat,t" in err
+
+
 def test_one_item_says_the_shuffled_auc_is_left_out(dataset, tmp_path):
     gt, preds = dataset
     one = tmp_path / "one"

@@ -319,6 +319,9 @@ def test_image_dataset_fixation_maps_with_the_tools_placement(tmp_path):
     assert item.extra["fixation_map"].shape == (1, 1, 4, 8)
     with pytest.raises(ValueError, match="fixation_placement must be one of"):
         Salient360Images(stimuli, maps, scan, fixation_placement="tools")
+    write_image(stimuli / "P5.png", torch.zeros(1, 3, 4, 6), overwrite=True)  # not 2:1
+    with pytest.raises(ShapeError, match="hw"):
+        Salient360Images(stimuli, None, scan, fixation_placement="cell")[0]
 
 
 def test_image_dataset_errors(tmp_path):

@@ -353,9 +353,8 @@ def _split_auc(
                 k += 1
         else:  # NumPy's r_[0:top:step]: ceil(top / step) values k * step
             levels = [k * step for k in range(math.ceil(top / step))]
-        thresholds_ = levels
         tp, fp = [0.0], [0.0]
-        for t in reversed(thresholds_):
+        for t in reversed(levels):
             tp.append(sum(1 for v in pos if v >= t) / len(pos))
             fp.append(sum(1 for v in neg if v >= t) / len(neg))
         tp.append(1.0)

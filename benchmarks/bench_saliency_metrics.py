@@ -5,6 +5,7 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench_saliency_metrics.py [--repeats N] [--quick] [--threads N]
         [--no-write]
     .venv/bin/python benchmarks/bench_saliency_metrics.py --presets-table [--no-write]
+    .venv/bin/python benchmarks/bench_saliency_metrics.py --tools-table [--no-write]
 
 The default run times all eight metrics (AUC-Judd, AUC-Borji, shuffled AUC, NSS, CC, SIM, KLD,
 information gain) on 100 synthetic saliency maps of 1024 x 2048 (float32, about 2,000 fixated
@@ -26,11 +27,16 @@ between the ``bench_saliency_metrics`` markers.
 ``--presets-table`` instead computes every metric under every preset on the same synthetic
 predictions (32 maps of 256 x 512, three predictors) and writes the table of how much the
 presets differ into docs/saliency-metrics.md between the ``presets-table`` markers.
+
+``--tools-table`` compares the Salient360! presets with NumPy emulations of the tools (the
+``_tool_*`` functions, written from reading the tools) on small maps, with each quirk reproduced
+and without it, and writes the table between the ``tools-table`` markers of the same page.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import math
 import sys
@@ -41,7 +47,14 @@ import torch
 from _common import DOC, ROOT, machine_info, median_times, write_section
 
 from pano360.geometry import erp_directions, pixel_solid_angle
-from pano360.saliency import METRICS, PRESETS, MetricConfig, compute_metrics, list_presets
+from pano360.saliency import (
+    METRICS,
+    PRESETS,
+    MetricConfig,
+    Weighting,
+    compute_metrics,
+    list_presets,
+)
 
 FULL = {"maps": 100, "hw": (1024, 2048), "fixations": 2000, "repeats": 3, "tool_maps": 2}
 QUICK = {"maps": 8, "hw": (256, 512), "fixations": 300, "repeats": 1, "tool_maps": 2}
@@ -106,6 +119,8 @@ class _NpMap:
     """One map as a weighting reads it: values and location weights (None: all equal)."""
 
     def __init__(self, x: np.ndarray, weighting) -> None:
+        if weighting.mode not in ("measure", "multiply") or weighting.power != 1:
+            raise NotImplementedError(f"the NumPy reference does not implement {weighting}")
         h, w = x.shape
         rw = _np_row_weights(weighting.kind, h)
         self.weights = None
@@ -481,6 +496,226 @@ def presets_table(command: str) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- the tools' quirks
+#
+# NumPy emulations of what the Salient360! tools compute, written from reading them (the 2018
+# tool as shipped with the ICCV'21 code, Saliency/saliencyMeasures.py; the salient360Toolbox's
+# comparison/saliencyMetrics.py, saliencyCompare.py and generation/scanpath.py). Each takes the
+# maps as the tools get them (float32, as read from their .bin files) and does the arithmetic
+# they do, in their order. AUC-Borji's random negatives are pano360's documented draws instead
+# of NumPy's randint stream, so that only the thresholds can differ.
+
+
+def _tool_sin(h: int) -> np.ndarray:
+    return np.sin(np.linspace(0, np.pi, h))
+
+
+def _tool_range(x: np.ndarray) -> np.ndarray:
+    return (x - np.min(x)) / (np.max(x) - np.min(x))
+
+
+def _tool_fixation_map(uv: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Fixation counts at int(u W - 1), int(v H - 1); NumPy reads -1 as the last index."""
+    idx = (uv * np.array([w, h]) - 1).astype(int)
+    out = np.zeros((h, w))
+    np.add.at(out, (idx[:, 1], idx[:, 0]), 1)
+    return out
+
+
+def _tool_judd(s: np.ndarray, fixations: np.ndarray) -> float:
+    s = _tool_range(s).ravel()
+    pos = np.sort(s[fixations.ravel() > 0.5])[::-1]
+    n = len(pos)
+    tp = np.r_[0, np.arange(1, n + 1) / n, 1]
+    fp = np.r_[0, [(np.sum(s >= t) - k - 1) / (s.size - n) for k, t in enumerate(pos)], 1]
+    return float(np.trapezoid(tp, fp))
+
+
+def _tool_borji(s: np.ndarray, fixations: np.ndarray, picks: np.ndarray, step=0.1) -> float:
+    s = _tool_range(s).ravel()
+    pos = s[fixations.ravel() > 0.5]
+    aucs = []
+    for neg in s[picks]:
+        # float(): the threshold count in float64, as NumPy 1.x computed it when the tools were
+        # written and used; NumPy 2 computes it in float32 for float32 maps (NEP 50), which
+        # can leave out one more threshold.
+        levels = np.r_[0 : float(np.max(np.r_[pos, neg])) : step][::-1]
+        tp = np.r_[0, [np.sum(pos >= t) / len(pos) for t in levels], 1]
+        fp = np.r_[0, [np.sum(neg >= t) / len(pos) for t in levels], 1]
+        aucs.append(np.trapezoid(tp, fp))
+    return float(np.mean(aucs))
+
+
+def _tool_nss(s: np.ndarray, fixations: np.ndarray) -> float:
+    z = (s - np.mean(s)) / np.std(s)
+    return float(np.mean(z[fixations > 0.5]))
+
+
+def _tool_kld(p: np.ndarray, q: np.ndarray) -> float:
+    p, q = p / float(np.sum(p)), q / float(np.sum(q))
+    return float(np.sum(np.where(p != 0, p * np.log((p + EPS) / (q + EPS)), 0)))
+
+
+def _tool_sim(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = _tool_range(a), _tool_range(b)
+    a, b = a / float(np.sum(a)), b / float(np.sum(b))
+    return float(np.sum(np.minimum(a, b)))
+
+
+def _tool_weighted_cc(a: np.ndarray, b: np.ndarray, weights: np.ndarray) -> float:
+    """Standardised maps (in their own precision), then the weighted Pearson correlation."""
+    a, b = (a - np.mean(a)) / np.std(a), (b - np.mean(b)) / np.std(b)
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    w = weights / weights.sum()
+    da, db = a - np.sum(w * a), b - np.sum(w * b)
+    return float(np.sum(w * da * db) / np.sqrt(np.sum(w * da * da) * np.sum(w * db * db)))
+
+
+def _tool_2018_prepare(x: np.ndarray) -> np.ndarray:
+    """The 2018 main loop: float32 map times sin(linspace) in float64, plus EPSILON, min-max."""
+    return _tool_range(x * _tool_sin(x.shape[0])[:, None] + EPS)
+
+
+def _tool_in_place(a: np.ndarray, b: np.ndarray, weights: np.ndarray, metric) -> float:
+    """A toolbox metric that multiplies both (caller's) arrays by the weights in place first."""
+    a *= weights
+    b *= weights
+    return metric(a, b)
+
+
+def _tool_maps(h: int, w: int, seed: int) -> dict[str, np.ndarray]:
+    gen = torch.Generator().manual_seed(seed)
+    lat = (0.5 - (np.arange(h) + 0.5) / h) * np.pi
+    equator = np.exp(-0.5 * (lat / 0.35) ** 2)[:, None].repeat(w, 1)
+    noise = torch.rand(h, w, generator=gen).numpy()
+    smooth = _blobs(1, (h, w), 6, 20.0, gen)[0, 0].numpy() + 1e-3
+    return {
+        "random": noise,
+        "smooth": smooth,
+        "tied": np.round(noise * 4) / 4,
+        "quantised": np.round(smooth / smooth.max() * 255) / 255,
+        "equator prior": equator,
+        "noisy equator prior": equator + 0.01 * np.round(noise * 3),
+    }
+
+
+def tools_table(command: str) -> str:
+    """Largest difference between each Salient360! preset and the emulated tool, with the quirk
+    reproduced and with the documented (or MATLAB) behaviour instead."""
+    h, w, n_fix, seeds = 64, 128, 50, 6
+    rows: dict[tuple[str, str, str], list[float]] = {}
+
+    def note(preset, metric, quirk, ours_with, ours_without, tool):
+        key = (preset, metric, quirk)
+        got = rows.setdefault(key, [0.0, 0.0])
+        got[0] = max(got[0], abs(ours_with - tool))
+        got[1] = max(got[1], abs(ours_without - tool))
+
+    def score(pred, gt, fix, config, metric, dtype=torch.float64):
+        """pano360's value, the maps given in ``dtype`` (the toolbox computes in the precision
+        of the maps it gets, the 2018 tool in float64)."""
+        gt_t = None if gt is None else torch.from_numpy(gt)[None, None].to(dtype)
+        pred_t = torch.from_numpy(pred)[None, None].to(dtype)
+        out = compute_metrics(pred_t, gt_t, fix, preset=config, metrics=[metric])
+        return float(out[metric][0])
+
+    def replace(config, **changes):
+        return dataclasses.replace(config, **changes)
+
+    f32 = torch.float32
+    sin = Weighting("sin-rows", "multiply")
+    box, cli = PRESETS["salient360-toolbox"], PRESETS["salient360-toolbox-cli"]
+    y18 = replace(PRESETS["salient360-2018"], average_with_gt=False)
+    for seed in range(seeds):
+        gen = np.random.default_rng(seed)
+        uv = gen.random((n_fix, 2))
+        uv[:3] = [[0.5, 0.5], [1.5 / w, 0.25], [0.25, 1.5 / h]]  # pixel edges and the centre
+        lon, lat = (uv[:, 0] - 0.5) * 2 * np.pi, (0.5 - uv[:, 1]) * np.pi
+        lonlat = [torch.from_numpy(np.stack((lon, lat), 1))]
+        tool_fix = _tool_fixation_map(uv, h, w)
+        fix_map = torch.from_numpy(tool_fix > 0)[None, None].double()
+        u = torch.rand(100, int((tool_fix > 0).sum()), generator=torch.Generator().manual_seed(0),
+                       dtype=torch.float64)  # fmt: skip
+        picks = torch.floor(u * h * w).long().numpy()  # pano360's documented draws
+        gt = _tool_maps(h, w, 100 + seed)["smooth"].astype(np.float32)
+        wmap = np.repeat(_tool_sin(h)[:, None], w, axis=1)
+        for pred in _tool_maps(h, w, seed).values():
+            pred = pred.astype(np.float32)
+            p18, g18 = _tool_2018_prepare(pred), _tool_2018_prepare(gt)
+            quirk = "np.r_[0:max:step] thresholds"
+            inclusive = replace(box, auc_thresholds="inclusive")
+            note(box.name, "auc_borji", quirk,
+                 score(pred, None, fix_map, box, "auc_borji", f32),
+                 score(pred, None, fix_map, inclusive, "auc_borji", f32),
+                 _tool_borji(pred, tool_fix, picks))  # fmt: skip
+            note(y18.name, "auc_borji", quirk,
+                 score(pred, None, fix_map, y18, "auc_borji"),
+                 score(pred, None, fix_map, replace(y18, auc_thresholds="inclusive"),
+                       "auc_borji"),
+                 _tool_borji(p18, tool_fix, picks))  # fmt: skip
+            # Before: the product scaled to 1, in the prediction's own precision (float32).
+            note(y18.name, "auc_judd", "float64 maps times unscaled sin rows",
+                 score(pred, None, fix_map, y18, "auc_judd"),
+                 score(pred, None, fix_map, replace(y18, auc_weighting=sin), "auc_judd", f32),
+                 _tool_judd(p18, tool_fix))  # fmt: skip
+            quirk = "fixations at int(u W - 1), int(v H - 1)"
+            for metric, fn in (("auc_judd", _tool_judd), ("nss", _tool_nss)):
+                note(box.name, metric, quirk,
+                     score(pred, None, lonlat, box, metric, f32),
+                     score(pred, None, lonlat, replace(box, fixation_placement="cell"), metric,
+                           f32),
+                     fn(pred, tool_fix))  # fmt: skip
+            quirk = "averaged with the ground truth's own score"
+            for metric, fn in (("nss", _tool_nss), ("auc_judd", _tool_judd)):
+                note("salient360-2018", metric, quirk,
+                     score(pred, gt, fix_map, PRESETS["salient360-2018"], metric),
+                     score(pred, gt, fix_map, y18, metric),
+                     (fn(p18, tool_fix) + fn(g18, tool_fix)) / 2)  # fmt: skip
+            # Metrics without a quirk: the same number with and without.
+            for metric, tool in (
+                ("cc", np.corrcoef(p18.ravel(), g18.ravel())[0, 1]),
+                ("sim", _tool_sim(p18, g18)),
+                ("kld", (_tool_kld(g18, p18) + _tool_kld(p18, g18)) / 2),
+            ):
+                value = score(pred, gt, None, y18, metric)
+                note(y18.name, metric, "(none)", value, value, tool)
+            for metric, tool in (
+                ("cc", _tool_weighted_cc(pred, gt, wmap)),
+                ("sim", _tool_in_place(pred.copy(), gt.copy(), wmap, _tool_sim)),
+                ("kld", _tool_in_place(gt.copy(), pred.copy(), wmap, _tool_kld)),
+            ):
+                value = score(pred, gt, None, box, metric, f32)
+                note(box.name, metric, "(none)", value, value, tool)
+            # compareSaliency: SIM both ways, then KLD, on the same arrays multiplied in place.
+            a, b = gt.copy(), pred.copy()
+            sim_tool = _tool_in_place(a, b, wmap, _tool_sim)
+            sim_tool = (sim_tool + _tool_in_place(b, a, wmap, _tool_sim)) / 2
+            kld_tool = _tool_in_place(a, b, wmap, _tool_kld)
+            plain = replace(cli, in_place_weighting=False)
+            for metric, tool in (("sim", sim_tool), ("kld", kld_tool)):
+                note(cli.name, metric, "SIM and KLD multiply in place",
+                     score(pred, gt, None, cli, metric, f32),
+                     score(pred, gt, None, plain, metric, f32), tool)  # fmt: skip
+    kinds = ", ".join(_tool_maps(4, 8, 0))
+    lines = [
+        f"Generated by `{command}` on {datetime.date.today().isoformat()}: {seeds} draws of "
+        f"{n_fix} fixations on {len(_tool_maps(4, 8, 0))} kinds of float32 maps of {w}x{h} "
+        f"({kinds}), against NumPy emulations of the tools written from reading them (the "
+        "script's `_tool_*` functions; AUC-Borji with pano360's documented random negatives). "
+        "Largest |pano360 − tool| over the maps: with the preset as it is, and with the quirk "
+        "replaced by the documented (or MATLAB) behaviour. The toolbox computes in the "
+        "precision of the maps it gets (float32 here; pano360 is given the same float32 maps "
+        "in its rows, so its results are float32 too), the 2018 tool in float64.",
+        "",
+        "| preset | metric | the tool's quirk | preset | without the quirk |",
+        "|---|---|---|---:|---:|",
+    ]
+    for (preset, metric, quirk), (a, b) in rows.items():
+        without = "" if quirk == "(none)" else f"{b:.1e}"
+        lines.append(f"| `{preset}` | {metric} | {quirk} | {a:.1e} | {without} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_doc_section(path, name: str, section: str) -> None:
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     text = path.read_text()
@@ -498,19 +733,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--presets-table", action="store_true", help="write the preset comparison table instead"
     )
+    parser.add_argument(
+        "--tools-table",
+        action="store_true",
+        help="write the table of the Salient360! presets against the tools' emulations instead",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     argv = sys.argv[1:] if argv is None else argv
     command = " ".join([".venv/bin/python benchmarks/bench_saliency_metrics.py", *argv])
-    if args.presets_table:
-        section = presets_table(command)
-        print(section)
-        if not args.no_write:
-            write_doc_section(TABLE_DOC, "presets-table", section)
-            print(f"wrote the presets-table section of {TABLE_DOC.relative_to(ROOT)}")
-        return
+    for flag, name, make in (
+        (args.presets_table, "presets-table", presets_table),
+        (args.tools_table, "tools-table", tools_table),
+    ):
+        if flag:
+            section = make(command)
+            print(section)
+            if not args.no_write:
+                write_doc_section(TABLE_DOC, name, section)
+                print(f"wrote the {name} section of {TABLE_DOC.relative_to(ROOT)}")
+            return
     size = QUICK if args.quick else FULL
     repeats = args.repeats or size["repeats"]
     info = machine_info()

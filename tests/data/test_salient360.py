@@ -68,8 +68,9 @@ def test_convention_normalised_coordinates_to_radians():
     torch.testing.assert_close(lonlat, torch.tensor(expected, dtype=torch.float64))
 
 
-def test_convention_fixation_lands_on_the_toolbox_pixel():
-    # The Salient360! toolbox draws a fixation at column int(u W), row int(v H).
+def test_convention_fixation_lands_in_its_cell_where_the_toolbox_centres_gaussians():
+    # The toolbox's saliency maps centre a fixation's Gaussian window at column int(u W), row
+    # int(v H): the pixel whose cell holds it, our "cell" placement.
     gen = torch.Generator().manual_seed(0)
     uv = torch.rand(200, 2, generator=gen, dtype=torch.float64)
     m = binary_fixation_map(salient360_to_lonlat(uv), (H, W), counts=True)[0, 0]
@@ -77,6 +78,20 @@ def test_convention_fixation_lands_on_the_toolbox_pixel():
     for u, v in uv.tolist():
         expected[int(v * H), int(u * W)] += 1
     torch.testing.assert_close(m, expected)
+
+
+def test_convention_the_tools_fixation_maps_put_fixations_one_pixel_up_and_left():
+    # The fixation maps the tools' metrics read (the 2018 tool's main loop, the toolbox's
+    # toFixationMap) index int(u W - 1), int(v H - 1), and -1 wraps to the last column or row.
+    gen = torch.Generator().manual_seed(1)
+    uv = torch.rand(200, 2, generator=gen, dtype=torch.float64)
+    uv[:4] = torch.tensor([[0.5 / W, 0.5 / H], [1.5 / W, 1.5 / H], [0.0, 0.0], [1.0, 1.0]])
+    m = binary_fixation_map(uv, (H, W), counts=True, placement="salient360", normalized=True)
+    expected = torch.zeros(H, W)
+    for u, v in uv.tolist():
+        expected[int(v * H - 1), int(u * W - 1)] += 1  # Python's -1 is NumPy's -1
+    torch.testing.assert_close(m[0, 0], expected)
+    assert m[0, 0, 0, 0] >= 2 and m[0, 0, H - 1, W - 1] >= 2  # (0, 0) and (1, 1) both
 
 
 def test_coordinate_round_trip():
@@ -195,6 +210,7 @@ def test_read_image_scanpaths_splits_observers(tmp_path):
     paths = read_salient360_scanpaths(path)
     assert [len(p) for p in paths] == [3, 2]
     first = paths[0]
+    assert first.uv.tolist() == [[0.5, 0.5], [0.25, 0.25], [0.999, 0.75]]  # as stored
     torch.testing.assert_close(
         first.lonlat[:2],
         torch.tensor([[0.0, 0.0], [-math.pi / 2, math.pi / 4]], dtype=torch.float64),
@@ -276,6 +292,36 @@ def test_image_dataset_pairs_files_by_number(tmp_path):
     assert second.fixations.shape == (5, 2) and second.times.shape == (5,)
     assert len(second.extra["scanpaths"]) == 2
     assert [s.name for s in data] == ["1", "12"]
+    assert "fixation_map" not in second.extra
+
+
+def test_image_dataset_fixation_maps_with_the_tools_placement(tmp_path):
+    stimuli, maps, scan = tmp_path / "Stimuli", tmp_path / "SalMaps", tmp_path / "Scanpaths"
+    for d in (stimuli, maps, scan):
+        d.mkdir()
+    write_image(stimuli / "P5.png", torch.zeros(1, 3, 4, 8))
+    _write_bin(maps / f"HEsalmap_5_{W}x{H}_32b.bin", np.ones((H, W)))
+    (scan / "HEscanpath_5.txt").write_text(IMAGE_SCANPATHS)
+    uv = [(0.5, 0.5), (0.25, 0.25), (0.999, 0.75), (0.1, 0.9), (0.6, 0.4)]
+    for placement, pixel in (
+        ("salient360", lambda u, v: (int(v * H - 1), int(u * W - 1))),
+        ("cell", lambda u, v: (int(v * H), int(u * W))),
+    ):
+        item = Salient360Images(stimuli, maps, scan, fixation_placement=placement)[0]
+        fm = item.extra["fixation_map"]
+        assert fm.shape == (1, 1, H, W)  # the saliency map's size, not the stimulus's
+        expected = torch.zeros(H, W)
+        for u, v in uv:
+            expected[pixel(u, v)] += 1
+        torch.testing.assert_close(fm[0, 0], expected)
+    # Without maps the stimulus gives the size.
+    item = Salient360Images(stimuli, None, scan, fixation_placement="salient360")[0]
+    assert item.extra["fixation_map"].shape == (1, 1, 4, 8)
+    with pytest.raises(ValueError, match="fixation_placement must be one of"):
+        Salient360Images(stimuli, maps, scan, fixation_placement="tools")
+    write_image(stimuli / "P5.png", torch.zeros(1, 3, 4, 6), overwrite=True)  # not 2:1
+    with pytest.raises(ShapeError, match="hw"):
+        Salient360Images(stimuli, None, scan, fixation_placement="cell")[0]
 
 
 def test_image_dataset_errors(tmp_path):

@@ -43,8 +43,11 @@ WEIGHTINGS = [
     Weighting("solid-angle"),
     Weighting("solid-angle", "multiply"),
     Weighting("sphere-sampled", n_points=150),
+    Weighting("sin-rows", "multiply-unscaled"),
+    Weighting("sin-rows", "multiply", power=2),
+    Weighting("solid-angle", power=3),
 ]
-WIDS = [f"{w.kind}-{w.mode}" for w in WEIGHTINGS]
+WIDS = [f"{w.kind}-{w.mode}-{w.power}" for w in WEIGHTINGS]
 
 
 def rand(*shape, seed=0, dtype=D):
@@ -140,15 +143,17 @@ def test_auc_judd_matches_oracle(data, weighting, jitter, scale, amplitude):
 
 @pytest.mark.parametrize("weighting", WEIGHTINGS, ids=WIDS)
 @pytest.mark.parametrize("step", [0.1, 0.25])
-def test_auc_borji_matches_oracle(data, weighting, step):
-    opts = dict(weighting=weighting, n_splits=12, step=step, seed=5)
+@pytest.mark.parametrize("thresholds", ["inclusive", "exclusive"])
+def test_auc_borji_matches_oracle(data, weighting, step, thresholds):
+    opts = dict(weighting=weighting, n_splits=12, step=step, thresholds=thresholds, seed=5)
     got = auc_borji(data["pred"], data["fix"], **opts)
     close(got, testing.auc_borji_oracle(data["pred"], data["fix"], **opts))
 
 
 @pytest.mark.parametrize("weighting", WEIGHTINGS, ids=WIDS)
-def test_auc_shuffled_matches_oracle(data, weighting):
-    opts = dict(weighting=weighting, n_splits=12, step=0.1, seed=7)
+@pytest.mark.parametrize("thresholds", ["inclusive", "exclusive"])
+def test_auc_shuffled_matches_oracle(data, weighting, thresholds):
+    opts = dict(weighting=weighting, n_splits=12, step=0.1, thresholds=thresholds, seed=7)
     got = auc_shuffled(data["pred"], data["fix"], data["other"], **opts)
     close(got, testing.auc_shuffled_oracle(data["pred"], data["fix"], data["other"], **opts))
 
@@ -163,8 +168,9 @@ def test_ties_and_zeros_match_oracles(weighting):
         opts = dict(weighting=w, jitter=jitter, jitter_scale="raw", jitter_amplitude=1e-9)
         close(auc_judd(pred, fix, **opts), testing.auc_judd_oracle(pred, fix, **opts))
     close(nss(pred, fix, weighting=w), testing.nss_oracle(pred, fix, weighting=w))
-    opts = dict(weighting=w, n_splits=8)
-    close(auc_borji(pred, fix, **opts), testing.auc_borji_oracle(pred, fix, **opts))
+    for thresholds in ("inclusive", "exclusive"):
+        opts = dict(weighting=w, n_splits=8, thresholds=thresholds)
+        close(auc_borji(pred, fix, **opts), testing.auc_borji_oracle(pred, fix, **opts))
 
 
 def test_float32_fast_paths_match_float64_oracles():
@@ -321,7 +327,8 @@ def test_constant_prediction_is_chance_on_the_sphere_but_not_after_multiplying()
     flat = torch.ones(1, 1, 3, 6, dtype=D)
     sphere = compute_metrics(flat, None, fix, preset="sphere", metrics=["nss", "auc_borji"])
     assert sphere["nss"].item() == 0.0 and sphere["auc_borji"].item() == 0.5
-    multiplied = compute_metrics(flat, None, fix, preset="salient360-2018", metrics=["nss"])
+    model_only = dataclasses.replace(PRESETS["salient360-2018"], average_with_gt=False)
+    multiplied = compute_metrics(flat, None, fix, preset=model_only, metrics=["nss"])
     # Times (0, 1, ~0): mean 1/3, std sqrt(2)/3, the fixation sits on a 1: NSS sqrt(2).
     assert multiplied["nss"].item() == pytest.approx(math.sqrt(2), abs=1e-9)
 
@@ -343,7 +350,13 @@ def test_function_defaults_are_the_sphere_preset(data):
 
 
 def test_presets_listed_and_described():
-    assert list_presets() == ["mit", "salient360-2018", "salient360-toolbox", "sphere"]
+    assert list_presets() == [
+        "mit",
+        "salient360-2018",
+        "salient360-toolbox",
+        "salient360-toolbox-cli",
+        "sphere",
+    ]
     for name, cfg in PRESETS.items():
         assert cfg.name == name and cfg.source
     assert PRESETS["sphere"] == dataclasses.replace(
@@ -491,6 +504,11 @@ def test_type_errors(data):
         (lambda d: auc_borji(d["pred"], d["fix"], n_splits=0), ValueRangeError, "n_splits"),
         (lambda d: auc_borji(d["pred"], d["fix"], step=1.5), ValueRangeError, "step must be in"),
         (lambda d: auc_borji(d["pred"], d["fix"], seed=-1), ValueRangeError, "seed must be"),
+        (
+            lambda d: auc_borji(d["pred"], d["fix"], thresholds="open"),
+            ValueError,
+            "thresholds must be one of",
+        ),
         (lambda d: nss(d["pred"], d["fix"], weighting="cos"), ValueError, "weighting kind"),
         (
             lambda d: compute_metrics(d["pred"], d["gt"], preset="matlab"),
@@ -520,6 +538,8 @@ def test_weighting_validation():
         Weighting("sin-rows", "divide")
     with pytest.raises(ValueRangeError, match="n_points must be an integer >= 2"):
         Weighting("sphere-sampled", n_points=1)
+    with pytest.raises(ValueRangeError, match="power must be an integer >= 1"):
+        Weighting("sin-rows", "multiply", power=0)
     with pytest.raises(ValueRangeError, match="needs at least 2 rows"):
         row_weights("sin-rows", 1)
     with pytest.raises(ValueError, match="kind must be one of"):
@@ -551,8 +571,11 @@ def test_convention_fixation_lists_fall_in_their_pixel_cells():
 
 
 def test_convention_sin_rows_are_the_tools_sin_linspace():
-    for h in (2, 3, 8, 1024):
-        close(row_weights("sin-rows", h), torch.from_numpy(np.sin(np.linspace(0, np.pi, h))), 1e-12)
+    # Bit for bit: torch's sin of i * (pi / (H - 1)) differs from NumPy's in the last bit for
+    # many H (26, 33, 40, ...), and the last bit decides ties in AUC-Judd.
+    for h in (2, 3, 8, 26, 33, 1024):
+        want = torch.from_numpy(np.sin(np.linspace(0, np.pi, h)))
+        assert torch.equal(row_weights("sin-rows", h), want), h
 
 
 def test_convention_solid_angle_rows_cover_the_sphere():
@@ -641,6 +664,7 @@ GRAD_WEIGHTINGS = [
     Weighting("none"),
     Weighting("solid-angle"),
     Weighting("sin-rows", "multiply"),
+    Weighting("sin-rows", "multiply-unscaled"),
     Weighting("sphere-sampled", n_points=60),
 ]
 

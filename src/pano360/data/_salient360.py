@@ -22,8 +22,12 @@ Convention:
         lat = (0.5 - v) pi      (v = 0 -> lat = +pi/2, the north pole)
 
     so u W = x + 0.5 and v H = y + 0.5 in our pixel-centre coordinates. u = 1 is the same
-    meridian as u = 0 and is returned as lon = -pi. This is how the Salient360! toolbox draws
-    fixations (column = u W, row = v H).
+    meridian as u = 0 and is returned as lon = -pi. A fixation falls in pixel (int(v H), int(u W)),
+    as the Salient360! toolbox centres the Gaussians of its saliency maps. The fixation maps the
+    tools' metrics read put it elsewhere: at (int(v H - 1), int(u W - 1)), one pixel up and left
+    (``placement="salient360"`` of :func:`pano360.saliency.binary_fixation_map`, and the
+    ``fixation_placement`` option of :class:`Salient360Images`); the files' own (u, v) are kept in
+    :attr:`Scanpath.uv` so that this placement can be reproduced exactly.
 """
 
 from __future__ import annotations
@@ -39,8 +43,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._core import DatasetFormatError, ImageIOError, ShapeError, ValueRangeError
+from .._core import DatasetFormatError, ImageIOError, ShapeError, ValueRangeError, check_choice
 from ..io import read_image, write_atomic
+from ..saliency import FIXATION_PLACEMENTS, binary_fixation_map
 from ._folder import SaliencySample, _read_lines
 
 __all__ = [
@@ -320,6 +325,7 @@ class Scanpath:
         start_s: (N,) float64 start times in seconds (the file's milliseconds / 1000).
         duration_s: (N,) float64 durations in seconds (videos), else None.
         start_frame, end_frame: (N,) int64 frame numbers as stored (videos), else None.
+        uv: (N, 2) float64 normalised (longitude, latitude) exactly as stored, or None.
     """
 
     lonlat: torch.Tensor
@@ -327,6 +333,7 @@ class Scanpath:
     duration_s: torch.Tensor | None = None
     start_frame: torch.Tensor | None = None
     end_frame: torch.Tensor | None = None
+    uv: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.lonlat.shape[0])
@@ -414,6 +421,7 @@ def read_salient360_scanpaths(path: str | os.PathLike[str]) -> list[Scanpath]:
                 duration_s=part[:, 4] / 1000 if video else None,
                 start_frame=part[:, 5].long() if video else None,
                 end_frame=part[:, 6].long() if video else None,
+                uv=part[:, 1:3].clone(),
             )
         )
     return result
@@ -464,15 +472,25 @@ class Salient360Images:
         maps: folder of ``*_{n}_{W}x{H}_32b.bin`` maps (e.g. ``HE/SalMaps``), or None.
         scanpaths: folder of ``*_{n}.txt`` or ``.csv`` scanpath files (e.g.
             ``HE/Scanpaths``), or None.
+        fixation_placement: None, or ``"cell"`` or ``"salient360"``: also give each item with
+            scanpaths ``extra["fixation_map"]``, a (1, 1, H, W) map of fixation counts at the
+            size of its saliency map (else of its image), built from the files' own (u, v)
+            with that placement. ``"salient360"`` is the fixation map the Salient360! tools'
+            metrics read, pixel for pixel: column ``int(u W - 1)``, row ``int(v H - 1)`` (see
+            :func:`pano360.saliency.binary_fixation_map`); ``"cell"`` is the pixel holding the
+            fixation, what lists of ``fixations`` give under pano360's own presets.
 
     Items are :class:`pano360.data.SaliencySample` with ``name`` the stimulus number as text,
     ``image`` (1, 3, H, W), ``saliency`` (1, 1, H, W), ``fixations`` (N, 2) radians of all
     observers, ``times`` (N,) seconds, and ``extra["scanpaths"]`` the per-observer
-    :class:`Scanpath` list. Files are read when an item is requested.
+    :class:`Scanpath` list (and ``extra["fixation_map"]``, see above). Files are read when an
+    item is requested.
 
     Raises:
         ImageIOError: a folder does not exist.
         DatasetFormatError: two files of one folder carry the same number.
+        ValueError: an unknown ``fixation_placement``.
+        ShapeError: (when an item is read) a fixation map asked for at a size that is not 2:1.
     """
 
     def __init__(
@@ -480,7 +498,12 @@ class Salient360Images:
         stimuli: str | os.PathLike[str],
         maps: str | os.PathLike[str] | None = None,
         scanpaths: str | os.PathLike[str] | None = None,
+        *,
+        fixation_placement: str | None = None,
     ) -> None:
+        if fixation_placement is not None:
+            check_choice(fixation_placement, "fixation_placement", FIXATION_PLACEMENTS)
+        self.fixation_placement = fixation_placement
         self._stimuli = _index(stimuli, lambda p: _STIMULUS_NUMBER.match(p.stem), None)
         self._maps: dict[int, Path] = {}
         self._scanpaths: dict[int, Path] = {}
@@ -506,6 +529,15 @@ class Salient360Images:
             if paths:
                 sample.fixations = torch.cat([p.lonlat for p in paths])
                 sample.times = torch.cat([p.start_s for p in paths])
+                if self.fixation_placement is not None:
+                    ref = sample.saliency if sample.saliency is not None else sample.image
+                    sample.extra["fixation_map"] = binary_fixation_map(
+                        torch.cat([p.uv for p in paths]),
+                        tuple(ref.shape[-2:]),
+                        counts=True,
+                        placement=self.fixation_placement,
+                        normalized=True,
+                    )
         return sample
 
     def __iter__(self) -> Iterator[SaliencySample]:

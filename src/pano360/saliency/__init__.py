@@ -19,6 +19,7 @@ from ._baselines import (
     uniform_saliency,
 )
 from ._fixations import (
+    FIXATION_PLACEMENTS,
     NORMALIZATIONS,
     SIGMA_HEAD_DEG,
     SIGMA_HEAD_EYE_DEG,
@@ -29,6 +30,7 @@ from ._fixations import (
     video_fixation_maps,
 )
 from ._metrics import (
+    AUC_THRESHOLDS,
     EPS,
     JITTER_SCALES,
     KL_DIRECTIONS,
@@ -45,7 +47,13 @@ from ._metrics import (
     sim,
 )
 from ._models import UniformSaliency, predict_saliency
-from ._presets import PRESETS, MetricConfig, compute_metrics, list_presets
+from ._presets import (
+    GT_AVERAGED_METRICS,
+    PRESETS,
+    MetricConfig,
+    compute_metrics,
+    list_presets,
+)
 from ._weights import (
     DEFAULT_SPHERE_POINTS,
     WEIGHT_MODES,
@@ -56,9 +64,12 @@ from ._weights import (
 )
 
 __all__ = [
+    "AUC_THRESHOLDS",
     "DEFAULT_EQUATOR_SIGMA_DEG",
     "DEFAULT_SPHERE_POINTS",
     "EPS",
+    "FIXATION_PLACEMENTS",
+    "GT_AVERAGED_METRICS",
     "JITTER_SCALES",
     "KL_DIRECTIONS",
     "KL_FORMS",

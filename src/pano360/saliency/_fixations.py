@@ -19,6 +19,7 @@ from .._core import ShapeError, ValueRangeError, check_choice, check_hw, check_p
 from ..geometry import erp_directions, lonlat_to_pixel_index, lonlat_to_xyz, pixel_solid_angle
 
 __all__ = [
+    "FIXATION_PLACEMENTS",
     "NORMALIZATIONS",
     "SIGMA_HEAD_DEG",
     "SIGMA_HEAD_EYE_DEG",
@@ -36,6 +37,9 @@ SIGMA_HEAD_DEG: float = 3.34
 
 #: Normalisations of :func:`normalize_saliency` and the map builders.
 NORMALIZATIONS: tuple[str, ...] = ("sum", "max", "density", "none")
+#: Which pixel a fixation falls in (see :func:`binary_fixation_map`): ``"cell"``, the pixel
+#: whose cell contains it, or ``"salient360"``, where the Salient360! tools put it.
+FIXATION_PLACEMENTS: tuple[str, ...] = ("cell", "salient360")
 
 # Fixations evaluated at once: bounds the (K, rows, W) temporary.
 _CHUNK = 32
@@ -267,6 +271,8 @@ def binary_fixation_map(
     hw: Sequence[int],
     *,
     counts: bool = False,
+    placement: str = "cell",
+    normalized: bool = False,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
@@ -274,43 +280,103 @@ def binary_fixation_map(
 
     Args:
         fixations: (N, 2) or (B, N, 2) tensor of (lon, lat) radians, or a sequence of B
-            (N_i, 2) tensors.
+            (N_i, 2) tensors. With ``normalized=True``: Salient360! normalised (u, v) in
+            [0, 1], u from the left edge and v from the top edge (as stored in the dataset's
+            scanpath files).
         hw: (H, W) of the ERP map, W == 2H.
         counts: count the fixations per pixel instead of marking hit pixels with 1.
+        placement: ``"cell"`` (the pixel whose cell contains the fixation) or
+            ``"salient360"`` (the pixel the Salient360! tools put it in, see Convention).
+        normalized: the fixations are normalised (u, v) rather than (lon, lat).
 
     Returns:
         (B, 1, H, W) with 1 (or the count) on pixels containing a fixation and 0 elsewhere.
 
     Raises:
         ShapeError: wrong ``fixations`` shape or ``hw`` not 2:1.
-        ValueRangeError: a latitude outside [-pi/2, pi/2] or a non-finite coordinate.
+        ValueRangeError: a latitude outside [-pi/2, pi/2] (or u, v outside [0, 1]) or a
+            non-finite coordinate.
+        ValueError: unknown ``placement``.
 
     Convention:
-        A fixation falls in the pixel whose cell contains it: column
+        ``"cell"``: a fixation falls in the pixel whose cell contains it: column
         floor((lon / 2pi + 0.5) W) mod W (lon wraps; lon = -pi is column 0), row
-        floor((0.5 - lat / pi) H), with lat = -pi/2 in the last row. Mind float32 inputs on the
-        seam: float32(-pi) is slightly below -pi, so it falls in the last column.
+        floor((0.5 - lat / pi) H), with lat = -pi/2 in the last row; for (u, v) column
+        floor(u W) mod W and row min(floor(v H), H - 1). Mind float32 inputs on the seam:
+        float32(-pi) is slightly below -pi, so it falls in the last column.
+
+        ``"salient360"``: both Salient360! tools (the 2018 Python tool and the toolbox's
+        ``toFixationMap``) put (u, v) at column ``int(u W - 1)`` and row ``int(v H - 1)``
+        (float64, truncated towards zero): one pixel left of and above the cell for u W >= 1
+        and v H >= 1, the cell itself below that, and u = 0 (v = 0) gives -1, which NumPy
+        indexing reads as the last column (the last row: the south pole). From (lon, lat),
+        u = ((lon + pi) mod 2pi) / 2pi and v = 0.5 - lat / pi (the inverse of
+        :func:`pano360.data.salient360_to_lonlat`); that round trip can move a u W that is an
+        exact integer by one ulp, and so the pixel, so give the files' own (u, v) with
+        ``normalized=True`` to match the tools exactly.
 
     Example:
         >>> m = binary_fixation_map(torch.tensor([[-math.pi, math.pi / 2]], dtype=torch.float64),
         ...                         (4, 8))
         >>> m[0, 0, 0, 0].item(), m.sum().item()
         (1.0, 1.0)
+        >>> uv = torch.tensor([[0.5, 0.5]], dtype=torch.float64)
+        >>> [divmod(int(binary_fixation_map(uv, (4, 8), placement=p, normalized=True).argmax()),
+        ...         8) for p in FIXATION_PLACEMENTS]
+        [(2, 4), (1, 3)]
     """
     h, w = check_hw(hw, "hw", erp=True)
+    check_choice(placement, "placement", FIXATION_PLACEMENTS)
     fix_list = _as_list(fixations, "fixations", 2)
     if not fix_list:
         raise ShapeError("fixations must hold at least one map (B >= 1), got an empty sequence")
     maps = []
     for b, fix in enumerate(fix_list):
-        _check_lonlat(fix, f"fixations[{b}]" if len(fix_list) > 1 else "fixations")
+        name = f"fixations[{b}]" if len(fix_list) > 1 else "fixations"
+        if normalized:
+            _check_uv(fix, name)
+        else:
+            _check_lonlat(fix, name)
         dev = torch.device(device) if device is not None else fix.device
         fix = fix.detach().to(device=dev, dtype=torch.float64)
-        row, col = lonlat_to_pixel_index(fix, (h, w))
+        row, col = _pixels(fix, h, w, placement, normalized)
         flat = torch.zeros(h * w, dtype=dtype, device=dev)
         flat.index_add_(0, row * w + col, torch.ones(fix.shape[0], dtype=dtype, device=dev))
         maps.append(flat.view(h, w) if counts else (flat > 0).to(dtype).view(h, w))
     return torch.stack(maps)[:, None]
+
+
+def _check_uv(uv: torch.Tensor, name: str) -> None:
+    if not uv.is_floating_point():
+        raise TypeError(f"{name} must hold floating-point normalised (u, v), got {uv.dtype}")
+    values = uv.detach()
+    bad = ~torch.isfinite(values) | (values < 0) | (values > 1)
+    if bool(bad.any()):
+        i = int(bad.any(dim=-1).nonzero()[0, 0])
+        raise ValueRangeError(
+            f"{name} must be normalised (u, v) in [0, 1], got {values[i].tolist()} at index {i}"
+        )
+
+
+def _pixels(
+    fix: torch.Tensor, h: int, w: int, placement: str, normalized: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column of each float64 fixation (lon, lat) or (u, v) under a placement."""
+    if not normalized and placement == "cell":
+        return lonlat_to_pixel_index(fix, (h, w))
+    if normalized:
+        u, v = fix[:, 0], fix[:, 1]
+    else:
+        u = torch.remainder(fix[:, 0] + math.pi, 2 * math.pi) / (2 * math.pi)
+        v = 0.5 - fix[:, 1] / math.pi
+    if placement == "cell":
+        col = torch.remainder(torch.floor(u * w), w).long()
+        row = torch.floor(v * h).long().clamp(0, h - 1)
+        return row, col
+    # The tools: (u W - 1, v H - 1) in float64, truncated towards zero; -1 indexes the end.
+    col = torch.trunc(u * w - 1).long()
+    row = torch.trunc(v * h - 1).long()
+    return torch.where(row < 0, row + h, row), torch.where(col < 0, col + w, col)
 
 
 def frame_fixation_indices(

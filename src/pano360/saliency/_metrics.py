@@ -9,7 +9,8 @@ Convention: see :mod:`pano360.geometry.conventions`. Fixations are either a bina
 (B, 1, H, W), where every pixel with a value > 0 is fixated (a pixel fixated several times counts
 once, as in every reference tool), or a sequence of B tensors (N_i, 2) of (lon, lat) radians,
 each fixation falling in the pixel whose cell contains it (column floor((lon / 2pi + 0.5) W)
-mod W, row floor((0.5 - lat / pi) H), lat = -pi/2 in the last row; see
+mod W, row floor((0.5 - lat / pi) H), lat = -pi/2 in the last row), or with the ``"salient360"``
+placement of :func:`evaluate_metrics` where the Salient360! tools put it (see
 :func:`pano360.saliency._fixations.binary_fixation_map`). Maps are never resized: pred, the
 ground truth and the fixation maps must have the same (H, W).
 
@@ -37,10 +38,11 @@ import numpy as np
 import torch
 
 from .._core import ShapeError, ValueRangeError, check_choice, check_positive_int
-from ._fixations import binary_fixation_map
-from ._weights import Weighting, row_weights, sample_on_sphere
+from ._fixations import FIXATION_PLACEMENTS, binary_fixation_map
+from ._weights import Weighting, sample_on_sphere
 
 __all__ = [
+    "AUC_THRESHOLDS",
     "EPS",
     "JITTER_SCALES",
     "KL_DIRECTIONS",
@@ -80,6 +82,10 @@ KL_DIRECTIONS: tuple[str, ...] = ("gt||pred", "pred||gt")
 KL_FORMS: tuple[str, ...] = ("mit", "ratio")
 #: What AUC-Judd's jitter amplitude is relative to.
 JITTER_SCALES: tuple[str, ...] = ("raw", "range")
+#: Which thresholds 0, step, 2 step, ... AUC-Borji and the shuffled AUC use, up to the largest
+#: value of a split: ``"inclusive"`` (MATLAB's ``0:step:max``, the MIT code) or ``"exclusive"``
+#: (NumPy's ``np.r_[0:max:step]``, the Salient360! tools: without max itself).
+AUC_THRESHOLDS: tuple[str, ...] = ("inclusive", "exclusive")
 
 # Metrics that read maps as distributions (their inputs must be non-negative).
 _DISTRIBUTIONS = ("sim", "kld", "information_gain")
@@ -136,7 +142,9 @@ def _check_nonnegative(lo: torch.Tensor, name: str) -> None:
         )
 
 
-def _fixation_mask(fix: Fixations, name: str, shape: torch.Size, device) -> torch.Tensor:
+def _fixation_mask(
+    fix: Fixations, name: str, shape: torch.Size, device, placement: str = "cell"
+) -> torch.Tensor:
     """(B, H W) bool mask of fixated pixels from a fixation map or from lists of (lon, lat)."""
     b, _, h, w = shape
     if isinstance(fix, torch.Tensor):
@@ -156,7 +164,9 @@ def _fixation_mask(fix: Fixations, name: str, shape: torch.Size, device) -> torc
             raise ShapeError(f"{name} must hold one (N, 2) tensor per map ({b}), got {len(fix)}")
         if w != 2 * h:
             raise ShapeError(f"fixation lists need W == 2H maps, got (H, W) = {(h, w)}")
-        maps = binary_fixation_map(list(fix), (h, w), dtype=torch.float32, device=device)
+        maps = binary_fixation_map(
+            list(fix), (h, w), placement=placement, dtype=torch.float32, device=device
+        )
         return maps.reshape(b, h * w) > 0
     raise TypeError(
         f"{name} must be a (B, 1, H, W) tensor or a sequence of (N, 2) tensors, got "
@@ -261,7 +271,7 @@ class _Field:
         else:
             self.loc, self.rows, self.cols = maps.pix, maps.h, maps.w
             if weighting.measures:
-                self.row_weight = row_weights(weighting.kind, maps.h, device=maps.pix.device)
+                self.row_weight = weighting.weights(maps.h, device=maps.pix.device)
         size = self.rows * self.cols
         if self.row_weight is None:
             self.total = self.square_total = float(size)
@@ -326,18 +336,23 @@ class _Chunk:
         self.raw = maps
         self.fix: _FixIndex | None = fix
         self.other: _FixIndex | None = other
-        self._maps: dict[tuple[str, str | None], _Maps] = {}
+        self._maps: dict[tuple, _Maps] = {}
         self._fields: dict[tuple[str, Weighting], _Field] = {}
 
     def maps(self, which: str, weighting: Weighting) -> _Maps:
         """The maps a weighting reads: the inputs, or their products with the row weights."""
         if not weighting.multiplies:
             return self.raw[which]
-        key = (which, weighting.kind)
+        key = (which, weighting.kind, weighting.mode, weighting.power)
         if key not in self._maps:
             raw = self.raw[which].maps
-            rw = row_weights(weighting.kind, raw.shape[-2], dtype=raw.dtype, device=raw.device)
-            self._maps[key] = _Maps(raw * (rw / rw.max())[:, None])
+            h = raw.shape[-2]
+            if weighting.mode == "multiply":
+                rw = weighting.weights(h, dtype=raw.dtype, device=raw.device)
+                self._maps[key] = _Maps(raw * (rw / rw.max())[:, None])
+            else:
+                rw = weighting.weights(h, device=raw.device)
+                self._maps[key] = _Maps(_unscaled_product(raw, rw))
         return self._maps[key]
 
     def field(self, which: str, weighting: Weighting) -> _Field:
@@ -345,6 +360,19 @@ class _Chunk:
         if key not in self._fields:
             self._fields[key] = _Field(self.maps(which, weighting), weighting)
         return self._fields[key]
+
+
+def _unscaled_product(maps: torch.Tensor, row_weight: torch.Tensor) -> torch.Tensor:
+    """The Salient360! 2018 tool's preprocessing, operation by operation: float64 maps times the
+    row weights as they are, plus EPS, min-max normalised (a constant product stays as it is)."""
+    x = maps.double() * row_weight[:, None] + EPS
+    flat = x.reshape(x.shape[0], -1)
+    lo, hi = flat.amin(dim=1), flat.amax(dim=1)
+    constant = (hi <= lo).detach()
+    span = torch.where(constant, torch.ones_like(hi), hi - lo)
+    shape = (-1,) + (1,) * (x.ndim - 1)
+    normalised = (x - lo.reshape(shape)) / span.reshape(shape)
+    return torch.where(constant.reshape(shape), x, normalised)
 
 
 def _range(maps: _Maps) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -661,18 +689,22 @@ def _auc_judd_core(
     return out.to(f.pix.dtype)
 
 
-def _split_auc(pos: torch.Tensor, neg: torch.Tensor, step: float) -> torch.Tensor:
-    """Mean over splits of the AUC of positives (n,) against negatives (S, m), MIT thresholds.
+def _split_auc(
+    pos: torch.Tensor, neg: torch.Tensor, step: float, thresholds: str = "inclusive"
+) -> torch.Tensor:
+    """Mean over splits of the AUC of positives (n,) against negatives (S, m).
 
     Thresholds k step run from above 1 down to 0; those above every value of a split sit at
-    (0, 0) and add no area, so every split can use the same list.
+    (0, 0) and add no area, so every split can use the same list. ``"exclusive"`` also drops,
+    per split, every k >= ceil(top / step) with top the split's largest value (NumPy's
+    ``np.r_[0:top:step]`` has that many elements); their points go to (0, 0) too.
     """
     dev = pos.device
     t = math.floor(1 / step) + 2
-    thresholds = torch.arange(t, dtype=torch.float64, device=dev) * step
+    levels = torch.arange(t, dtype=torch.float64, device=dev) * step
     # Index of the highest threshold <= each value: floor(v / step) corrected by exact
-    # comparisons, so that v >= thresholds[k] exactly when the index is >= k.
-    ext = torch.cat((thresholds, thresholds.new_full((1,), math.inf)))
+    # comparisons, so that v >= levels[k] exactly when the index is >= k.
+    ext = torch.cat((levels, levels.new_full((1,), math.inf)))
 
     def hits(v: torch.Tensor) -> torch.Tensor:  # (rows, width) -> (rows, t) counts >= each
         v = v.double()
@@ -685,10 +717,15 @@ def _split_auc(pos: torch.Tensor, neg: torch.Tensor, step: float) -> torch.Tenso
         hist = hist.to(dev).reshape(rows, t + 1)
         return hist.sum(dim=1, keepdim=True) - torch.cumsum(hist, 1)[:, :-1]
 
-    tp = hits(pos[None]) / pos.shape[0]
+    tp = (hits(pos[None]) / pos.shape[0]).expand(neg.shape[0], -1)
     fp = hits(neg) / neg.shape[1]
+    if thresholds == "exclusive":
+        top = torch.maximum(neg.amax(dim=1).double(), pos.amax().double())
+        count = torch.ceil(top / step)
+        keep = torch.arange(t, device=dev)[None, :] < count[:, None]
+        tp, fp = tp * keep, fp * keep
     zero = torch.zeros(neg.shape[0], 1, dtype=torch.float64, device=dev)
-    tp = torch.cat((zero, tp.flip(1).expand(neg.shape[0], -1), zero + 1), 1)
+    tp = torch.cat((zero, tp.flip(1), zero + 1), 1)
     fp = torch.cat((zero, fp.flip(1), zero + 1), 1)
     return _trapz(fp, tp).mean()
 
@@ -723,7 +760,12 @@ class _RowGuide:
 
 
 def _auc_borji_core(
-    ch: _Chunk, weighting: Weighting, n_splits: int, step: float, gen: torch.Generator
+    ch: _Chunk,
+    weighting: Weighting,
+    n_splits: int,
+    step: float,
+    thresholds: str,
+    gen: torch.Generator,
 ) -> torch.Tensor:
     fix = ch.fix
     f = ch.field("pred", weighting)
@@ -751,12 +793,17 @@ def _auc_borji_core(
             idx = row * f.cols + col.clamp_(0, f.cols - 1)
         pos = (f.pix[b, pixels] - lo[b]) / span[b]
         neg = (f.loc[b][idx] - lo[b]) / span[b]
-        out[b] = _split_auc(pos, neg, step)
+        out[b] = _split_auc(pos, neg, step, thresholds)
     return out.to(f.pix.dtype)
 
 
 def _auc_shuffled_core(
-    ch: _Chunk, weighting: Weighting, n_splits: int, step: float, gen: torch.Generator
+    ch: _Chunk,
+    weighting: Weighting,
+    n_splits: int,
+    step: float,
+    thresholds: str,
+    gen: torch.Generator,
 ) -> torch.Tensor:
     fix, other = ch.fix, ch.other
     maps = ch.maps("pred", weighting)
@@ -774,7 +821,7 @@ def _auc_shuffled_core(
             continue
         pos = (maps.pix[b, pixels] - lo[b]) / span[b]
         neg = (maps.pix[b, pool[chosen]] - lo[b]) / span[b]
-        out[b] = _split_auc(pos, neg, step)
+        out[b] = _split_auc(pos, neg, step, thresholds)
     return out.to(maps.pix.dtype)
 
 
@@ -827,6 +874,7 @@ def _check_options(metric: str, options: dict) -> dict:
         step = _check_number(o["step"], "step")
         if step > 1:
             raise ValueRangeError(f"step must be in (0, 1], got {step!r}")
+        check_choice(o["thresholds"], "thresholds", AUC_THRESHOLDS)
     if "seed" in o:
         _check_seed(o["seed"])
     return o
@@ -843,6 +891,7 @@ def evaluate_metrics(
     fixations: Fixations | None = None,
     baseline: torch.Tensor | None = None,
     other_fixations: Fixations | None = None,
+    placement: str = "cell",
 ) -> dict[str, torch.Tensor]:
     """Run several metrics on one batch, sharing validated inputs and per-map statistics.
 
@@ -851,12 +900,15 @@ def evaluate_metrics(
         requests: metric name -> its keyword options (those of the public function of that
             name, all given explicitly).
         gt_map, fixations, baseline, other_fixations: as in the metric functions.
+        placement: the pixel of each fixation given as (lon, lat), see
+            :func:`pano360.saliency.binary_fixation_map` (``"cell"`` or ``"salient360"``).
 
     Returns:
         metric name -> (B,) tensor in pred's dtype.
     """
     for name in requests:
         check_choice(name, "metric", METRICS)
+    check_choice(placement, "placement", FIXATION_PLACEMENTS)
     opts = {name: _check_options(name, o) for name, o in requests.items()}
     given = {
         "gt_map": gt_map is not None,
@@ -891,10 +943,12 @@ def evaluate_metrics(
         maps["gt"] = (gt_map.to(pred.dtype), glo.to(pred.dtype), ghi.to(pred.dtype))
     fix = other = None
     if any("fixations" in _NEEDS[n] for n in opts):
-        fix = _FixIndex.of(_fixation_mask(fixations, "fixations", shape, pred.device))
+        fix = _FixIndex.of(_fixation_mask(fixations, "fixations", shape, pred.device, placement))
         _check_some(fix, "fixations", next(n for n in opts if "fixations" in _NEEDS[n]))
     if "auc_shuffled" in opts:
-        other = _FixIndex.of(_fixation_mask(other_fixations, "other_fixations", shape, pred.device))
+        other = _FixIndex.of(
+            _fixation_mask(other_fixations, "other_fixations", shape, pred.device, placement)
+        )
         _check_some(other, "other_fixations", "auc_shuffled")
     if "information_gain" in opts:
         baseline, blo, bhi = _check_map(baseline, "baseline")
@@ -930,7 +984,7 @@ def evaluate_metrics(
                     results[name].append(_CORES[name](ch, **o, gen=gens[name]))
             else:
                 results[name].append(_CORES[name](ch, **o))
-    return {name: torch.cat(parts) for name, parts in results.items()}
+    return {name: torch.cat(parts).to(pred.dtype) for name, parts in results.items()}
 
 
 # --------------------------------------------------------------------------- public metrics
@@ -1002,6 +1056,7 @@ def auc_borji(
     weighting: str | Weighting = _SOLID,
     n_splits: int = 100,
     step: float = 0.1,
+    thresholds: str = "inclusive",
     seed: int = 0,
 ) -> torch.Tensor:
     """AUC-Borji: fixated values against as many random locations, averaged over splits.
@@ -1014,6 +1069,10 @@ def auc_borji(
             ``"solid-angle"`` is uniform on the sphere), or uniformly over the sphere points.
         n_splits: number of random draws of negatives (MIT: 100).
         step: threshold step in (0, 1] on the min-max normalised map (MIT: 0.1).
+        thresholds: ``"inclusive"`` (MATLAB's ``0:step:max``, the MIT code) or
+            ``"exclusive"`` (NumPy's ``np.r_[0:max:step]``, the Salient360! tools, which leaves
+            out the last threshold when max is a multiple of step, e.g. whenever a split holds
+            the map's maximum, 1 after normalisation).
         seed: seed of the negatives' generator.
 
     Returns:
@@ -1029,9 +1088,10 @@ def auc_borji(
         .manual_seed(seed)``: with equal weights location ``floor(u L)``; with row weights the
         row r is the first whose cumulative row total exceeds t = u * (sum of all weights), and
         the column ``floor((t - total of the rows above r) / w_r)``. Thresholds are k step for
-        k = 0, 1, ... up to the largest value of the split (inclusive, MATLAB's
-        ``0:step:max``); tp and fp are the shares of positives and negatives >= the threshold;
-        trapezoid area through (0, 0), the thresholds from high to low, and (1, 1).
+        k = 0, 1, ... up to the largest value m of the split: k step <= m (``"inclusive"``) or
+        k < ceil(m / step), computed in float64 (``"exclusive"``, the length of NumPy's
+        ``arange(0, m, step)``); tp and fp are the shares of positives and negatives >= the
+        threshold; trapezoid area through (0, 0), the thresholds from high to low, and (1, 1).
 
     Example:
         >>> pred = torch.arange(8.0).reshape(1, 1, 2, 4)
@@ -1039,7 +1099,7 @@ def auc_borji(
         >>> round(auc_borji(pred, fix, weighting="none").item(), 4)
         0.96
     """
-    opts = dict(weighting=weighting, n_splits=n_splits, step=step, seed=seed)
+    opts = dict(weighting=weighting, n_splits=n_splits, step=step, thresholds=thresholds, seed=seed)
     return evaluate_metrics(pred, {"auc_borji": opts}, fixations=fixations)["auc_borji"]
 
 
@@ -1051,6 +1111,7 @@ def auc_shuffled(
     weighting: str | Weighting = _SOLID,
     n_splits: int = 100,
     step: float = 0.1,
+    thresholds: str = "inclusive",
     seed: int = 0,
 ) -> torch.Tensor:
     """Shuffled AUC: fixated values against fixated locations of other images.
@@ -1063,7 +1124,7 @@ def auc_shuffled(
         weighting: only ``"multiply"`` changes the result (the map is multiplied first); both
             positives and negatives are fixations, so measure weights and sphere points do not
             enter.
-        n_splits, step, seed: as :func:`auc_borji`.
+        n_splits, step, thresholds, seed: as :func:`auc_borji`.
 
     Returns:
         (B,) mean AUC over the splits; 0.5 for a constant map.
@@ -1086,7 +1147,7 @@ def auc_shuffled(
         >>> auc_shuffled(pred, fix, other, weighting="none").item()
         1.0
     """
-    opts = dict(weighting=weighting, n_splits=n_splits, step=step, seed=seed)
+    opts = dict(weighting=weighting, n_splits=n_splits, step=step, thresholds=thresholds, seed=seed)
     return evaluate_metrics(
         pred, {"auc_shuffled": opts}, fixations=fixations, other_fixations=other_fixations
     )["auc_shuffled"]

@@ -10,8 +10,10 @@ Weightings (``Weighting.kind``):
     Every pixel counts the same: the planar metrics of the MIT benchmark. Any (H, W).
 ``"sin-rows"``
     Row i weighs ``sin(pi i / (H - 1))``, the ``sin(linspace(0, pi, H))`` of the Salient360!
-    Python tools (2018 and the current toolbox). It is 0 on the first and last rows and differs
-    from the row centres' cos(lat) = sin(pi (i + 0.5) / H) by up to half a row.
+    Python tools (2018 and the current toolbox), computed with NumPy exactly as they compute it
+    (``numpy.sin(numpy.linspace(0, numpy.pi, H))``, value for value). It is 0 on the first and
+    last rows and differs from the row centres' cos(lat) = sin(pi (i + 0.5) / H) by up to half a
+    row.
 ``"solid-angle"``
     Row i weighs the exact solid angle of its pixels,
     ``2 pi (sin lat_top - sin lat_bottom) / W`` (:func:`pano360.geometry.pixel_solid_angle`).
@@ -26,11 +28,18 @@ Modes (``Weighting.mode``), for ``"sin-rows"`` and ``"solid-angle"``:
     The weights are the measure the metric integrates over: weighted means, standard deviations,
     sums and false-positive rates. The map values are unchanged.
 ``"multiply"``
-    The maps are multiplied by the weights (scaled to 1 at their largest), then the planar
-    metric runs on the products. This is what the Salient360! tools do; note that it changes
-    the prediction itself (a uniform map becomes an equator prior).
+    The maps are multiplied by the weights (scaled to 1 at their largest, in the maps' own
+    precision), then the planar metric runs on the products. This is what the Salient360! tools
+    do; note that it changes the prediction itself (a uniform map becomes an equator prior).
+``"multiply-unscaled"``
+    The Salient360! 2018 tool's arithmetic, operation by operation: the maps are converted to
+    float64, multiplied by the weights as they are (not scaled), ``EPS`` is added and the
+    products are min-max normalised to [0, 1] (a constant product is left as it is). Same
+    metrics as ``"multiply"`` up to rounding, but rounding decides ties, and ties decide AUC-Judd.
 
-``"none"`` and ``"sphere-sampled"`` ignore the mode.
+``Weighting.power`` raises the row weights to a power (default 1): the Salient360! toolbox's
+command line multiplies its maps in place once per weighted metric, so its later metrics see
+the weights squared and cubed. ``"none"`` and ``"sphere-sampled"`` ignore the mode and the power.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ import functools
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .._core import ShapeError, ValueRangeError, check_choice
@@ -57,7 +67,7 @@ __all__ = [
 #: The weightings every metric accepts.
 WEIGHTINGS: tuple[str, ...] = ("none", "sin-rows", "solid-angle", "sphere-sampled")
 #: How row weights enter a metric.
-WEIGHT_MODES: tuple[str, ...] = ("measure", "multiply")
+WEIGHT_MODES: tuple[str, ...] = ("measure", "multiply", "multiply-unscaled")
 #: 100,000 points per steradian (round(4 pi 1e5)), the "Sphere_1256637" sampling of the
 #: Salient360! tools.
 DEFAULT_SPHERE_POINTS: int = 1_256_637
@@ -69,16 +79,19 @@ class Weighting:
 
     Args:
         kind: ``"none"``, ``"sin-rows"``, ``"solid-angle"`` or ``"sphere-sampled"``.
-        mode: ``"measure"`` or ``"multiply"`` (only ``"sin-rows"`` and ``"solid-angle"`` use it).
+        mode: ``"measure"``, ``"multiply"`` or ``"multiply-unscaled"`` (only ``"sin-rows"`` and
+            ``"solid-angle"`` use it).
         n_points: number of sphere points for ``"sphere-sampled"`` (at least 2).
+        power: the row weights are raised to this power (an integer >= 1; only ``"sin-rows"``
+            and ``"solid-angle"`` use it).
 
     Raises:
         ValueError: unknown ``kind`` or ``mode``.
-        ValueRangeError: ``n_points`` is not an integer >= 2.
+        ValueRangeError: ``n_points`` is not an integer >= 2, or ``power`` not an integer >= 1.
 
     Example:
         >>> Weighting("sin-rows", "multiply")
-        Weighting(kind='sin-rows', mode='multiply', n_points=1256637)
+        Weighting(kind='sin-rows', mode='multiply', n_points=1256637, power=1)
         >>> Weighting.parse("solid-angle") == Weighting("solid-angle")
         True
     """
@@ -86,6 +99,7 @@ class Weighting:
     kind: str = "none"
     mode: str = "measure"
     n_points: int = DEFAULT_SPHERE_POINTS
+    power: int = 1
 
     def __post_init__(self) -> None:
         check_choice(self.kind, "weighting kind", WEIGHTINGS)
@@ -93,6 +107,9 @@ class Weighting:
         n = self.n_points
         if isinstance(n, bool) or not isinstance(n, int) or n < 2:
             raise ValueRangeError(f"n_points must be an integer >= 2, got {n!r}")
+        p = self.power
+        if isinstance(p, bool) or not isinstance(p, int) or p < 1:
+            raise ValueRangeError(f"power must be an integer >= 1, got {p!r}")
 
     @classmethod
     def parse(cls, value: str | Weighting) -> Weighting:
@@ -111,12 +128,18 @@ class Weighting:
     @property
     def multiplies(self) -> bool:
         """True when the maps are multiplied by row weights before the metric."""
-        return self.per_row and self.mode == "multiply"
+        return self.per_row and self.mode != "measure"
 
     @property
     def measures(self) -> bool:
         """True when row weights are the metric's measure (the values stay unchanged)."""
         return self.per_row and self.mode == "measure"
+
+    def weights(self, h: int, *, dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
+        """(H,) row weights of this weighting for an (H, 2H) map: :func:`row_weights` to the
+        power ``power``."""
+        out = row_weights(self.kind, h, device=device)
+        return (out if self.power == 1 else out**self.power).to(dtype)
 
 
 def row_weights(
@@ -129,7 +152,8 @@ def row_weights(
         h: number of rows H (``"sin-rows"`` needs H >= 2: its weights vanish at both ends).
 
     Returns:
-        (H,) tensor. ``"sin-rows"``: ``sin(pi i / (H - 1))``; ``"solid-angle"``: the solid angle
+        (H,) tensor. ``"sin-rows"``: ``numpy.sin(numpy.linspace(0, numpy.pi, H))``, i.e.
+        ``sin(pi i / (H - 1))`` rounded as NumPy rounds it; ``"solid-angle"``: the solid angle
         of one pixel of row i in steradians (summing over the 2H columns gives 4 pi).
 
     Raises:
@@ -149,8 +173,8 @@ def _row_weights(kind: str, h: int, dtype: torch.dtype, device: torch.device) ->
     if kind == "sin-rows":
         if h < 2:
             raise ValueRangeError(f"sin-rows weighting needs at least 2 rows, got H = {h}")
-        rows = torch.arange(h, dtype=torch.float64, device=device)
-        out = torch.sin(rows * (math.pi / (h - 1)))
+        # NumPy's own linspace and sin, so that the weights are the tools' to the last bit.
+        out = torch.from_numpy(np.sin(np.linspace(0, np.pi, h))).to(device)
     else:
         out = pixel_solid_angle((h, 2 * h), dtype=torch.float64, device=device)[:, 0]
     return out.to(dtype)

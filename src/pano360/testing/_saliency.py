@@ -8,6 +8,11 @@ point) at a time. Each oracle takes the same inputs and switches as the metric o
 oracles see the same jitter and the same random negatives as the metrics.
 
 Use small maps (8 x 16 is plenty): the AUC oracles loop over thresholds times locations.
+
+:func:`binary_fixation_map_oracle` places fixations one at a time under each placement, and
+:func:`compute_metrics_oracle` runs these oracles under a whole
+:class:`pano360.saliency.MetricConfig`, with the switches that combine metrics (averaging with
+the ground truth's own score, the toolbox command line's in-place weighting).
 """
 
 from __future__ import annotations
@@ -15,15 +20,19 @@ from __future__ import annotations
 import bisect
 import math
 
+import numpy as np
 import torch
 
+from ..saliency import GT_AVERAGED_METRICS, PRESETS, MetricConfig
 from ._conv import _bilinear_on_sphere
 
 __all__ = [
     "auc_borji_oracle",
     "auc_judd_oracle",
     "auc_shuffled_oracle",
+    "binary_fixation_map_oracle",
     "cc_oracle",
+    "compute_metrics_oracle",
     "information_gain_oracle",
     "kld_oracle",
     "nss_oracle",
@@ -33,15 +42,16 @@ __all__ = [
 _EPS = 2.220446049250313e-16
 
 
-def _parse(weighting) -> tuple[str, str, int]:
+def _parse(weighting) -> tuple[str, str, int, int]:
     if isinstance(weighting, str):
-        return weighting, "measure", 1_256_637
-    return weighting.kind, weighting.mode, weighting.n_points
+        return weighting, "measure", 1_256_637, 1
+    return weighting.kind, weighting.mode, weighting.n_points, weighting.power
 
 
 def _row_weight(kind: str, i: int, h: int) -> float:
     if kind == "sin-rows":
-        return math.sin(math.pi * i / (h - 1))
+        # The tools' sin(linspace(0, pi, H)), rounded as NumPy rounds it.
+        return float(np.sin(np.linspace(0, np.pi, h))[i])
     top = math.pi / 2 - math.pi * i / h
     bottom = math.pi / 2 - math.pi * (i + 1) / h
     return 2 * math.pi * (math.sin(top) - math.sin(bottom)) / (2 * h)
@@ -51,14 +61,21 @@ class _Locations:
     """One map under a weighting: its pixel values and the (value, weight, pixel) locations."""
 
     def __init__(self, img, weighting, jitter=None) -> None:
-        kind, mode, n_points = _parse(weighting)
+        kind, mode, n_points, power = _parse(weighting)
         h, w = img.shape
         grid = [[float(img[i, j]) for j in range(w)] for i in range(h)]
         per_row = kind in ("sin-rows", "solid-angle")
-        row_w = [_row_weight(kind, i, h) if per_row else 1.0 for i in range(h)]
+        row_w = [_row_weight(kind, i, h) ** power if per_row else 1.0 for i in range(h)]
         if per_row and mode == "multiply":
             top = max(row_w)
             grid = [[grid[i][j] * (row_w[i] / top) for j in range(w)] for i in range(h)]
+        elif per_row and mode == "multiply-unscaled":
+            # The 2018 tool: float64 values times the weights as they are, plus eps, min-max.
+            grid = [[grid[i][j] * row_w[i] + _EPS for j in range(w)] for i in range(h)]
+            lo = min(min(row) for row in grid)
+            hi = max(max(row) for row in grid)
+            if hi > lo:
+                grid = [[(v - lo) / (hi - lo) for v in row] for row in grid]
         if jitter is not None:
             grid = jitter(grid)
         self.h, self.w, self.grid = h, w, grid
@@ -307,10 +324,10 @@ def _draw(loc: _Locations, weighting, x: float) -> int:
     Equal weights: floor(x L). Row weights: the row by the cumulative row totals, then the
     column along the row (the documented two-step inverse CDF).
     """
-    kind, mode, _ = _parse(weighting)
+    kind, mode, _, power = _parse(weighting)
     if kind not in ("sin-rows", "solid-angle") or mode != "measure":
         return min(math.floor(x * len(loc.values)), len(loc.values) - 1)
-    row_w = [_row_weight(kind, i, loc.h) for i in range(loc.h)]
+    row_w = [_row_weight(kind, i, loc.h) ** power for i in range(loc.h)]
     ends, run = [], 0.0
     for rw in row_w:
         run += rw * loc.w
@@ -322,17 +339,22 @@ def _draw(loc: _Locations, weighting, x: float) -> int:
     return r * loc.w + c
 
 
-def _split_auc(pos: list[float], negs: list[list[float]], step: float) -> float:
+def _split_auc(
+    pos: list[float], negs: list[list[float]], step: float, thresholds: str = "inclusive"
+) -> float:
     aucs = []
     for neg in negs:
         top = max(pos + neg)
-        thresholds = []
-        k = 0
-        while k * step <= top:  # MATLAB's 0:step:max
-            thresholds.append(k * step)
-            k += 1
+        if thresholds == "inclusive":
+            levels = []
+            k = 0
+            while k * step <= top:  # MATLAB's 0:step:max
+                levels.append(k * step)
+                k += 1
+        else:  # NumPy's r_[0:top:step]: ceil(top / step) values k * step
+            levels = [k * step for k in range(math.ceil(top / step))]
         tp, fp = [0.0], [0.0]
-        for t in reversed(thresholds):
+        for t in reversed(levels):
             tp.append(sum(1 for v in pos if v >= t) / len(pos))
             fp.append(sum(1 for v in neg if v >= t) / len(neg))
         tp.append(1.0)
@@ -342,7 +364,14 @@ def _split_auc(pos: list[float], negs: list[list[float]], step: float) -> float:
 
 
 def auc_borji_oracle(
-    pred, fixations, *, weighting="solid-angle", n_splits=100, step=0.1, seed=0
+    pred,
+    fixations,
+    *,
+    weighting="solid-angle",
+    n_splits=100,
+    step=0.1,
+    thresholds="inclusive",
+    seed=0,
 ) -> torch.Tensor:
     """AUC-Borji: positives against random locations drawn by weight, MATLAB thresholds."""
     gen = torch.Generator().manual_seed(seed)
@@ -360,12 +389,20 @@ def auc_borji_oracle(
         for s in range(n_splits):
             negs.append([(loc.values[_draw(loc, weighting, x)] - lo) / (hi - lo) for x in u[s]])
         pos = [(loc.pixel(p) - lo) / (hi - lo) for p in fixed]
-        out.append(_split_auc(pos, negs, step))
+        out.append(_split_auc(pos, negs, step, thresholds))
     return torch.tensor(out, dtype=torch.float64)
 
 
 def auc_shuffled_oracle(
-    pred, fixations, other_fixations, *, weighting="solid-angle", n_splits=100, step=0.1, seed=0
+    pred,
+    fixations,
+    other_fixations,
+    *,
+    weighting="solid-angle",
+    n_splits=100,
+    step=0.1,
+    thresholds="inclusive",
+    seed=0,
 ) -> torch.Tensor:
     """Shuffled AUC: positives against other images' fixated pixels, a randperm per split."""
     gen = torch.Generator().manual_seed(seed)
@@ -381,5 +418,113 @@ def auc_shuffled_oracle(
             continue
         negs = [[(loc.pixel(pool[j]) - lo) / (hi - lo) for j in perm[:m]] for perm in perms]
         pos = [(loc.pixel(p) - lo) / (hi - lo) for p in fixed]
-        out.append(_split_auc(pos, negs, step))
+        out.append(_split_auc(pos, negs, step, thresholds))
     return torch.tensor(out, dtype=torch.float64)
+
+
+def binary_fixation_map_oracle(
+    fixations, hw, *, placement="cell", normalized=False, counts=False
+) -> torch.Tensor:
+    """Fixations placed one at a time: a (B, 1, H, W) float64 map (1 or counts where hit).
+
+    ``fixations``: a list of B (N_i, 2) tensors of (lon, lat) radians, or of (u, v) in [0, 1]
+    with ``normalized=True``. ``"cell"``: the pixel whose cell holds the fixation;
+    ``"salient360"``: the Salient360! tools' ``int(u W - 1)``, ``int(v H - 1)``, a -1 indexing
+    the last column or row as Python lists do.
+    """
+    h, w = hw
+    out = torch.zeros(len(fixations), 1, h, w, dtype=torch.float64)
+    for b, fix in enumerate(fixations):
+        grid = [[0.0] * w for _ in range(h)]
+        for a, c in fix.tolist():
+            if normalized:
+                u, v = a, c
+            else:
+                u = ((a + math.pi) % (2 * math.pi)) / (2 * math.pi)
+                v = 0.5 - c / math.pi
+            if placement == "salient360":
+                row, col = int(v * h - 1), int(u * w - 1)
+            elif normalized:
+                row, col = min(math.floor(v * h), h - 1), math.floor(u * w) % w
+            else:
+                col = math.floor((a / (2 * math.pi) + 0.5) * w) % w
+                row = min(max(math.floor((0.5 - c / math.pi) * h), 0), h - 1)
+            grid[row][col] = grid[row][col] + 1 if counts else 1.0
+        out[b, 0] = torch.tensor(grid, dtype=torch.float64)
+    return out
+
+
+_ORACLES = {
+    "auc_judd": auc_judd_oracle,
+    "auc_borji": auc_borji_oracle,
+    "auc_shuffled": auc_shuffled_oracle,
+    "nss": nss_oracle,
+    "cc": cc_oracle,
+    "sim": sim_oracle,
+    "kld": kld_oracle,
+    "information_gain": information_gain_oracle,
+}
+
+
+def _power(weighting, times: int):
+    kind, mode, n_points, power = _parse(weighting)
+    if kind not in ("sin-rows", "solid-angle"):
+        return weighting
+    return type(weighting)(kind, mode, n_points, power * times)
+
+
+def compute_metrics_oracle(
+    pred,
+    gt_map=None,
+    fixations=None,
+    *,
+    preset="sphere",
+    metrics=("nss", "cc"),
+    baseline=None,
+    other_fixations=None,
+    gt_fixations=None,
+) -> dict[str, torch.Tensor]:
+    """The oracles under a whole convention (a preset name or a MetricConfig), metric by metric.
+
+    Fixation lists are placed with :func:`binary_fixation_map_oracle` under the convention's
+    ``fixation_placement``. With ``average_with_gt`` each metric of
+    ``GT_AVERAGED_METRICS`` is the mean of its oracle on ``pred`` and on ``gt_map`` (scored on
+    ``gt_fixations``, default ``fixations``); with ``in_place_weighting`` SIM is the mean of
+    SIM under the weights and under their square, and KLD runs under their cube.
+    """
+    config = PRESETS[preset] if isinstance(preset, str) else preset
+    if not isinstance(config, MetricConfig):
+        raise TypeError(f"preset must be a name or a MetricConfig, got {type(preset).__name__}")
+    hw = tuple(pred.shape[-2:])
+
+    def as_map(fix):
+        if fix is None or isinstance(fix, torch.Tensor):
+            return fix
+        return binary_fixation_map_oracle(fix, hw, placement=config.fixation_placement)
+
+    fix, other = as_map(fixations), as_map(other_fixations)
+    gt_fix = fix if gt_fixations is None else as_map(gt_fixations)
+    out = {}
+    for m in metrics:
+        opts = config.options(m)
+        oracle = _ORACLES[m]
+
+        def run(maps, fixated, opts=opts, oracle=oracle, m=m):
+            if m in ("cc", "sim", "kld"):
+                return oracle(maps, gt_map, **opts)
+            if m == "auc_shuffled":
+                return oracle(maps, fixated, other, **opts)
+            if m == "information_gain":
+                return oracle(maps, fixated, baseline, **opts)
+            return oracle(maps, fixated, **opts)
+
+        if config.in_place_weighting and m == "kld":
+            opts["weighting"] = _power(opts["weighting"], 3)
+        value = run(pred, fix)
+        if config.in_place_weighting and m == "sim":
+            value = value + run(pred, fix, dict(opts, weighting=_power(opts["weighting"], 2)))
+            value = value / 2
+        if config.average_with_gt and m in GT_AVERAGED_METRICS:
+            value = (value + run(gt_map, gt_fix)) / 2
+        out[m] = value
+    return out

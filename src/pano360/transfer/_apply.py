@@ -39,8 +39,8 @@ from torch import nn
 from .._core import ShapeError, ValueRangeError, check_choice, check_erp, check_int
 from ..geometry import ViewRig, merge_views, render_views
 from ..nn import sphericalize
-from ._exact import _CHUNK_ELEMENTS, exact_outputs, exact_patches, plan_stack
 from ._builders import build_spherical
+from ._exact import _CHUNK_ELEMENTS, exact_outputs, exact_patches, plan_stack
 
 __all__ = ["STRATEGIES", "TransferredModel", "apply", "default_rig"]
 

@@ -143,12 +143,13 @@ def read_boxes_json(path: str | os.PathLike[str], key: str = "faces") -> ReportB
         raise ValueError(f"key must be one of {', '.join(BOX_LISTS)}, got {key!r}")
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise ImageIOError(f"cannot read '{path}': {reason}") from e
+        data = path.read_bytes()
+    except OSError as e:
+        raise ImageIOError(f"cannot read '{path}': {e.strerror or e}") from e
     try:
-        doc = json.loads(text)
+        doc = json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise DatasetFormatError(f"{path}: not JSON (not UTF-8 text)") from None
     except json.JSONDecodeError as e:
         raise DatasetFormatError(f"{path}: not JSON ({e.msg} at line {e.lineno})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get(key), list):

@@ -55,7 +55,7 @@ def test_report_writes_the_folder_and_says_how_to_open_it(inputs):
     )  # fmt: skip
     assert code == 0, err
     assert err == ""
-    assert "1 faces, 1 detections, 1 saliency, 2 fixations" in stdout
+    assert "1 face(s), 1 detection(s), 1 saliency map(s), 2 fixation(s)" in stdout
     assert (out / "index.html").resolve().as_uri() in stdout
     res = json.loads((out / "results.json").read_text())
     assert res["title"] == "Street"

@@ -148,7 +148,9 @@ def report_command(
         title=title,
         overwrite=overwrite,
     )
-    shown = [f"{n} {name}" for name, n in summary.counts.items() if n]
+    nouns = {"faces": "face", "detections": "detection", "saliency": "saliency map"}
+    nouns["fixations"] = "fixation"
+    shown = [f"{n} {nouns[k]}(s)" for k, n in summary.counts.items() if n]
     what = f" ({', '.join(shown)})" if shown else ""
     index = summary.index.resolve()
     print(f"wrote {summary.index}{what}; open {index.as_uri()} in a browser", file=sys.stdout)

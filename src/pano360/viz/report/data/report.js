@@ -406,7 +406,14 @@ void main() {
       const [lon, lat] = box.rbfov;
       li.textContent = `${boxText(box)} (${lon.toFixed(1)}°, ${lat.toFixed(1)}°)`;
       li.style.borderLeft = `4px solid ${COLOURS[box.layer]}`;
+      li.tabIndex = 0;
       li.addEventListener("click", () => lookAt(box.id));
+      li.addEventListener("keydown", (e) => {
+        if (e.key === "Enter" || e.key === " ") {
+          e.preventDefault();
+          lookAt(box.id);
+        }
+      });
       list.appendChild(li);
     }
   }

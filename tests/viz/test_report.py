@@ -314,6 +314,12 @@ def leftovers(folder: Path) -> list[str]:
             ShapeError,
             "one time per fixation",
         ),
+        ({"fixations": torch.full((1, 2), math.nan)}, ValueRangeError, "fixations must be finite"),
+        (
+            {"fixations": torch.zeros(1, 2), "fixation_times": torch.tensor([math.inf])},
+            ValueRangeError,
+            "finite seconds",
+        ),
         ({"faces": torch.zeros(1, 4)}, TypeError, "faces must be ReportBoxes"),
     ],
 )

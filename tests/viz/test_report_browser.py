@@ -60,7 +60,8 @@ EXAMPLE = ROOT / "examples" / "panorama.jpg"
 TRUTH = json.loads((ROOT / "examples" / "panorama.json").read_text())
 SHOTS = ROOT / "out" / "report-tests"
 DOCS_FIGURE = ROOT / "docs" / "figures" / "report.jpg"
-VIEWPORT = {"width": 900, "height": 540}
+VIEWPORT = {"width": 760, "height": 460}  # small: SwiftShader renders on the CPU
+DOCS_VIEWPORT = {"width": 900, "height": 540}
 
 FACES = {p["name"]: p["face"] for p in TRUTH["placements"] if "face" in p}
 # The pasted photos of objects, as detections: the view of the camera that pasted each one.
@@ -387,6 +388,7 @@ def test_clicking_a_listed_box_turns_the_view_to_it(page):
 
 def test_screenshot_for_the_docs(page):
     """The page as a person sees it (docs/report.md); PANO360_UPDATE_DOCS=1 updates the docs."""
+    page.set_viewport_size(DOCS_VIEWPORT)
     page.evaluate("() => pano360Report.chrome(true)")
     only(page, "faces", "detections", "saliency", "fixations")
     turn(page, -35, -20, 100)
@@ -396,9 +398,10 @@ def test_screenshot_for_the_docs(page):
         page.screenshot(path=str(DOCS_FIGURE), type="jpeg", quality=85)
     checked = page.locator("#layers input[type=checkbox]:checked").count()
     page.evaluate("() => pano360Report.chrome(false)")
+    page.set_viewport_size(VIEWPORT)
     assert checked == 4  # the panel shows the layers as they are
     image = np.asarray(Image.open(SHOTS / "report.png").convert("L"), dtype=np.float64)
-    assert image.shape == (VIEWPORT["height"], VIEWPORT["width"]) and image.std() > 20
+    assert image.shape == (DOCS_VIEWPORT["height"], DOCS_VIEWPORT["width"]) and image.std() > 20
 
 
 def test_no_console_errors_after_everything(page):
@@ -500,4 +503,14 @@ def test_video_saliency_follows_the_frame_on_screen(video_page, k):
     centre = (slice(h // 2 - 3, h // 2 + 4), slice(w // 2 - 3, w // 2 + 4))
     assert changed(on, off, 60)[centre].all()  # this frame's blob is in front
     assert not changed(next_on, next_off, 10)[centre].any()  # the next frame's is not shown
+    assert_clean(page, "file://")
+
+
+def test_video_plays_and_the_saliency_follows_while_playing(video_page):
+    page = video_page
+    page.evaluate("() => pano360Report.seek(0)")
+    assert page.evaluate("() => pano360Report.frame()") == 0
+    page.evaluate("() => pano360Report.viewer.getPlugin('video').play()")
+    page.wait_for_function("() => pano360Report.frame() >= 2", timeout=15000)
+    page.evaluate("() => pano360Report.viewer.getPlugin('video').pause()")
     assert_clean(page, "file://")

@@ -282,6 +282,39 @@ def _page(title: str) -> str:
     return template.replace("{{title}}", html.escape(title))
 
 
+def _check_layers(kind, faces, detections, saliency, saliency_fps, fixations, times) -> None:
+    """Fail before any work if a layer cannot go with the media or has a wrong shape or value."""
+    if kind == "video" and (faces is not None or detections is not None):
+        raise ValueRangeError(
+            "faces and detections go with images: one set of boxes cannot follow a video"
+        )
+    if saliency is not None:
+        if (
+            saliency.ndim != 4
+            or saliency.shape[1] != 1
+            or saliency.shape[-1] != 2 * saliency.shape[-2]
+        ):
+            raise ShapeError(
+                f"saliency must be (T, 1, H, W) with W = 2H, got {tuple(saliency.shape)}"
+            )
+        if kind == "image" and len(saliency) != 1:
+            raise ShapeError(f"an image takes one saliency map, got {len(saliency)}")
+        if not torch.isfinite(saliency).all() or (saliency < 0).any():
+            raise ValueRangeError("saliency maps must be finite and non-negative")
+    if saliency_fps is not None and not (math.isfinite(saliency_fps) and saliency_fps > 0):
+        raise ValueRangeError(f"saliency_fps must be a positive number, got {saliency_fps:g}")
+    if fixations is not None:
+        if fixations.ndim != 2 or fixations.shape[1] != 2:
+            raise ShapeError(f"fixations must be (N, 2) (lon, lat), got {tuple(fixations.shape)}")
+        if not torch.isfinite(fixations).all():
+            raise ValueRangeError("fixations must be finite (lon, lat) in radians")
+    if times is not None:
+        if fixations is None or times.shape != (len(fixations),):
+            raise ShapeError("fixation_times must be (N,), one time per fixation")
+        if not torch.isfinite(times).all():
+            raise ValueRangeError("fixation_times must be finite seconds")
+
+
 def write_report(
     out: str | os.PathLike[str],
     media: str | os.PathLike[str],
@@ -332,7 +365,8 @@ def write_report(
         ImageIOError: missing or unreadable media; ``out`` not a folder or not writable.
         ShapeError: media or maps not 2:1, several maps for an image, or tensors of the wrong
             shape.
-        ValueRangeError: boxes on a video, ``saliency_fps`` not positive, or invalid values.
+        ValueRangeError: boxes on a video, ``saliency_fps`` not positive, negative or non-finite
+            maps, non-finite fixations or times.
         OutputExistsError: ``out`` exists (not empty) and ``overwrite`` is False, or it is not
             a report.
 
@@ -373,32 +407,7 @@ def write_report(
         raise ShapeError(
             f"media '{media}' must be equirectangular with width = 2 x height, got {w}x{h}"
         )
-    if kind == "video" and (faces is not None or detections is not None):
-        raise ValueRangeError(
-            "faces and detections go with images: one set of boxes cannot follow a video"
-        )
-    if saliency is not None:
-        if (
-            saliency.ndim != 4
-            or saliency.shape[1] != 1
-            or saliency.shape[-1] != 2 * saliency.shape[-2]
-        ):
-            raise ShapeError(
-                f"saliency must be (T, 1, H, W) with W = 2H, got {tuple(saliency.shape)}"
-            )
-        if kind == "image" and len(saliency) != 1:
-            raise ShapeError(f"an image takes one saliency map, got {len(saliency)}")
-        if not torch.isfinite(saliency).all() or (saliency < 0).any():
-            raise ValueRangeError("saliency maps must be finite and non-negative")
-    if saliency_fps is not None and not (math.isfinite(saliency_fps) and saliency_fps > 0):
-        raise ValueRangeError(f"saliency_fps must be a positive number, got {saliency_fps:g}")
-    if fixations is not None and (fixations.ndim != 2 or fixations.shape[1] != 2):
-        raise ShapeError(f"fixations must be (N, 2) (lon, lat), got {tuple(fixations.shape)}")
-    if fixation_times is not None and (
-        fixations is None or fixation_times.shape != (len(fixations),)
-    ):
-        raise ShapeError("fixation_times must be (N,), one time per fixation")
-
+    _check_layers(kind, faces, detections, saliency, saliency_fps, fixations, fixation_times)
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))

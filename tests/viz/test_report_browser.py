@@ -67,7 +67,9 @@ FACES = {p["name"]: p["face"] for p in TRUTH["placements"] if "face" in p}
 # The pasted photos of objects, as detections: the view of the camera that pasted each one.
 OBJECT_LABELS = {"rocket": "rocket", "coffee": "cup", "chelsea": "cat"}
 # Points that pin the convention: the seam from both sides, near and at the poles.
-CONVENTION_POINTS = [(0, 0), (30, 10), (179.9, 20), (-180, -20), (90, 85), (-135, -85), (45, 90)]
+CONVENTION_POINTS = [
+    (0, 0), (30, 10), (179.9, 20), (-180, -20), (90, 85), (-135, -85), (45, 90), (-60, -90),
+]  # fmt: skip
 SALIENCY_CENTRE = (-40.0, -45.0)  # degrees; a blob on the ground, south-west
 
 

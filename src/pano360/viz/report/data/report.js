@@ -479,7 +479,7 @@ void main() {
     const markers = viewer.getPlugin(V.markers.MarkersPlugin);
     for (const layer of ["faces", "detections"]) {
       const boxes = R.boxes.filter((b) => b.layer === layer);
-      if (!boxes.length && !(layer === "faces" && R.blur)) continue;
+      if (!boxes.length) continue;
       state.visible[layer] = true;
       for (const box of boxes) {
         markers.addMarker({

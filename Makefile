@@ -21,15 +21,27 @@ $(STAMP): pyproject.toml constraints.txt
 
 # The main job on the embedded example: find, outline and blur the faces (all eight, including
 # those near the poles and across the seam), then a cube map, perspective views and a rotated copy.
+# Last, an interactive 360-degree report of the example (its faces and saliency on the sphere).
 DEMO_OUT := out/panorama_faces.jpg out/cube_dice.jpg out/view_front.jpg out/view_right.jpg \
-	out/view_up.jpg out/view_seam.jpg out/rotated.jpg
+	out/view_up.jpg out/view_seam.jpg out/rotated.jpg out/report/index.html
+REPORT_ARGS := $(EXAMPLE) --faces out/panorama_faces.json --saliency out/panorama_saliency.npy \
+	--out out/report
 
 demo: $(DEMO_OUT)
 	@echo "demo outputs in $(CURDIR)/out:" && ls -1 out
+	@echo "the 360-degree report: open file://$(CURDIR)/out/report/index.html in a browser,"
+	@echo "or serve it: $(PANO) report $(REPORT_ARGS) --overwrite --serve"
 
 out/panorama_faces.jpg: $(EXAMPLE) $(STAMP)
 	@mkdir -p out
 	$(PANO) faces $< --blur --out out --overwrite
+
+out/panorama_saliency.npy: $(EXAMPLE) $(STAMP)
+	@mkdir -p out
+	$(PANO) saliency $< --out out --overwrite
+
+out/report/index.html: $(EXAMPLE) out/panorama_faces.jpg out/panorama_saliency.npy $(STAMP)
+	$(PANO) report $(REPORT_ARGS) --overwrite
 
 out/cube_dice.jpg: $(EXAMPLE) $(STAMP)
 	@mkdir -p out

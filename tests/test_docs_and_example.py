@@ -79,6 +79,7 @@ def test_example_has_faces_at_several_latitudes_including_beyond_60_degrees():
     [
         "conventions.md",
         "cli.md",
+        "report.md",
         "benchmarks.md",
         "layers.md",
         "transfer.md",

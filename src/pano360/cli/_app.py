@@ -15,6 +15,7 @@ from ._distill import distill_command
 from ._eval import eval_app
 from ._faces import faces
 from ._project import project_app
+from ._report import report_command
 from ._saliency import saliency_command
 
 __all__ = ["app", "main"]
@@ -25,7 +26,8 @@ app = typer.Typer(
     name="pano360",
     help=(
         "Tools for 360-degree panoramas stored as equirectangular (ERP) images: find and blur "
-        "faces, predict and evaluate saliency, distill spherical networks, change projections."
+        "faces, predict and evaluate saliency, distill spherical networks, change projections, "
+        "look at the results in an interactive 360-degree report."
         "\n\n"
         "Angles are in degrees, sizes in pixels as WIDTHxHEIGHT. Output files are written "
         "atomically and never replace an existing file unless you pass --overwrite.\n\n"
@@ -58,6 +60,12 @@ app.command(
     short_help="Predict where people look in a 360-degree image or video.",
     context_settings=_CONTEXT,
 )(saliency_command)
+
+app.command(
+    "report",
+    short_help="Write an interactive 360-degree page of a panorama and its results.",
+    context_settings=_CONTEXT,
+)(report_command)
 
 app.command(
     "distill",

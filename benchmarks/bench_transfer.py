@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     students = train_students(args.distill) if args.distill is not None else {}
     strategies = STRATEGIES + (("distilled",) if students else ())
     detectors = {
-        s: (lambda erp, s=s: detect_faces(erp, s, students=students or None)) for s in strategies
+        s: (lambda erp, s=s: detect_faces(erp, s, students=students or None)[0]) for s in strategies
     }
     for s in strategies:  # warm-up: kernels compiled, weights loaded, grids cached
         detectors[s](data[0].erp[None])

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pano360.cli import main
-from pano360.detection import FaceDetection, average_precision, evaluate_faces
+from pano360.detection import average_precision, evaluate_faces
 
 
 def test_average_precision_by_hand():
@@ -22,8 +22,11 @@ def test_average_precision_by_hand():
     assert math.isnan(average_precision(scores, is_tp, 0))
 
 
-def _det(lon, lat, size, score):
-    return FaceDetection((lon, lat, size, size), score, ((lon, lat),) * 5)
+def _result(*rows):
+    """A detection result from (lon, lat, size, score) rows."""
+    t = torch.tensor(rows, dtype=torch.float64)
+    boxes = torch.stack((t[:, 0], t[:, 1], t[:, 2], t[:, 2]), -1)
+    return {"boxes": boxes, "scores": t[:, 3], "labels": torch.zeros(len(rows), dtype=torch.long)}
 
 
 def test_matching_and_bands():
@@ -31,13 +34,13 @@ def test_matching_and_bands():
     faces = torch.tensor([[0.0, deg(10), deg(10), deg(10)],  # band 0
                           [1.0, deg(45), deg(10), deg(10)],  # band 1
                           [3.1, deg(-70), deg(10), deg(10)]])  # band 2  # fmt: skip
-    found = [
-        _det(0.0, deg(10), deg(10), 0.99),  # matches face 0
-        _det(0.001, deg(10.2), deg(10), 0.98),  # duplicate of face 0: a false positive
+    found = _result(
+        (0.0, deg(10), deg(10), 0.99),  # matches face 0
+        (0.001, deg(10.2), deg(10), 0.98),  # duplicate of face 0: a false positive
         # Face 2 seen across the seam: 2 pi - 6.2 rad of lon apart, 1.6 degrees at lat -70.
-        _det(-3.1, deg(-70), deg(10), 0.9),
-        _det(3.1 - 2 * math.pi, deg(-70), deg(10), 0.8),  # the same face again: a false positive
-    ]
+        (-3.1, deg(-70), deg(10), 0.9),
+        (3.1, deg(-70), deg(10), 0.8),  # the same face again: a false positive
+    )
     result = evaluate_faces([(torch.zeros(3, 8, 16), faces)], {"d": lambda erp: found})
     band0, band1, band2 = result.results["d"]
     assert (band0.n_gt, band0.tp, band0.fp) == (1, 1, 1)

@@ -9,7 +9,13 @@ import torch
 import torch.nn.functional as F
 
 from pano360 import detect_faces
-from pano360.detection import FaceDetection, tangent_crops, view_boxes_to_bfov
+from pano360.detection import (
+    FaceDetection,
+    check_detections,
+    face_detections,
+    tangent_crops,
+    view_boxes_to_bfov,
+)
 from pano360.errors import ShapeError, ValueRangeError
 from pano360.geometry import erp_to_perspective, rotation_matrix, sph_iou_exact
 from pano360.io import read_image
@@ -28,9 +34,12 @@ def panorama():
 
 
 def _best_iou(gt, found):
-    if not found:
+    """found: a list of one detection result (what detect_faces returns for one image)."""
+    (result,) = found
+    check_detections(result, box_dim=4, num_keypoints=5)
+    if len(result["boxes"]) == 0:
         return torch.zeros(len(gt))
-    return sph_iou_exact(gt, torch.tensor([d.box for d in found])).max(dim=1).values
+    return sph_iou_exact(gt, result["boxes"]).max(dim=1).values
 
 
 def test_spherical_finds_every_face_of_the_example_once(panorama):
@@ -38,8 +47,9 @@ def test_spherical_finds_every_face_of_the_example_once(panorama):
     found = detect_faces(erp, "spherical")
     best = _best_iou(gt, found)
     assert (best > 0.5).all(), dict(zip(names, best.tolist(), strict=True))
-    assert len(found) == len(gt)  # one detection per face: the seam face is not split in two
-    for det in found:  # the landmarks lie inside the face's box (seen from its centre)
+    assert len(found[0]["boxes"]) == len(gt)  # one per face: the seam face is not split in two
+    assert bool((found[0]["labels"] == 0).all())
+    for det in face_detections(found[0]):  # the landmarks lie inside the face's box
         centre = torch.tensor(det.box[:2])
         marks = torch.tensor(det.landmarks)
         cos = torch.cos(marks[:, 1]) * torch.cos(centre[1]) * torch.cos(marks[:, 0] - centre[0])
@@ -54,7 +64,17 @@ def test_spherical_finds_the_same_faces_at_four_times_the_resolution(panorama):
     found = detect_faces(big.clamp(0, 1), "spherical")
     best = _best_iou(gt, found)
     assert (best > 0.5).all(), dict(zip(names, best.tolist(), strict=True))
-    assert len(found) == len(gt)
+    assert len(found[0]["boxes"]) == len(gt)
+
+
+def test_a_batch_gives_one_result_per_image(panorama):
+    erp, _, _ = panorama
+    blank = torch.full_like(erp, 0.5)
+    found = detect_faces(torch.cat((blank, erp, blank)), "spherical")
+    alone = detect_faces(erp, "spherical")[0]
+    assert len(found) == 3 and len(found[0]["boxes"]) == len(found[2]["boxes"]) == 0
+    for key in ("boxes", "scores", "labels", "keypoints"):
+        torch.testing.assert_close(found[1][key], alone[key])
 
 
 def test_direct_misses_the_polar_and_seam_faces_that_spherical_finds(panorama):
@@ -130,8 +150,8 @@ def test_errors():
         detect_faces(erp, "distilled")
     with pytest.raises(ShapeError, match="W == 2H"):
         detect_faces(torch.rand(1, 3, 32, 48))
-    with pytest.raises(ShapeError, match="one RGB image"):
-        detect_faces(torch.rand(2, 3, 32, 64))
+    with pytest.raises(ShapeError, match=r"RGB images \(B, 3, H, W\)"):
+        detect_faces(torch.rand(2, 4, 32, 64))
     with pytest.raises(ValueRangeError, match="min_face_deg"):
         detect_faces(erp, min_face_deg=0)
     with pytest.raises(ValueRangeError, match="thresholds"):
@@ -140,7 +160,9 @@ def test_errors():
 
 def test_blank_panorama_has_no_faces():
     for strategy in ("direct", "spherical", "cubemap"):
-        assert detect_faces(torch.full((1, 3, 64, 128), 0.5), strategy) == []
+        (found,) = detect_faces(torch.full((1, 3, 64, 128), 0.5), strategy)
+        check_detections(found, box_dim=4, num_keypoints=5)
+        assert found["boxes"].shape == (0, 4) and found["keypoints"].shape == (0, 5, 2)
 
 
 def test_distilled_strategy_uses_one_student_per_pyramid_level(panorama, tmp_path):
@@ -160,7 +182,7 @@ def test_distilled_strategy_uses_one_student_per_pyramid_level(panorama, tmp_pat
     images = F.interpolate(erp, size=levels[1], mode="area")
     distill(stack, images, config, tmp_path / "second", progress=False)
     assert sorted(load_pnet_students(tmp_path)) == sorted(levels)
-    found = detect_faces(erp, "distilled", min_face_deg=40, students=tmp_path)
-    assert all(isinstance(d, FaceDetection) for d in found)
+    (found,) = detect_faces(erp, "distilled", min_face_deg=40, students=tmp_path)
+    check_detections(found, box_dim=4, num_keypoints=5)
     with pytest.raises(ValueRangeError, match="no finished distill run"):
         load_pnet_students(tmp_path / "second" / "nothing")

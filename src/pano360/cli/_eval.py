@@ -560,7 +560,8 @@ def eval_faces(
 
     data = SyntheticFaceScenes(scenes, seed=seed, config=SceneConfig(erp_hw=hw))
     detectors = {
-        name: (lambda erp, s=name: detect_faces(erp, s, students=trained or None)) for name in names
+        name: (lambda erp, s=name: detect_faces(erp, s, students=trained or None)[0])
+        for name in names
     }
     bar = (
         (lambda it: tqdm(it, total=scenes, desc="eval faces", unit="scene")) if not quiet else None

@@ -12,7 +12,7 @@ import torch
 import typer
 
 from .._core import ValueRangeError, check_choice
-from ..detection import detect_faces
+from ..detection import detect_faces, face_detections
 from ..geometry import resize_erp
 from ..io import write_images
 from ..viz import blur_regions_on_sphere, draw_box_outlines
@@ -128,8 +128,9 @@ def faces(
         small = resize_erp(erp, (DETECT_MAX_WIDTH // 2, DETECT_MAX_WIDTH))
     thresholds = (0.6, 0.7, threshold)
     with torch.inference_mode():
-        found = detect_faces(small, strategy, min_face, max_face, thresholds, students=students)
-        boxes = torch.tensor([d.box for d in found], dtype=erp.dtype).reshape(-1, 4)
+        (found,) = detect_faces(small, strategy, min_face, max_face, thresholds, students=students)
+        boxes = found["boxes"].to(erp.dtype)
+        faces = face_detections(found)
         images = {drawn: draw_box_outlines(erp, boxes, width_px=max(2.0, w / 1024))}
         if blur:
             images[blurred] = blur_regions_on_sphere(erp, boxes)
@@ -140,12 +141,12 @@ def faces(
         "convention": "degrees; bfov = [lon, lat, fov_x, fov_y]: a pinhole view aimed at the face "
         "centre (lon > 0 east/right, lat > 0 up); landmarks [lon, lat]: the eye on the image's "
         "left, the other eye, the nose, the mouth corners (see docs/conventions.md)",
-        "faces": [d.to_dict() for d in found],
+        "faces": [f.to_dict() for f in faces],
     }
     images[report] = json.dumps(doc, indent=2) + "\n"
     write_images(images, overwrite=overwrite)
-    lat = [abs(math.degrees(d.box[1])) for d in found]
+    lat = [abs(math.degrees(f.box[1])) for f in faces]
     where = f" (|lat| up to {max(lat):.0f} deg)" if lat else ""
     print(
-        f"{len(found)} face(s){where}; wrote {', '.join(str(p) for p in images)}", file=sys.stdout
+        f"{len(faces)} face(s){where}; wrote {', '.join(str(p) for p in images)}", file=sys.stdout
     )

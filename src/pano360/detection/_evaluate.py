@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..geometry import sph_iou_exact
-from ._faces360 import FaceDetection
+from ._result import Detections, check_detections
 
 __all__ = ["LAT_BANDS_DEG", "BandResult", "FaceEvaluation", "average_precision", "evaluate_faces"]
 
@@ -171,7 +171,7 @@ def _match(gt: torch.Tensor, det: torch.Tensor, scores: torch.Tensor, iou: float
 
 def evaluate_faces(
     scenes: Iterable[tuple[torch.Tensor, torch.Tensor]],
-    detectors: dict[str, Callable[[torch.Tensor], list[FaceDetection]]],
+    detectors: dict[str, Callable[[torch.Tensor], Detections]],
     bands_deg: Sequence[tuple[float, float]] = LAT_BANDS_DEG,
     iou: float = 0.5,
     progress: Callable[[Iterable], Iterable] | None = None,
@@ -180,8 +180,8 @@ def evaluate_faces(
 
     Args:
         scenes: (erp (3, H, W) or (1, 3, H, W), faces (F, 4) BFoV radians) pairs.
-        detectors: name -> function from an ERP (1, 3, H, W) to its detections (e.g.
-            ``lambda erp: detect_faces(erp, "spherical")``).
+        detectors: name -> function from an ERP (1, 3, H, W) to its detection result
+            (:data:`Detections`, e.g. ``lambda erp: detect_faces(erp, "spherical")[0]``).
         bands_deg: [low, high) bounds of |lat| in degrees.
         iou: spherical IoU at which a detection matches a face.
         progress: optional wrapper of the scene iterator (a tqdm bar).
@@ -205,8 +205,9 @@ def evaluate_faces(
             start = time.perf_counter()
             found = detect(erp)
             seconds[name].append(time.perf_counter() - start)
-            det = torch.tensor([d.box for d in found], dtype=torch.float64).reshape(-1, 4)
-            scores = torch.tensor([d.score for d in found], dtype=torch.float64)
+            check_detections(found, f"the result of detector {name!r}", box_dim=4)
+            det = found["boxes"].detach().to("cpu", torch.float64)
+            scores = found["scores"].detach().to("cpu", torch.float64)
             is_tp, matched = _match(faces, det, scores, iou)
             det_band = _band_of(det[:, 1], bands_rad.double())
             rows = results[name]

@@ -49,7 +49,7 @@ from ..transfer import STRATEGIES, TransferredModel, load_student, model_stack
 from ._mtcnn import ONET_SIZE, PNET_WINDOW, RNET_SIZE, _pretrained_nets, detect_faces_planar
 from ._nms import sph_nms
 from ._ops import apply_box_deltas
-from ._result import Detections, check_detections
+from ._result import Detections, check_detections, empty_detections
 
 __all__ = [
     "FACE_STRATEGIES",
@@ -316,17 +316,17 @@ def _stages23(
     thresholds: Sequence[float],
     rnet: nn.Module,
     onet: nn.Module,
-) -> list[FaceDetection]:
+) -> Detections:
+    erp, mipmaps = images[0], images[1:]
     if boxes.shape[0] == 0:
-        return []
-    erp, mipmaps = images[0], images[1:]  # the ERP, then smaller copies of it
+        return _none(erp)  # the ERP, then smaller copies of it
     out = rnet(tangent_crops(erp, boxes, RNET_SIZE, mipmaps))
     passed = out.face_prob >= thresholds[1]
     boxes, scores, deltas = boxes[passed], out.face_prob[passed], out.box_deltas[passed]
     keep = sph_nms(boxes, scores, _NMS_STAGE2, method="fov")
     boxes = _square(_refine(boxes[keep], deltas[keep], RNET_SIZE))
     if boxes.shape[0] == 0:
-        return []
+        return _none(erp)
     out = onet(tangent_crops(erp, boxes, ONET_SIZE, mipmaps))
     passed = out.face_prob >= thresholds[2]
     crop_boxes, scores = boxes[passed], out.face_prob[passed]
@@ -336,37 +336,36 @@ def _stages23(
         points, (ONET_SIZE, ONET_SIZE), crop_boxes[:, 2], _camera(crop_boxes)
     )
     keep = sph_nms(final, scores, _NMS_STAGE3, denominator="min")
-    return _to_detections(final[keep], scores[keep], marks[keep])
+    return _result(final[keep], scores[keep], marks[keep])
 
 
-def _to_detections(boxes, scores, marks) -> list[FaceDetection]:
-    return [
-        FaceDetection(
-            tuple(float(v) for v in box),
-            float(score),
-            tuple((float(lon), float(lat)) for lon, lat in m),
-        )
-        for box, score, m in zip(boxes.tolist(), scores.tolist(), marks.tolist(), strict=True)
-    ]
+def _result(boxes: torch.Tensor, scores: torch.Tensor, marks: torch.Tensor) -> Detections:
+    """The detection result (:data:`Detections`) of faces: label 0, five landmarks each."""
+    labels = torch.zeros(boxes.shape[0], dtype=torch.long, device=boxes.device)
+    return {"boxes": boxes, "scores": scores, "labels": labels, "keypoints": marks}
+
+
+def _none(erp: torch.Tensor) -> Detections:
+    return empty_detections(4, num_keypoints=5, dtype=erp.dtype, device=erp.device)
 
 
 # --- strategies ---------------------------------------------------------------------------------
 
 
-def _direct(erp, min_face_deg, thresholds, factor, nets) -> list[FaceDetection]:
+def _direct(erp, min_face_deg, thresholds, factor, nets) -> Detections:
     h, w = erp.shape[-2:]
     found = detect_faces_planar(erp, min_face_deg * w / 360, thresholds, factor, nets)[0]
     if found.boxes.shape[0] == 0:
-        return []
+        return _none(erp)
     boxes = found.boxes.clone()
     boxes[:, 0::2] = boxes[:, 0::2].clamp(-0.5, w - 0.5)
     boxes[:, 1::2] = boxes[:, 1::2].clamp(-0.5, h - 0.5)
     bfov = box_convert(boxes, "erp_xyxy", "bfov", erp_hw=(h, w))
     marks = pixel_to_lonlat(found.landmarks, (h, w))
-    return _to_detections(bfov, found.scores, marks)
+    return _result(bfov, found.scores, marks)
 
 
-def _views(erp, rig: ViewRig, min_face_deg, thresholds, factor, nets) -> list[FaceDetection]:
+def _views(erp, rig: ViewRig, min_face_deg, thresholds, factor, nets) -> Detections:
     view_hw = rig.view_hw(erp.shape[-1])
     views = render_views(erp, rig).clamp(0, 1)
     rotations = rig.rotations(dtype=erp.dtype, device=erp.device)
@@ -386,10 +385,10 @@ def _views(erp, rig: ViewRig, min_face_deg, thresholds, factor, nets) -> list[Fa
             all_marks.append(_view_points_to_lonlat(found.landmarks, view_hw, fov, rot))
             all_scores.append(found.scores)
     if not all_boxes:
-        return []
+        return _none(erp)
     boxes, scores, marks = (torch.cat(t) for t in (all_boxes, all_scores, all_marks))
     keep = sph_nms(boxes, scores, _NMS_VIEWS, denominator="min")
-    return _to_detections(boxes[keep], scores[keep], marks[keep])
+    return _result(boxes[keep], scores[keep], marks[keep])
 
 
 def pnet_on_erp(pnet: nn.Module, strategy: str) -> Callable[[torch.Tensor], MTCNNOutput]:
@@ -502,11 +501,11 @@ def detect_faces(
     stage1: Callable[[torch.Tensor], MTCNNOutput] | None = None,
     students: str | os.PathLike[str] | Mapping[tuple[int, int], nn.Module] | None = None,
     nets: Sequence[nn.Module] | None = None,
-) -> list[FaceDetection]:
-    """Find faces in an ERP panorama with MTCNN, run with one of the transfer strategies.
+) -> list[Detections]:
+    """Find faces in ERP panoramas with MTCNN, run with one of the transfer strategies.
 
     Args:
-        erp: (1, 3, H, W) or (3, H, W) RGB in [0, 1], W == 2H.
+        erp: (B, 3, H, W) or (3, H, W) RGB in [0, 1], W == 2H.
         strategy: one of :data:`FACE_STRATEGIES` (module docstring); ``distilled``
             needs ``students``.
         min_face_deg, max_face_deg: range of face sizes (angular width) to look for, degrees.
@@ -523,31 +522,36 @@ def detect_faces(
         nets: (pnet, rnet, onet); default the pretrained ``mtcnn_*`` models.
 
     Returns:
-        The faces, by decreasing score, as :class:`FaceDetection` (BFoV boxes, landmarks as
-        (lon, lat), radians).
+        One detection result per image (:data:`Detections`, the contract every pano360
+        detector keeps): ``"boxes"`` (N, 4) BFoV, ``"scores"`` (N,) the last stage's face
+        probability, ``"labels"`` (N,) zeros, ``"keypoints"`` (N, 5, 2) the landmarks as
+        (lon, lat) (module docstring), radians, by decreasing score. :func:`face_detections`
+        turns one into :class:`FaceDetection` objects.
 
     Raises:
-        ShapeError: ``erp`` is not one (3, H, W) ERP image.
+        ShapeError: ``erp`` is not (B, 3, H, W) or (3, H, W) with W == 2H.
         ValueRangeError: settings out of range.
         ValueError: unknown strategy, or ``distilled`` without ``students``.
+
+    Example:
+        >>> (found,) = detect_faces(torch.zeros(3, 64, 128))  # a blank panorama
+        >>> found["boxes"].shape, found["keypoints"].shape
+        (torch.Size([0, 4]), torch.Size([0, 5, 2]))
     """
     check_choice(strategy, "strategy", FACE_STRATEGIES)
-    if erp.ndim == 3:
+    if isinstance(erp, torch.Tensor) and erp.ndim == 3:
         erp = erp[None]
     check_erp(erp)
-    if erp.shape[0] != 1 or erp.shape[1] != 3:
-        raise ShapeError(f"erp must be one RGB image (1, 3, H, W), got {tuple(erp.shape)}")
+    if erp.shape[1] != 3:
+        raise ShapeError(f"erp must be RGB images (B, 3, H, W), got {tuple(erp.shape)}")
     _check_settings(min_face_deg, max_face_deg, thresholds, factor)
     shipped = nets is None
     if shipped:
         nets = _pretrained_nets(erp.device, erp.dtype)
     pnet, rnet, onet = nets
-    if strategy == "direct":
-        return _direct(erp, min_face_deg, thresholds, factor, nets)
     if strategy in ("cubemap", "multiview"):
         rig = ViewRig.cube() if strategy == "cubemap" else (rig or ViewRig.ring())
-        return _views(erp, rig, min_face_deg, thresholds, factor, nets)
-    if stage1 is None:
+    if stage1 is None and strategy not in ("direct", "cubemap", "multiview"):
         if strategy == "distilled":
             if students is None:
                 raise ValueError(
@@ -559,8 +563,16 @@ def detect_faces(
             stage1 = _shipped_stage1(erp.device, erp.dtype, strategy)
         else:
             stage1 = pnet_on_erp(pnet, strategy)
-    sizes = _erp_levels(min_face_deg, max_face_deg, factor)
-    levels, halvings = erp_pyramid(erp, sizes, with_halvings=True)
-    boxes, _ = _stage1_sphere(stage1, levels, thresholds[0])
-    # The ERP, its halvings and the levels double as mipmaps for the crops of stages 2 and 3.
-    return _stages23([*halvings, *levels], boxes, thresholds, rnet, onet)
+    found = []
+    for image in erp.split(1):
+        if strategy == "direct":
+            found.append(_direct(image, min_face_deg, thresholds, factor, nets))
+        elif strategy in ("cubemap", "multiview"):
+            found.append(_views(image, rig, min_face_deg, thresholds, factor, nets))
+        else:
+            sizes = _erp_levels(min_face_deg, max_face_deg, factor)
+            levels, halvings = erp_pyramid(image, sizes, with_halvings=True)
+            boxes, _ = _stage1_sphere(stage1, levels, thresholds[0])
+            # The ERP, its halvings and the levels double as mipmaps for stages 2 and 3's crops.
+            found.append(_stages23([*halvings, *levels], boxes, thresholds, rnet, onet))
+    return found

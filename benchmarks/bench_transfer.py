@@ -28,7 +28,6 @@ from collections import Counter
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from _common import ROOT, machine_info, write_section
 from torch import nn
 from tqdm import tqdm
@@ -42,6 +41,7 @@ from pano360.detection import (
     load_pnet_students,
     pnet_on_erp,
 )
+from pano360.geometry import resize_erp
 from pano360.models import create_model
 from pano360.transfer import (
     LAT_BANDS,
@@ -133,10 +133,7 @@ def _size_table(images, widths=(1024, 2048, 4096)) -> str:
     """Median seconds per image of ``spherical`` and ``direct`` on the images upscaled."""
     lines = ["| input width | spherical, s | direct, s |", "|---:|---:|---:|"]
     for width in widths:
-        big = [
-            F.interpolate(im, size=(width // 2, width), mode="bilinear").clamp(0, 1)
-            for im in images
-        ]
+        big = [resize_erp(im, (width // 2, width)).clamp(0, 1) for im in images]
         cells = []
         for strategy in ("spherical", "direct"):
             detect_faces(big[0], strategy)  # warm-up at this size
@@ -157,7 +154,7 @@ def train_students(folder: Path) -> dict:
     erps = torch.stack([train[i].erp for i in range(len(train))])
     config = DistillConfig(epochs=6, seed=0)
     for h, w in erp_pyramid_levels():
-        images = F.interpolate(erps, size=(h, w), mode="area")
+        images = resize_erp(erps, (h, w))  # as the pipeline's pyramid levels are made
         print(f"distilling P-Net at {w}x{h}", file=sys.stderr)
         distill(stack, images, config, folder / f"{w}x{h}", progress=False)
     return load_pnet_students(folder)
@@ -191,9 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     models = {"spherical (zero-shot)": build_spherical(stack, rmse_hw)}
     if students:
         models["distilled"] = students[rmse_hw]
-    erps = torch.stack(
-        [F.interpolate(data[i].erp[None], size=rmse_hw, mode="area")[0] for i in range(n)]
-    )
+    erps = torch.stack([resize_erp(data[i].erp[None], rmse_hw)[0] for i in range(n)])
     with torch.inference_mode():
         rmse = _rmse_table(models, stack, erps)
         cost_images = [data[i].erp[None] for i in range(min(n, 10))]

@@ -30,6 +30,7 @@ Convention:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 
@@ -164,11 +165,13 @@ class TransferredModel(nn.Module):
 
     def _views(self, erp: torch.Tensor) -> torch.Tensor:
         h = erp.shape[-2]
-        views = render_views(erp, self.rig)
-        outputs = self.model(views)
-        view_h = views.shape[-2]
-        out_h = round(h * outputs.shape[-2] / view_h)
-        return merge_views(outputs, self.rig, (out_h, 2 * out_h), blend=self.blend)
+        s = self._model_stride(erp)
+        rig = self.rig
+        if rig.hw is None:  # views at the ERP's resolution, a whole number of output pixels
+            side = -(-rig.view_hw(erp.shape[-1])[0] // s) * s
+            rig = dataclasses.replace(rig, hw=(side, side))
+        outputs = self.model(render_views(erp, rig))
+        return merge_views(outputs, rig, (h // s, 2 * (h // s)), blend=self.blend)
 
     def _spherical_model(self, hw: tuple[int, int]) -> nn.Module:
         if hw not in self._spherical:

@@ -23,7 +23,7 @@ from pano360.data import (
     write_salient360_map,
 )
 from pano360.io import write_image
-from pano360.saliency._fixations import binary_fixation_map
+from pano360.saliency import binary_fixation_map
 
 W, H = 16, 8
 

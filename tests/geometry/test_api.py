@@ -266,3 +266,12 @@ def test_view_pixel_coords_inverts_view_pixel_rays():
     behind = torch.tensor([[[0.0, 0.0, -1.0], [1.0, 0.0, 0.0]]], dtype=torch.float64)
     pts, ins = view_pixel_coords(behind, (8, 10), t[:1])
     assert not ins.any() and (pts == 0).all()
+
+
+def test_erp_directions_hands_out_a_copy_the_caller_may_change():
+    from pano360.geometry import erp_directions
+
+    first = erp_directions((4, 8))
+    first.zero_()
+    second = erp_directions((4, 8))
+    torch.testing.assert_close(second.norm(dim=-1), torch.ones(4, 8))

@@ -181,9 +181,17 @@ def test_read_gray_alpha_gives_rgba_and_bilevel_gives_gray(tmp_path):
 
 
 def test_read_cmyk_jpeg_gives_rgb(tmp_path):
-    Image.new("CMYK", (4, 2), (0, 0, 0, 0)).save(tmp_path / "c.jpg")
+    inks = {(255, 0, 0, 0): (0, 1, 1), (0, 255, 0, 0): (1, 0, 1), (0, 0, 255, 0): (1, 1, 0),
+            (0, 0, 0, 255): (0, 0, 0), (0, 0, 0, 0): (1, 1, 1)}  # C, M, Y, K, paper  # fmt: skip
+    img = Image.new("CMYK", (16 * len(inks), 16))
+    for i, ink in enumerate(inks):
+        img.paste(ink, (16 * i, 0, 16 * (i + 1), 16))
+    img.save(tmp_path / "c.jpg", quality=95)
     back = read_image(tmp_path / "c.jpg")
-    assert back.shape == (1, 3, 2, 4)
+    assert back.shape == (1, 3, 16, 16 * len(inks))
+    for i, rgb in enumerate(inks.values()):
+        block = back[0, :, 4:12, 16 * i + 4 : 16 * i + 12].mean(dim=(1, 2))
+        torch.testing.assert_close(block, torch.tensor(rgb, dtype=block.dtype), atol=0.05, rtol=0)
 
 
 def test_exif_orientation_is_not_applied(tmp_path):

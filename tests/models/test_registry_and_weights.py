@@ -369,3 +369,17 @@ def test_gradcheck_pnet_float64():
     model = PNet().double()
     x = torch.rand(1, 3, 12, 13, dtype=torch.float64, requires_grad=True)
     assert gradcheck(lambda t: tuple(model(t)[:2]), (x,), eps=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", [n for n in list_models() if model_info(n).stack is not None])
+def test_a_distillable_model_names_a_conv_stack_that_computes_its_features(name):
+    """The stack contract: a supported conv stack (receptive field and stride known) whose
+    output is the model's features; for P-Net, on images in [0, 1]."""
+    from pano360.transfer import receptive_field
+
+    stack = model_info(name).stack()
+    size, stride = receptive_field(stack)
+    assert (size, stride) == (12, 2)
+    x = torch.rand(1, 3, 24, 24)
+    pnet = create_model(name, pretrained=True)
+    torch.testing.assert_close(stack(x), pnet.features(mtcnn_normalize(x)))

@@ -9,7 +9,7 @@ from torch.autograd import gradcheck
 
 from pano360.errors import ShapeError, ValueRangeError
 from pano360.geometry import erp_lonlat_grid, pixel_solid_angle, rotate_erp, rotation_matrix
-from pano360.nn._losses import (
+from pano360.nn import (
     SphericalCCLoss,
     SphericalKLDLoss,
     SphericalMSELoss,

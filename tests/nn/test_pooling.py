@@ -9,14 +9,14 @@ from torch.autograd import gradcheck
 
 from pano360.errors import ShapeError, ValueRangeError
 from pano360.geometry import pixel_solid_angle
-from pano360.nn import spherical_pad
-from pano360.nn._pooling import (
+from pano360.nn import (
     SphericalAreaAvgPool2d,
     SphericalAvgPool2d,
     SphericalMaxPool2d,
     spherical_area_avg_pool2d,
     spherical_avg_pool2d,
     spherical_max_pool2d,
+    spherical_pad,
 )
 from pano360.testing import assert_yaw_equivariant
 

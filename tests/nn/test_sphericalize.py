@@ -5,15 +5,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pano360.nn import SphericalPad2d, spherical_pad
-from pano360.nn._pooling import (
+from pano360.nn import (
+    SphereConv2d,
     SphericalAvgPool2d,
+    SphericalizeReport,
     SphericalMaxPool2d,
+    SphericalPad2d,
     spherical_avg_pool2d,
     spherical_max_pool2d,
+    spherical_pad,
+    sphericalize,
 )
-from pano360.nn._sphere_conv import SphereConv2d
-from pano360.nn._sphericalize import SphericalizeReport, sphericalize
 from pano360.testing import assert_yaw_equivariant, exact_conv2d
 
 D = torch.float64

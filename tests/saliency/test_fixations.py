@@ -9,7 +9,7 @@ import torch
 
 from pano360._core import ShapeError, ValueRangeError
 from pano360.geometry import pixel_solid_angle, pixel_to_lonlat
-from pano360.saliency._fixations import (
+from pano360.saliency import (
     SIGMA_HEAD_DEG,
     SIGMA_HEAD_EYE_DEG,
     binary_fixation_map,
@@ -51,6 +51,14 @@ def _oracle_map(fix: torch.Tensor, hw, sigma_deg: float) -> torch.Tensor:
 
 def test_defaults_are_the_salient360_widths():
     assert (SIGMA_HEAD_EYE_DEG, SIGMA_HEAD_DEG) == (2.0, 3.34)
+    # ... and the map builders use the head+eye width when given none.
+    fix = _random_fixations(3)
+    for sigma, same in ((2.0, True), (3.34, False)):
+        explicit = fixation_map(fix, (H, W), sigma)
+        assert torch.equal(fixation_map(fix, (H, W)), explicit) == same
+    start = torch.zeros(3, dtype=torch.float64)
+    default = video_fixation_maps(fix, start, 2, 1.0, (H, W))
+    torch.testing.assert_close(default, video_fixation_maps(fix, start, 2, 1.0, (H, W), 2.0))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -18,10 +18,10 @@ from .coords import xyz_to_lonlat
 from .sampling import (
     _PAD,
     MODES,
-    erp_directions,
     erp_sampling_grid,
     grid_sample_parallel,
     sample_erp_grid,
+    shared_erp_directions,
     spherical_pad,
 )
 
@@ -279,7 +279,7 @@ def _cube_sampling_grid(dirs: torch.Tensor, face_w: int, mode: str) -> torch.Ten
 
 @functools.lru_cache(maxsize=8)
 def _erp_from_cube_grid(face_w: int, erp_hw, mode: str, dtype, device) -> torch.Tensor:
-    dirs = erp_directions(erp_hw, dtype=torch.float64, device=device)
+    dirs = shared_erp_directions(erp_hw, torch.float64, device)
     return _cube_sampling_grid(dirs[None], face_w, mode).to(dtype)
 
 

@@ -16,7 +16,13 @@ import torch.nn.functional as F
 from .._core import ShapeError, ValueRangeError, as_batch_param, check_choice, check_erp, check_hw
 from .coords import xyz_to_lonlat
 from .rotation import rotation_matrix
-from .sampling import MODES, erp_directions, plan_erp_sampling, sample_erp, sample_erp_planned
+from .sampling import (
+    MODES,
+    plan_erp_sampling,
+    sample_erp,
+    sample_erp_planned,
+    shared_erp_directions,
+)
 
 __all__ = [
     "camera_rays",
@@ -230,7 +236,7 @@ def perspective_to_erp(
     h, w = img.shape[-2:]
     batch = _batch_size(img, fov, yaw, pitch, roll)
     tan_half, R = _view_params(fov, yaw, pitch, roll, batch, img.dtype, img.device)
-    dirs = erp_directions((erp_h, erp_w), dtype=img.dtype, device=img.device)
+    dirs = shared_erp_directions((erp_h, erp_w), img.dtype, img.device)
     # World to camera: c = R^T d, i.e. d^T R for row vectors.
     cam = torch.einsum("hwi,bij->bhwj", dirs, R)
     points, inside = view_pixel_coords(cam, (h, w), tan_half)

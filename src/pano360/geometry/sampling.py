@@ -35,6 +35,7 @@ __all__ = [
     "sample_erp",
     "sample_erp_grid",
     "sample_erp_planned",
+    "shared_erp_directions",
 ]
 
 #: Interpolation modes every sampler accepts.
@@ -255,12 +256,31 @@ def _erp_directions_cached(h: int, w: int, dtype: torch.dtype, device: torch.dev
     return lonlat_to_xyz(grid).to(dtype)
 
 
+def shared_erp_directions(hw, dtype: torch.dtype, device=None) -> torch.Tensor:
+    """:func:`erp_directions` without the copy: the cached tensor itself, for pano360's own
+    geometry, which only reads it. Never modify it."""
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    return _erp_directions_cached(int(hw[0]), int(hw[1]), dtype, device)
+
+
 def erp_directions(
     hw: tuple[int, int], *, dtype: torch.dtype = torch.float32, device=None
 ) -> torch.Tensor:
-    """Unit direction of every ERP pixel centre: an (H, W, 3) tensor (cached; do not modify)."""
-    device = torch.device(device) if device is not None else torch.device("cpu")
-    return _erp_directions_cached(int(hw[0]), int(hw[1]), dtype, device)
+    """Unit direction of every ERP pixel centre.
+
+    Args:
+        hw: (H, W) of the ERP image.
+        dtype, device: of the result.
+
+    Returns:
+        (H, W, 3) unit vectors (x right, y up, z forward), computed in float64: a new tensor
+        each call (from a cache), so the caller may change it.
+
+    Example:
+        >>> erp_directions((2, 4))[1, 2].tolist()  # lon pi/4, lat -pi/4
+        [0.5, -0.7071067690849304, 0.5]
+    """
+    return shared_erp_directions(hw, dtype, device).clone()
 
 
 def rotate_erp(erp: torch.Tensor, R: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
@@ -293,7 +313,7 @@ def rotate_erp(erp: torch.Tensor, R: torch.Tensor, mode: str = "bilinear") -> to
         key = tuple(R.detach().to("cpu", torch.float64).flatten().tolist())
         grid = _rotation_grid(key, h, w, mode, erp.dtype, erp.device)
         return sample_erp_grid(erp, grid[None], mode)
-    dirs = erp_directions((h, w), dtype=erp.dtype, device=erp.device)
+    dirs = shared_erp_directions((h, w), erp.dtype, erp.device)
     # Row vectors: (R^T d)^T = d^T R.
     src = torch.einsum("hwi,...ij->...hwj", dirs, R.to(erp.dtype))
     if src.ndim == 3:
@@ -304,5 +324,5 @@ def rotate_erp(erp: torch.Tensor, R: torch.Tensor, mode: str = "bilinear") -> to
 @functools.lru_cache(maxsize=8)
 def _rotation_grid(key: tuple[float, ...], h: int, w: int, mode: str, dtype, device):
     R = torch.tensor(key, dtype=torch.float64, device=device).reshape(3, 3)
-    src = erp_directions((h, w), dtype=torch.float64, device=device) @ R
+    src = shared_erp_directions((h, w), torch.float64, device) @ R
     return erp_sampling_grid(xyz_to_lonlat(src), (h, w), mode).to(dtype)

@@ -26,7 +26,7 @@ from .._core import ShapeError, ValueRangeError, check_choice, check_erp, check_
 from .coords import xyz_to_lonlat
 from .perspective import camera_rays, view_pixel_coords
 from .rotation import rotation_matrix
-from .sampling import MODES, erp_directions, plan_erp_sampling, sample_erp_planned
+from .sampling import MODES, plan_erp_sampling, sample_erp_planned, shared_erp_directions
 
 __all__ = ["BLENDS", "ViewRig", "merge_views", "render_views", "view_coverage"]
 
@@ -263,7 +263,7 @@ def _merge_plan(rig: ViewRig, view_hw, erp_hw, blend: str, dtype, device):
     Returns ``(grid, weight)``: (V, H, W, 2) grid_sample coordinates into the views and
     (V, 1, H, W) blend weights summing to 1 over the views that see a pixel (0 elsewhere).
     """
-    dirs = erp_directions(erp_hw, dtype=torch.float64, device=device)
+    dirs = shared_erp_directions(erp_hw, torch.float64, device)
     R = rig.rotations(device=device)
     cam = torch.einsum("hwi,vij->vhwj", dirs, R)  # world to camera: d^T R
     tan_half = torch.tan(torch.tensor(rig.fov, dtype=torch.float64, device=device) / 2)

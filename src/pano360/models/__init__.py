@@ -30,6 +30,7 @@ from .mtcnn import (
     PNet,
     RNet,
     mtcnn_normalize,
+    mtcnn_pnet_stack,
     remap_facenet_mtcnn_state_dict,
 )
 
@@ -53,6 +54,7 @@ __all__ = [
     "load_weights",
     "model_info",
     "mtcnn_normalize",
+    "mtcnn_pnet_stack",
     "register_model",
     "register_task",
     "remap_facenet_mtcnn_state_dict",

@@ -47,6 +47,7 @@ from .._core import (
     WeightsError,
     WeightsSpec,
     check_choice,
+    create_model,
     register_model,
 )
 from .._core.registry import register_task
@@ -60,6 +61,7 @@ __all__ = [
     "PNet",
     "RNet",
     "mtcnn_normalize",
+    "mtcnn_pnet_stack",
     "remap_facenet_mtcnn_state_dict",
 ]
 
@@ -398,7 +400,31 @@ register_task(
 )
 
 
-@register_model("mtcnn_pnet", task="mtcnn", input_size=(3, 12, 12), weights=MTCNN_PNET_WEIGHTS)
+def mtcnn_pnet_stack() -> nn.Sequential:
+    """P-Net's convolutions as a conv stack to distil, with the pretrained weights.
+
+    A frozen 1 x 1 conv doing :func:`mtcnn_normalize` (so the stack reads RGB in [0, 1]), then
+    ``PNet.features`` (conv1, prelu1, pool1, conv2, prelu2, conv3, prelu3; receptive field 12,
+    stride 2). P-Net's 1 x 1 heads read one feature pixel each, so they need no distillation:
+    apply ``model.face`` / ``model.box`` to the stack's output.
+    """
+    model = create_model("mtcnn_pnet", pretrained=True)
+    # (x * 255 - 127.5) / 128 as a pointwise layer of the stack.
+    normalize = nn.Conv2d(3, 3, 1)
+    with torch.no_grad():
+        normalize.weight.copy_(torch.eye(3).reshape(3, 3, 1, 1) * (255 / 128))
+        normalize.bias.fill_(-127.5 / 128)
+    normalize.requires_grad_(False)
+    return nn.Sequential(OrderedDict([("normalize", normalize), *model.features.named_children()]))
+
+
+@register_model(
+    "mtcnn_pnet",
+    task="mtcnn",
+    input_size=(3, 12, 12),
+    weights=MTCNN_PNET_WEIGHTS,
+    stack=mtcnn_pnet_stack,
+)
 def mtcnn_pnet() -> PNet:
     """MTCNN P-Net (:class:`PNet`), learned; pretrained weights: facenet-pytorch 2.6.0, MIT."""
     return PNet()

@@ -1,36 +1,14 @@
-"""Conv stacks of registered models, for :func:`pano360.transfer.distill` to distil.
-
-A small side registry, kept apart so that it can join the one model registry
-(:mod:`pano360._core.registry`) as a whole.
-"""
+"""Conv stacks of registered models, for :func:`pano360.transfer.distill` to distil: read from
+the one model registry, where a model that can be distilled names its stack's builder
+(``register_model(..., stack=...)``)."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
-
-import torch
 from torch import nn
 
-from .._core import ValueRangeError, create_model, list_models
+from .._core import ValueRangeError, list_models, model_info
 
 __all__ = ["distillable_models", "model_stack"]
-
-
-def _mtcnn_pnet_stack() -> nn.Sequential:
-    model = create_model("mtcnn_pnet", pretrained=True)
-    # mtcnn_normalize, (x * 255 - 127.5) / 128, as a frozen 1 x 1 conv: a pointwise layer of
-    # the stack, so the student reads images in [0, 1] as P-Net does.
-    normalize = nn.Conv2d(3, 3, 1)
-    with torch.no_grad():
-        normalize.weight.copy_(torch.eye(3).reshape(3, 3, 1, 1) * (255 / 128))
-        normalize.bias.fill_(-127.5 / 128)
-    normalize.requires_grad_(False)
-    return nn.Sequential(OrderedDict([("normalize", normalize), *model.features.named_children()]))
-
-
-#: Registered models whose conv stack is known, with the function building it.
-_MODEL_STACKS: Mapping[str, Callable[[], nn.Sequential]] = {"mtcnn_pnet": _mtcnn_pnet_stack}
 
 
 def distillable_models() -> list[str]:
@@ -40,17 +18,14 @@ def distillable_models() -> list[str]:
         >>> distillable_models()
         ['mtcnn_pnet']
     """
-    registered = set(list_models(pretrained=True))
-    return sorted(name for name in _MODEL_STACKS if name in registered)
+    return [name for name in list_models(pretrained=True) if model_info(name).stack is not None]
 
 
 def model_stack(name: str) -> nn.Sequential:
     """The conv stack of a registered model, with its pretrained weights, to distil.
 
-    ``"mtcnn_pnet"``: a frozen 1 x 1 conv doing P-Net's input normalisation (so the stack reads
-    RGB in [0, 1]), then ``PNet.features`` (conv1, prelu1, pool1, conv2, prelu2, conv3,
-    prelu3; receptive field 12, stride 2). P-Net's 1 x 1 heads read one feature pixel each, so
-    they need no distillation: apply ``model.face`` / ``model.box`` to the student's output.
+    ``"mtcnn_pnet"``: :func:`pano360.models.mtcnn_pnet_stack` (P-Net's convolutions after a
+    frozen 1 x 1 conv doing its input normalisation; receptive field 12, stride 2).
 
     Args:
         name: one of :func:`distillable_models`.
@@ -61,9 +36,9 @@ def model_stack(name: str) -> nn.Sequential:
     Raises:
         ValueRangeError: a name that is not registered or has no known conv stack.
     """
-    if name not in _MODEL_STACKS:
+    if name not in distillable_models():
         raise ValueRangeError(
             f"model must be one of {', '.join(distillable_models())} (registered models with a "
             f"conv stack to distil), got {name!r}"
         )
-    return _MODEL_STACKS[name]().eval()
+    return model_info(name).stack().eval()

@@ -14,7 +14,7 @@ import torch
 
 from ..._core import ShapeError, check_choice, check_hw, check_positive_int
 from ..coords import lonlat_to_pixel, wrap_lon, xyz_to_lonlat
-from ..sampling import erp_directions
+from ..sampling import shared_erp_directions
 from ._formats import BOX_FORMATS, _check_xyxy, _rbfov_to_xyxy, box_convert
 from ._frames import _as_rbfov, _check_tensor, _corners_xyz, _inward_normals
 
@@ -243,7 +243,7 @@ def sph_box_mask(boxes: torch.Tensor, erp_hw: Sequence[int]) -> torch.Tensor:
         raise ShapeError(f"boxes must be (N, 4) or (N, 5), got {tuple(boxes.shape)}")
     b5 = _as_rbfov(boxes).detach().to(torch.float64)
     normals = _inward_normals(b5)  # (N, 4, 3)
-    dirs = erp_directions((h, w), dtype=torch.float64, device=boxes.device)
+    dirs = shared_erp_directions((h, w), torch.float64, boxes.device)
     # Only the rows of each box's tight ERP rectangle can be inside it.
     rows = _rbfov_to_xyxy(b5, (h, w))[:, 1::2]
     first = rows[:, 0].floor().clamp(0, h - 1).long().tolist()

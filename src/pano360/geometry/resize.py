@@ -134,17 +134,29 @@ def resize_erp(erp: torch.Tensor, hw: Sequence[int], mode: str = "bilinear") -> 
 
 
 def _separable(erp: torch.Tensor, hw: tuple[int, int], mode: str) -> torch.Tensor:
-    """Columns (wrapping at the seam), then rows (continuing over the poles)."""
+    """Columns (wrapping at the seam) and rows (continuing over the poles), the axis that
+    shrinks first, so the second pass runs on fewer pixels."""
     h_in, w_in = erp.shape[-2:]
     h, w = hw
-    x = erp
-    if w != w_in:
-        index, weight = _axis_taps(w_in, w, mode)
-        x = _resample(x, -1, torch.remainder(index, w_in), weight)
-    if h != h_in:
+
+    def rows(x: torch.Tensor) -> torch.Tensor:
         index, weight = _axis_taps(h_in, h, mode)
-        # Rows -1 and H are the rows across the poles: pad one row each way, half a turn on.
-        x = _resample(spherical_pad(x, (0, 0, 1, 1)), -2, index + 1, weight)
+        if bool(((index < 0) | (index >= h_in)).any()):
+            # Rows -1 and H are the rows across the poles: pad one row each way, half a turn on.
+            return _resample(spherical_pad(x, (0, 0, 1, 1)), -2, index + 1, weight)
+        return _resample(x, -2, index, weight)
+
+    def cols(x: torch.Tensor) -> torch.Tensor:
+        index, weight = _axis_taps(w_in, w, mode)
+        return _resample(x, -1, torch.remainder(index, w_in), weight)
+
+    x = erp
+    if h < h_in:
+        x = rows(x)
+    if w != w_in:
+        x = cols(x)
+    if h > h_in:
+        x = rows(x)
     return x
 
 

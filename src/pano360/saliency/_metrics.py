@@ -24,22 +24,43 @@ shape, negative values where a map is read as a distribution (SIM, KLD, IG and e
 truth map), a ground-truth map that is zero everywhere, or an image without fixations raise a
 typed error naming the image. A prediction that is constant (all-zero included) has a documented
 value: AUC 0.5, NSS 0, CC 0; SIM, KLD and IG read it as the uniform map.
+
+This module holds the eight public metrics (most of its length is their documented formulas),
+their options and the batched driver; the maps and fields they read are in
+:mod:`._metric_maps`, the AUC cores in :mod:`._auc`.
 """
 
 from __future__ import annotations
 
-import functools
-import math
-import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
-
-import numpy as np
 import torch
 
-from .._core import ShapeError, ValueRangeError, check_choice, check_positive_int
-from ._fixations import FIXATION_PLACEMENTS, binary_fixation_map
-from ._weights import Weighting, sample_on_sphere
+from .._core import (
+    ShapeError,
+    ValueRangeError,
+    check_choice,
+    check_number,
+    check_positive_int,
+    check_seed,
+)
+from ._auc import _auc_borji_core, _auc_judd_core, _auc_shuffled_core
+from ._fixations import FIXATION_PLACEMENTS
+from ._metric_maps import (
+    EPS,
+    Fixations,
+    _block_sum,
+    _check_map,
+    _check_nonnegative,
+    _check_some,
+    _Chunk,
+    _Dist,
+    _Field,
+    _fixation_mask,
+    _FixIndex,
+    _Maps,
+    _range,
+    _scratch,
+)
+from ._weights import Weighting
 
 __all__ = [
     "AUC_THRESHOLDS",
@@ -60,9 +81,6 @@ __all__ = [
     "sim",
 ]
 
-#: The MIT benchmark's eps (MATLAB ``eps``, float64 machine epsilon 2^-52), also the
-#: Salient360! tools' ``np.finfo(float).eps``.
-EPS: float = 2.220446049250313e-16
 #: Every metric, in the order :func:`pano360.saliency.compute_metrics` reports them.
 METRICS: tuple[str, ...] = (
     "auc_judd",
@@ -101,326 +119,6 @@ _NEEDS = {
 }
 # Elements of one (B, H W) chunk: bounds the temporaries of a large batch (8 MB in float32).
 _CHUNK_ELEMENTS = 1 << 21
-# Locations per block of the elementwise metrics (1 MB in float32).
-_BLOCK = 1 << 18
-
-Fixations = torch.Tensor | Sequence[torch.Tensor]
-
-
-# --------------------------------------------------------------------------- inputs
-
-
-def _check_map(t: torch.Tensor, name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Validate a (B, 1, H, W) map; return it (float32 or float64) and its per-map min and max.
-
-    The min and max (which propagate NaN) are the finiteness check and are reused by metrics.
-    """
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-    if t.ndim != 4 or t.shape[1] != 1 or min(t.shape[-2:]) < 1 or t.shape[0] < 1:
-        raise ShapeError(f"{name} must be (B, 1, H, W) saliency maps, got {tuple(t.shape)}")
-    if not t.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got {t.dtype}")
-    if t.dtype not in (torch.float32, torch.float64):
-        t = t.float()
-    flat = t.detach().reshape(t.shape[0], -1)
-    lo, hi = flat.amin(dim=1), flat.amax(dim=1)
-    bad = ~(torch.isfinite(lo) & torch.isfinite(hi))
-    if bool(bad.any()):
-        b = int(bad.nonzero()[0, 0])
-        raise ValueRangeError(f"{name} of image {b} has NaN or infinite values")
-    return t, lo, hi
-
-
-def _check_nonnegative(lo: torch.Tensor, name: str) -> None:
-    neg = lo < 0
-    if bool(neg.any()):
-        b = int(neg.nonzero()[0, 0])
-        raise ValueRangeError(
-            f"{name} of image {b} has negative values; saliency maps read as distributions "
-            "must be non-negative"
-        )
-
-
-def _fixation_mask(
-    fix: Fixations, name: str, shape: torch.Size, device, placement: str = "cell"
-) -> torch.Tensor:
-    """(B, H W) bool mask of fixated pixels from a fixation map or from lists of (lon, lat)."""
-    b, _, h, w = shape
-    if isinstance(fix, torch.Tensor):
-        if fix.shape != shape:
-            raise ShapeError(
-                f"{name} must be a (B, 1, H, W) fixation map of pred's shape {tuple(shape)}, got "
-                f"{tuple(fix.shape)} (maps are never resized)"
-            )
-        flat = fix.detach().reshape(b, h * w).to(device)
-        if flat.dtype == torch.bool:
-            return flat
-        if flat.is_floating_point() and bool(torch.isnan(flat.amax(dim=1)).any()):
-            raise ValueRangeError(f"{name} has NaN values")
-        return flat > 0
-    if isinstance(fix, Sequence) and not isinstance(fix, (str, bytes)):
-        if len(fix) != b:
-            raise ShapeError(f"{name} must hold one (N, 2) tensor per map ({b}), got {len(fix)}")
-        if w != 2 * h:
-            raise ShapeError(f"fixation lists need W == 2H maps, got (H, W) = {(h, w)}")
-        maps = binary_fixation_map(
-            list(fix), (h, w), placement=placement, dtype=torch.float32, device=device
-        )
-        return maps.reshape(b, h * w) > 0
-    raise TypeError(
-        f"{name} must be a (B, 1, H, W) tensor or a sequence of (N, 2) tensors, got "
-        f"{type(fix).__name__}"
-    )
-
-
-@dataclass
-class _FixIndex:
-    """Fixated pixels of a batch: image and flat pixel of each, in image then pixel order."""
-
-    mask: torch.Tensor  # (B, M) bool
-    batch: torch.Tensor  # (K,) long
-    pixel: torch.Tensor  # (K,) long
-    count: torch.Tensor  # (B,) long
-    start: torch.Tensor  # (B + 1,) long: image b's fixations are [start[b], start[b + 1])
-
-    @classmethod
-    def of(cls, mask: torch.Tensor) -> _FixIndex:
-        if mask.device.type == "cpu":  # NumPy's flatnonzero is much faster than torch's nonzero
-            rows = [torch.from_numpy(np.flatnonzero(m)) for m in mask.numpy()]
-            pixel = torch.cat(rows)
-            count = torch.tensor([r.shape[0] for r in rows], dtype=torch.long)
-            batch = torch.repeat_interleave(torch.arange(mask.shape[0]), count)
-        else:
-            batch, pixel = mask.nonzero().unbind(1)
-            count = torch.bincount(batch, minlength=mask.shape[0])
-        start = torch.cat((count.new_zeros(1), torch.cumsum(count, 0)))
-        return cls(mask, batch, pixel, count, start)
-
-    def of_image(self, b: int) -> torch.Tensor:
-        """Fixated pixels of image b (row-major order)."""
-        return self.pixel[int(self.start[b]) : int(self.start[b + 1])]
-
-    def images(self, sl: slice) -> _FixIndex:
-        """The fixations of images sl.start to sl.stop - 1, renumbered from 0."""
-        a, b = int(self.start[sl.start]), int(self.start[sl.stop])
-        start = self.start[sl.start : sl.stop + 1] - a
-        return _FixIndex(
-            self.mask[sl], self.batch[a:b] - sl.start, self.pixel[a:b], self.count[sl], start
-        )
-
-
-def _check_some(index: _FixIndex, name: str, metric: str) -> None:
-    empty = index.count == 0
-    if bool(empty.any()):
-        b = int(empty.nonzero()[0, 0])
-        raise ValueRangeError(f"{name} of image {b} has no fixation; {metric} needs at least one")
-
-
-def _scratch(*tensors: torch.Tensor) -> bool:
-    """True when temporaries derived from these tensors may be overwritten (no autograd)."""
-    return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
-
-
-# --------------------------------------------------------------------------- maps and fields
-
-
-class _Maps:
-    """A batch of maps as metrics read them: (B, M) pixel values and cached statistics."""
-
-    def __init__(self, maps: torch.Tensor, lo=None, hi=None) -> None:
-        b, _, h, w = maps.shape
-        self.maps, self.h, self.w = maps, h, w
-        self.pix = maps.reshape(b, h * w)
-        self._lo, self._hi = lo, hi
-        self._rows: torch.Tensor | None = None
-        self._sphere: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def lohi(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-map min and max over the pixels (differentiable)."""
-        if self._lo is None or (self.pix.requires_grad and not self._lo.requires_grad):
-            self._lo, self._hi = self.pix.amin(dim=1), self.pix.amax(dim=1)
-        return self._lo, self._hi
-
-    def rows(self) -> torch.Tensor:
-        """(B, H) float64 sums of each row."""
-        if self._rows is None:
-            self._rows = self.pix.reshape(-1, self.h, self.w).sum(dim=-1).double()
-        return self._rows
-
-    def sphere(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if n not in self._sphere:
-            self._sphere[n] = sample_on_sphere(self.maps, n)
-        return self._sphere[n]
-
-
-class _Field:
-    """One batch of maps under a weighting: the locations a metric integrates over.
-
-    On the grid the locations are the pixels (weighed by the row weights in measure mode);
-    with sphere sampling they are the sphere points, all of weight 1.
-    """
-
-    def __init__(self, maps: _Maps, weighting: Weighting) -> None:
-        self.maps, self.pix = maps, maps.pix
-        self.loc_pixel: torch.Tensor | None = None
-        self.row_weight: torch.Tensor | None = None  # (rows,) float64
-        if weighting.kind == "sphere-sampled":
-            self.loc, self.loc_pixel = maps.sphere(weighting.n_points)
-            self.rows, self.cols = 1, weighting.n_points
-        else:
-            self.loc, self.rows, self.cols = maps.pix, maps.h, maps.w
-            if weighting.measures:
-                self.row_weight = weighting.weights(maps.h, device=maps.pix.device)
-        size = self.rows * self.cols
-        if self.row_weight is None:
-            self.total = self.square_total = float(size)
-        else:
-            self.total = float(self.row_weight.sum()) * self.cols
-            self.square_total = float(self.row_weight.square().sum()) * self.cols
-        self._mean: torch.Tensor | None = None
-        self._squares: torch.Tensor | None = None
-
-    @property
-    def size(self) -> int:
-        return self.rows * self.cols
-
-    def loc_sum(self) -> torch.Tensor:
-        """(B,) float64 weighted sum of the location values (cached row sums on the grid)."""
-        if self.loc_pixel is not None:
-            return self.loc.sum(dim=-1).double()
-        rows = self.maps.rows()
-        return rows.sum(dim=-1) if self.row_weight is None else rows @ self.row_weight
-
-    def mean(self) -> torch.Tensor:
-        if self._mean is None:
-            self._mean = self.loc_sum() / self.total
-        return self._mean
-
-    def blocks(self):
-        """(location slice, row weights of the block or None, rows in the block) of consecutive
-        blocks of about ``_BLOCK`` locations: small temporaries stay in cache and are reused,
-        where whole-map temporaries cost fresh pages every time."""
-        if self.rows == 1:
-            for a in range(0, self.cols, _BLOCK):
-                yield slice(a, min(a + _BLOCK, self.cols)), None, 1
-            return
-        step = max(1, _BLOCK // self.cols)
-        for r in range(0, self.rows, step):
-            r1 = min(r + step, self.rows)
-            rw = None if self.row_weight is None else self.row_weight[r:r1]
-            yield slice(r * self.cols, r1 * self.cols), rw, r1 - r
-
-    def squares(self) -> torch.Tensor:
-        """(B,) float64 weighted sum of squared deviations from the mean."""
-        if self._squares is None:
-            mu = self.mean().to(self.loc.dtype)[:, None]
-            total = torch.zeros_like(self.mean())
-            for sl, rw, rows in self.blocks():
-                d = self.loc[:, sl] - mu
-                total = total + _block_sum(d * d, rw, rows)
-            self._squares = total
-        return self._squares
-
-
-def _block_sum(x: torch.Tensor, row_weight: torch.Tensor | None, rows: int) -> torch.Tensor:
-    """(B, n) block of ``rows`` rows -> (B,) float64 sum of row weight times x."""
-    sums = x.reshape(x.shape[0], rows, -1).sum(dim=-1).double()
-    return sums.sum(dim=-1) if row_weight is None else sums @ row_weight
-
-
-class _Chunk:
-    """The inputs of a slice of the batch, with the maps and fields built so far."""
-
-    def __init__(self, maps: dict[str, _Maps | None], fix, other) -> None:
-        self.raw = maps
-        self.fix: _FixIndex | None = fix
-        self.other: _FixIndex | None = other
-        self._maps: dict[tuple, _Maps] = {}
-        self._fields: dict[tuple[str, Weighting], _Field] = {}
-
-    def maps(self, which: str, weighting: Weighting) -> _Maps:
-        """The maps a weighting reads: the inputs, or their products with the row weights."""
-        if not weighting.multiplies:
-            return self.raw[which]
-        key = (which, weighting.kind, weighting.mode, weighting.power)
-        if key not in self._maps:
-            raw = self.raw[which].maps
-            h = raw.shape[-2]
-            if weighting.mode == "multiply":
-                rw = weighting.weights(h, dtype=raw.dtype, device=raw.device)
-                self._maps[key] = _Maps(raw * (rw / rw.max())[:, None])
-            else:
-                rw = weighting.weights(h, device=raw.device)
-                self._maps[key] = _Maps(_unscaled_product(raw, rw))
-        return self._maps[key]
-
-    def field(self, which: str, weighting: Weighting) -> _Field:
-        key = (which, weighting)
-        if key not in self._fields:
-            self._fields[key] = _Field(self.maps(which, weighting), weighting)
-        return self._fields[key]
-
-
-def _unscaled_product(maps: torch.Tensor, row_weight: torch.Tensor) -> torch.Tensor:
-    """The Salient360! 2018 tool's preprocessing, operation by operation: float64 maps times the
-    row weights as they are, plus EPS, min-max normalised (a constant product stays as it is)."""
-    x = maps.double() * row_weight[:, None] + EPS
-    flat = x.reshape(x.shape[0], -1)
-    lo, hi = flat.amin(dim=1), flat.amax(dim=1)
-    constant = (hi <= lo).detach()
-    span = torch.where(constant, torch.ones_like(hi), hi - lo)
-    shape = (-1,) + (1,) * (x.ndim - 1)
-    normalised = (x - lo.reshape(shape)) / span.reshape(shape)
-    return torch.where(constant.reshape(shape), x, normalised)
-
-
-def _range(maps: _Maps) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per map: min, max - min (1 where constant) and whether the map is constant."""
-    lo, hi = maps.lohi()
-    constant = (hi <= lo).detach()
-    return lo, torch.where(constant, torch.ones_like(hi), hi - lo), constant
-
-
-class _Dist:
-    """A field read as a distribution: P_j = w_j (v_j - offset) / mass, block by block.
-
-    The offset is the map's minimum with min-max normalisation (whose scale cancels), else 0.
-    A constant map under min-max, or a map without mass on the weighted locations, is read as
-    the uniform map.
-    """
-
-    def __init__(self, f: _Field, minmax: bool) -> None:
-        self.f = f
-        self.offset = None
-        if minmax:
-            lo, _, constant = _range(f.maps)
-            self.offset = lo[:, None]
-            mass = torch.zeros_like(f.mean())
-            for sl, rw, rows in f.blocks():
-                mass = mass + _block_sum(f.loc[:, sl] - self.offset, rw, rows)
-        else:
-            constant = torch.zeros(f.loc.shape[0], dtype=torch.bool, device=f.loc.device)
-            mass = f.loc_sum()
-        self.uniform = constant | (mass <= 0).detach()
-        self.any_uniform = bool(self.uniform.any())
-        self.scale = 1 / torch.where(mass > 0, mass, torch.ones_like(mass))
-
-    def block(self, sl: slice, rw: torch.Tensor | None, rows: int) -> torch.Tensor:
-        """(B, n) probabilities of the locations of one block (a new tensor)."""
-        x = self.f.loc[:, sl]
-        if self.offset is not None:
-            x = x - self.offset
-        b = x.shape[0]
-        factor = self.scale[:, None] if rw is None else self.scale[:, None] * rw[None, :]
-        p = (x.reshape(b, rows, -1) * factor.to(x.dtype)[..., None]).reshape(b, -1)
-        if self.any_uniform:
-            if rw is None:
-                even = torch.full_like(p[:1], 1 / self.f.total)
-            else:
-                even = (rw / self.f.total).to(p.dtype).repeat_interleave(p.shape[1] // rows)[None]
-            p = torch.where(self.uniform[:, None], even, p)
-        return p
 
 
 # --------------------------------------------------------------------------- cores
@@ -523,308 +221,6 @@ def _ig_core(ch: _Chunk, weighting: Weighting, minmax: bool, eps: float) -> torc
     return (out.index_add(0, fix.batch, gain) / fix.count.double()).to(fp.pix.dtype)
 
 
-def _trapz(fp: torch.Tensor, tp: torch.Tensor) -> torch.Tensor:
-    """Area under the polyline through (fp, tp) along the last dimension (numpy.trapz(tp, fp))."""
-    return ((fp[..., 1:] - fp[..., :-1]) * (tp[..., 1:] + tp[..., :-1])).sum(dim=-1) / 2
-
-
-# On the CPU, NumPy's sort, bincount and searchsorted are several times faster than torch's
-# (NumPy sorts with SIMD sorting networks); on other devices torch's own are used.
-
-
-def _sort(x: torch.Tensor) -> torch.Tensor:
-    if x.device.type == "cpu":
-        return torch.from_numpy(np.sort(x.detach().numpy()))
-    return torch.sort(x).values
-
-
-def _argsort(x: torch.Tensor) -> torch.Tensor:
-    if x.device.type == "cpu":
-        return torch.from_numpy(np.argsort(x.detach().numpy()))
-    return torch.argsort(x)
-
-
-def _searchsorted(seq: torch.Tensor, v: torch.Tensor, right: bool = False) -> torch.Tensor:
-    """Insertion indices of v into the sorted 1-D seq (left: count of elements < v)."""
-    if seq.device.type == "cpu":
-        side = "right" if right else "left"
-        return torch.from_numpy(np.searchsorted(seq.numpy(), v.detach().numpy(), side=side))
-    return torch.searchsorted(seq, v, right=right)
-
-
-def _bincount(idx: torch.Tensor, size: int) -> torch.Tensor:
-    """float64 histogram of a 1-D index tensor with values in [0, size)."""
-    if idx.device.type == "cpu":
-        return torch.from_numpy(np.bincount(idx.numpy(), minlength=size).astype(float))
-    return torch.bincount(idx, minlength=size).double()
-
-
-def _sorted_rows(values: np.ndarray, cols: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sort float32 values with their rows: int64 keys (order-preserving value bits, row).
-
-    Returns the sorted keys and a view of the row of each sorted value.
-    """
-    bits = (values + np.float32(0)).view(np.int32)  # + 0 turns -0 into +0
-    # Negative floats order backwards as integers: flip their magnitude bits.
-    np.bitwise_xor(bits, 0x7FFFFFFF, out=bits, where=bits < 0)
-    keys = bits.astype(np.int64)
-    keys <<= 32
-    keys |= _row_index(values.shape[0] // cols, cols)
-    keys.sort()
-    rows = keys.view(np.uint32)[0::2] if sys.byteorder == "little" else keys & 0xFFFFFFFF
-    return keys, rows
-
-
-def _probe_keys(thresholds: np.ndarray) -> np.ndarray:
-    bits = (thresholds + np.float32(0)).view(np.int32)
-    bits = np.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
-    return bits.astype(np.int64) << 32
-
-
-@functools.lru_cache(maxsize=8)
-def _row_index(rows: int, cols: int) -> np.ndarray:
-    return np.repeat(np.arange(rows, dtype=np.int64), cols)
-
-
-def _prefix_at(weights: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """Sum of weights[:p] for each p in positions (0 <= p <= len), without a full cumsum."""
-    cuts = np.unique(positions)
-    cuts = cuts[(cuts > 0) & (cuts < weights.shape[0])]
-    # Sums of the segments [0, c_1), [c_1, c_2), ..., [c_last, end): one pass, no big output.
-    seg = np.add.reduceat(weights, np.concatenate(([0], cuts)))
-    ends = np.concatenate(([0.0], np.cumsum(seg)))  # prefix at 0, c_1, ..., c_last, end
-    at = np.concatenate(([0], cuts, [weights.shape[0]]))
-    return ends[np.searchsorted(at, positions)]
-
-
-def _at_or_above(
-    values: torch.Tensor, row_weight: torch.Tensor | None, cols: int, thresholds: torch.Tensor
-) -> torch.Tensor:
-    """Exact (N,) float64 sums of the weights of the values >= each threshold.
-
-    values: (L,); value l lies in row l // cols, of weight ``row_weight`` (None: all 1).
-    Sorted values and a binary search per threshold give the sums. With weights the sort must
-    carry each value's row: float32 values on the CPU are sorted as one int64 key per value
-    (order-preserving bits of the value, then its row), much faster than an argsort and, unlike
-    counting in bins, as fast on flat maps as on varied ones.
-    """
-    n, dev = values.numel(), values.device
-    if row_weight is None:
-        below = _searchsorted(_sort(values), thresholds).to(dev)
-        return (n - below).double()
-    if dev.type == "cpu" and values.dtype == torch.float32:
-        keys, rows = _sorted_rows(values.detach().numpy(), cols)
-        first = np.searchsorted(keys, _probe_keys(thresholds.detach().numpy()))  # values < t
-        w = row_weight.numpy()[rows]
-        below = _prefix_at(w, first)
-        return torch.from_numpy(float(w.sum()) - below)
-    order = _argsort(values).to(dev)
-    first = _searchsorted(values[order], thresholds).to(dev)
-    cum = torch.cumsum(row_weight[order // cols], 0)  # weight of the i + 1 smallest values
-    return cum[-1] - torch.where(first > 0, cum[(first - 1).clamp_(min=0)], 0.0)
-
-
-def _jitter(x: torch.Tensor, amplitude: float, scale: str, gen: torch.Generator) -> torch.Tensor:
-    noise = torch.stack(
-        [torch.rand(x.shape[1:], generator=gen, dtype=x.dtype, device=x.device) for _ in x]
-    )
-    factor = torch.full((x.shape[0], 1, 1, 1), amplitude, dtype=x.dtype, device=x.device)
-    if scale == "range":
-        flat = x.reshape(x.shape[0], -1)
-        factor = factor * (flat.amax(dim=1) - flat.amin(dim=1)).reshape(-1, 1, 1, 1)
-    return noise.mul_(factor).add_(x)
-
-
-def _auc_judd_core(
-    ch: _Chunk,
-    weighting: Weighting,
-    jitter: bool,
-    jitter_amplitude: float,
-    jitter_scale: str,
-    gen: torch.Generator,
-) -> torch.Tensor:
-    fix = ch.fix
-    maps = ch.maps("pred", weighting)
-    if jitter:
-        maps = _Maps(_jitter(maps.maps, jitter_amplitude, jitter_scale, gen))
-    f = _Field(maps, weighting)
-    constant = _range(maps)[2]
-    out = torch.empty(f.pix.shape[0], dtype=torch.float64, device=f.pix.device)
-    for b in range(f.pix.shape[0]):
-        if bool(constant[b]):
-            out[b] = 0.5
-            continue
-        pixels = fix.of_image(b)
-        n = pixels.shape[0]
-        values = f.pix[b, pixels]
-        # Thresholds from high to low; the stable sort keeps row-major order among ties.
-        order = torch.sort(values, descending=True, stable=True).indices
-        thresholds = values[order]
-        if f.loc_pixel is not None:
-            # Sphere points: the negatives are the points outside fixated pixels (exact count).
-            outside = ~fix.mask[b, f.loc_pixel]
-            negatives = float(outside.sum())
-            if negatives == 0:
-                raise ValueRangeError(
-                    f"fixations of image {b} cover every sphere point; AUC needs negatives"
-                )
-            fpr = _at_or_above(f.loc[b][outside], None, 1, thresholds) / negatives
-        else:
-            rw = f.row_weight
-            if rw is None:
-                fixed_w = torch.ones(n, dtype=torch.float64, device=out.device)
-            else:
-                fixed_w = rw[pixels // f.cols]
-            cum = torch.cumsum(fixed_w[order], 0)
-            negatives = f.total - float(cum[-1])
-            if negatives <= 0:
-                raise ValueRangeError(
-                    f"fixations of image {b} cover every pixel of nonzero weight; AUC needs "
-                    "non-fixated pixels"
-                )
-            fpr = (_at_or_above(f.pix[b], rw, f.cols, thresholds) - cum) / negatives
-        tpr = torch.arange(1, n + 1, dtype=torch.float64, device=out.device) / n
-        zero, one = tpr.new_zeros(1), tpr.new_ones(1)
-        out[b] = _trapz(torch.cat((zero, fpr, one)), torch.cat((zero, tpr, one)))
-    return out.to(f.pix.dtype)
-
-
-def _split_auc(
-    pos: torch.Tensor, neg: torch.Tensor, step: float, thresholds: str = "inclusive"
-) -> torch.Tensor:
-    """Mean over splits of the AUC of positives (n,) against negatives (S, m).
-
-    Thresholds k step run from above 1 down to 0; those above every value of a split sit at
-    (0, 0) and add no area, so every split can use the same list. ``"exclusive"`` also drops,
-    per split, every k >= ceil(top / step) with top the split's largest value (NumPy's
-    ``np.r_[0:top:step]`` has that many elements); their points go to (0, 0) too.
-    """
-    dev = pos.device
-    t = math.floor(1 / step) + 2
-    levels = torch.arange(t, dtype=torch.float64, device=dev) * step
-    # Index of the highest threshold <= each value: floor(v / step) corrected by exact
-    # comparisons, so that v >= levels[k] exactly when the index is >= k.
-    ext = torch.cat((levels, levels.new_full((1,), math.inf)))
-
-    def hits(v: torch.Tensor) -> torch.Tensor:  # (rows, width) -> (rows, t) counts >= each
-        v = v.double()
-        k = torch.floor(v / step).long().clamp_(0, t - 1)
-        k -= (ext[k] > v).long()
-        k += (ext[k + 1] <= v).long()
-        rows = v.shape[0]
-        offsets = torch.arange(rows, device=dev)[:, None] * (t + 1)
-        hist = _bincount((k + 1 + offsets).reshape(-1), rows * (t + 1))
-        hist = hist.to(dev).reshape(rows, t + 1)
-        return hist.sum(dim=1, keepdim=True) - torch.cumsum(hist, 1)[:, :-1]
-
-    tp = (hits(pos[None]) / pos.shape[0]).expand(neg.shape[0], -1)
-    fp = hits(neg) / neg.shape[1]
-    if thresholds == "exclusive":
-        top = torch.maximum(neg.amax(dim=1).double(), pos.amax().double())
-        count = torch.ceil(top / step)
-        keep = torch.arange(t, device=dev)[None, :] < count[:, None]
-        tp, fp = tp * keep, fp * keep
-    zero = torch.zeros(neg.shape[0], 1, dtype=torch.float64, device=dev)
-    tp = torch.cat((zero, tp.flip(1), zero + 1), 1)
-    fp = torch.cat((zero, fp.flip(1), zero + 1), 1)
-    return _trapz(fp, tp).mean()
-
-
-class _RowGuide:
-    """bisect_right on a short increasing array for many queries: a lookup table of the answer at
-    evenly spaced points, then exact steps (torch's and NumPy's binary searches of random
-    queries are slow on the CPU)."""
-
-    def __init__(self, ends: torch.Tensor, per_entry: int = 64) -> None:
-        self.ends, self.n = ends, ends.shape[0]
-        self.size = per_entry * self.n
-        self.step = float(ends[-1]) / self.size
-        grid = torch.arange(self.size, dtype=ends.dtype, device=ends.device) * self.step
-        self.table = torch.searchsorted(ends, grid, right=True).clamp_(max=self.n - 1)
-
-    def find(self, q: torch.Tensor) -> torch.Tensor:
-        """Index of the first entry > q (clamped to the last), for each q."""
-        i = self.table[torch.floor(q / self.step).long().clamp_(0, self.size - 1)]
-        last = self.n - 1
-        while True:  # forward while the entry is <= q
-            move = (self.ends[i] <= q) & (i < last)
-            if not bool(move.any()):
-                break
-            i = i + move.long()
-        while True:  # back while the previous entry is already > q
-            move = (i > 0) & (self.ends[(i - 1).clamp_(min=0)] > q)
-            if not bool(move.any()):
-                break
-            i = i - move.long()
-        return i
-
-
-def _auc_borji_core(
-    ch: _Chunk,
-    weighting: Weighting,
-    n_splits: int,
-    step: float,
-    thresholds: str,
-    gen: torch.Generator,
-) -> torch.Tensor:
-    fix = ch.fix
-    f = ch.field("pred", weighting)
-    lo, span, constant = _range(f.maps)
-    dev = f.pix.device
-    if f.row_weight is not None:
-        # Inverse CDF in two steps: the row (cumulative row totals), then the column.
-        row_total = f.row_weight * f.cols
-        row_end = torch.cumsum(row_total, 0)
-        row_start = row_end - row_total
-        guide = _RowGuide(row_end)
-    out = torch.empty(f.pix.shape[0], dtype=torch.float64, device=dev)
-    for b in range(f.pix.shape[0]):
-        pixels = fix.of_image(b)
-        u = torch.rand(n_splits, pixels.shape[0], generator=gen, dtype=torch.float64, device=dev)
-        if bool(constant[b]):
-            out[b] = 0.5
-            continue
-        if f.row_weight is None:
-            idx = torch.floor(u * f.size).long().clamp_(max=f.size - 1)
-        else:
-            target = u * row_end[-1]
-            row = guide.find(target)
-            col = torch.floor((target - row_start[row]) / f.row_weight[row]).long()
-            idx = row * f.cols + col.clamp_(0, f.cols - 1)
-        pos = (f.pix[b, pixels] - lo[b]) / span[b]
-        neg = (f.loc[b][idx] - lo[b]) / span[b]
-        out[b] = _split_auc(pos, neg, step, thresholds)
-    return out.to(f.pix.dtype)
-
-
-def _auc_shuffled_core(
-    ch: _Chunk,
-    weighting: Weighting,
-    n_splits: int,
-    step: float,
-    thresholds: str,
-    gen: torch.Generator,
-) -> torch.Tensor:
-    fix, other = ch.fix, ch.other
-    maps = ch.maps("pred", weighting)
-    lo, span, constant = _range(maps)
-    dev = maps.pix.device
-    out = torch.empty(maps.pix.shape[0], dtype=torch.float64, device=dev)
-    for b in range(maps.pix.shape[0]):
-        pixels, pool = fix.of_image(b), other.of_image(b)
-        m = min(pixels.shape[0], pool.shape[0])
-        chosen = torch.stack(
-            [torch.randperm(pool.shape[0], generator=gen, device=dev)[:m] for _ in range(n_splits)]
-        )
-        if bool(constant[b]):
-            out[b] = 0.5
-            continue
-        pos = (maps.pix[b, pixels] - lo[b]) / span[b]
-        neg = (maps.pix[b, pool[chosen]] - lo[b]) / span[b]
-        out[b] = _split_auc(pos, neg, step, thresholds)
-    return out.to(maps.pix.dtype)
-
-
 _CORES = {
     "auc_judd": _auc_judd_core,
     "auc_borji": _auc_borji_core,
@@ -841,20 +237,6 @@ _RANDOM = ("auc_judd", "auc_borji", "auc_shuffled")
 # --------------------------------------------------------------------------- options
 
 
-def _check_number(value: float, name: str, *, positive: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueRangeError(f"{name} must be a finite number, got {value!r}")
-    if positive and value <= 0:
-        raise ValueRangeError(f"{name} must be positive, got {value!r}")
-    return float(value)
-
-
-def _check_seed(seed: int) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueRangeError(f"seed must be a non-negative integer, got {seed!r}")
-    return seed
-
-
 def _check_options(metric: str, options: dict) -> dict:
     """Validated keyword options of one metric core (the seed stays for the generator)."""
     o = dict(options)
@@ -865,18 +247,20 @@ def _check_options(metric: str, options: dict) -> dict:
         check_choice(o["direction"], "direction", KL_DIRECTIONS)
         check_choice(o["form"], "form", KL_FORMS)
     if "eps" in o:
-        o["eps"] = _check_number(o["eps"], "eps")
+        o["eps"] = check_number(o["eps"], "eps", lo=0, lo_open=True)
     if "jitter_scale" in o:
         check_choice(o["jitter_scale"], "jitter_scale", JITTER_SCALES)
-        o["jitter_amplitude"] = _check_number(o["jitter_amplitude"], "jitter_amplitude")
+        o["jitter_amplitude"] = check_number(
+            o["jitter_amplitude"], "jitter_amplitude", lo=0, lo_open=True
+        )
     if "n_splits" in o:
         o["n_splits"] = check_positive_int(o["n_splits"], "n_splits")
-        step = _check_number(o["step"], "step")
+        step = check_number(o["step"], "step", lo=0, lo_open=True)
         if step > 1:
             raise ValueRangeError(f"step must be in (0, 1], got {step!r}")
         check_choice(o["thresholds"], "thresholds", AUC_THRESHOLDS)
     if "seed" in o:
-        _check_seed(o["seed"])
+        check_seed(o["seed"])
     return o
 
 

@@ -109,9 +109,9 @@ def test_errors(fn):
 def test_errors_kld_eps_and_negative_values():
     x = torch.rand(1, 1, 4, 8)
     for bad in (0.0, -1e-7, float("nan"), float("inf"), True):
-        with pytest.raises(ValueRangeError, match="eps must be a positive finite number"):
+        with pytest.raises(ValueRangeError, match=r"eps must be a finite number"):
             spherical_kld(x, x, eps=bad)
-        with pytest.raises(ValueRangeError, match="eps must be a positive finite number"):
+        with pytest.raises(ValueRangeError, match=r"eps must be a finite number"):
             SphericalKLDLoss(eps=bad)
     with pytest.raises(ValueRangeError, match=r"pred must be non-negative \(a saliency map\)"):
         spherical_kld(x - 0.5, x)

@@ -194,6 +194,8 @@ def pnet_map_to_boxes(
 
 
 def _resize(images: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    # Planar on purpose: this is the planar detector, for photos and views; run on an ERP it is
+    # the `direct` strategy, which by definition treats the panorama as a flat photo.
     if hw[0] <= images.shape[-2] and hw[1] <= images.shape[-1]:
         return F.interpolate(images, size=hw, mode="area")  # MTCNN's INTER_AREA downsampling
     return F.interpolate(images, size=hw, mode="bilinear", align_corners=False, antialias=True)

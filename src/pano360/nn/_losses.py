@@ -10,12 +10,10 @@ whole sphere whatever its aspect ratio.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from .._core import ShapeError, ValueRangeError, check_choice
+from .._core import ShapeError, ValueRangeError, check_choice, check_number
 from ._area import area_weights
 
 __all__ = [
@@ -48,12 +46,6 @@ def _check_pair(pred: torch.Tensor, target: torch.Tensor, reduction: str) -> tor
     check_choice(reduction, "reduction", REDUCTIONS)
     h, w = pred.shape[-2:]
     return area_weights(h, w, pred.dtype, pred.device)
-
-
-def _check_eps(eps: float) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < math.inf:
-        raise ValueRangeError(f"eps must be a positive finite number, got {eps!r}")
-    return float(eps)
 
 
 def _reduce(per_map: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -148,7 +140,7 @@ def spherical_kld(
         True
     """
     weights = _check_pair(pred, target, reduction)
-    _check_eps(eps)
+    check_number(eps, "eps", lo=0, lo_open=True)
     for name, t in (("pred", pred), ("target", target)):
         if bool((t.detach() < 0).any()):
             raise ValueRangeError(f"{name} must be non-negative (a saliency map)")
@@ -250,7 +242,7 @@ class SphericalKLDLoss(nn.Module):
 
     def __init__(self, eps: float = 1e-7, reduction: str = "mean") -> None:
         super().__init__()
-        self.eps = _check_eps(eps)
+        self.eps = check_number(eps, "eps", lo=0, lo_open=True)
         self.reduction = check_choice(reduction, "reduction", REDUCTIONS)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -1,19 +1,39 @@
-"""The compiled CPU path of SphereConv2d (C++ in csrc/sphere_conv.cpp, built on first use).
+"""The compiled CPU path of SphereConv2d (C++ in csrc/sphere_conv.cpp, built once, ahead of use).
 
 The tap pattern of a spherical convolution depends on the output row only, so the kernel builds
 its bilinear im2col from per-row tables (the pole rule folded in), reading the input
 channels-last, tile by tile, each tile multiplied by oneDNN's matrix product while it is in
-cache. It is compiled with torch.utils.cpp_extension the first time a CPU SphereConv2d runs
-(about half a minute, cached afterwards under ~/.cache/torch_extensions). If it cannot be built
-(no compiler, no ninja) pano360 warns once and uses the pure-torch path, which gives the same
-results; ``PANO360_NO_EXTENSIONS=1`` forces the pure-torch path.
+cache.
+
+Building. The kernel is compiled with torch.utils.cpp_extension (about 35 s) once per key, a hash
+of the C++ sources, the torch build, the Python ABI, the machine, the compiler and its flags (see
+:func:`kernel_key_parts`), into its own folder ``<root>/<key>/`` (:func:`kernel_dir`). The root
+is ``$PANO360_KERNEL_DIR`` if set, else ``$XDG_CACHE_HOME/pano360/kernels``, else
+``~/.cache/pano360/kernels``. Two environments or checkouts with the same key share one library;
+different ones never overwrite each other. Once the library of a key exists it is imported
+directly: ninja is not run, so which ninja a PATH finds cannot cause a rebuild. A build runs in a
+temporary folder under a file lock and its library is renamed into place, so processes that race
+build it once and never load a half-written file. ``python -m pano360.nn.build`` builds ahead of
+use (``make`` runs it); a build at first use says so on stderr, every time one happens.
+
+If it cannot be built (no compiler, no ninja) pano360 warns once and uses the pure-torch path,
+which gives the same results; ``PANO360_NO_EXTENSIONS=1`` forces the pure-torch path.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import importlib.util
+import json
 import os
+import platform
+import shlex
+import shutil
 import sys
+import sysconfig
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -24,9 +44,223 @@ from ..geometry import erp_lonlat_grid, lonlat_to_pixel
 from ..geometry.sampling import bilinear_corners
 from ._taps import output_hw, tap_lonlat
 
-__all__ = ["extension_available", "fast_sphere_conv", "row_tables"]
+__all__ = [
+    "BUILD_SECONDS",
+    "build_kernel",
+    "describe_error",
+    "extension_available",
+    "fast_sphere_conv",
+    "find_kernel",
+    "kernel_dir",
+    "kernel_key",
+    "kernel_key_parts",
+    "kernel_root",
+    "load_kernel",
+    "row_tables",
+]
 
-_SOURCE = Path(__file__).resolve().parent / "csrc" / "sphere_conv.cpp"
+NAME = "pano360_sphere_conv"
+_CSRC = Path(__file__).resolve().parent / "csrc"
+_SOURCE = _CSRC / "sphere_conv.cpp"
+_CFLAGS = ("-O3",)
+_LIB_SUFFIX = ".pyd" if sys.platform == "win32" else ".so"
+# What a build takes on our 2-core machines (python -m pano360.nn.build prints the real time).
+BUILD_SECONDS = 35
+
+
+def kernel_root() -> Path:
+    """The folder holding one subfolder per kernel key.
+
+    ``$PANO360_KERNEL_DIR`` if set, else ``$XDG_CACHE_HOME/pano360/kernels``, else
+    ``~/.cache/pano360/kernels``.
+    """
+    if os.environ.get("PANO360_KERNEL_DIR"):
+        return Path(os.environ["PANO360_KERNEL_DIR"]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "pano360" / "kernels"
+
+
+def _compiler() -> str:
+    # What torch.utils.cpp_extension compiles with (its get_cxx_compiler), without importing it.
+    return os.environ.get("CXX", "cl" if sys.platform == "win32" else "c++")
+
+
+def kernel_key_parts() -> dict[str, str]:
+    """Everything the compiled library depends on, and nothing else (not ninja's version).
+
+    The C++ sources (a SHA-256 of every file in csrc/), the torch build (version and commit),
+    the Python ABI (the extension suffix, e.g. ``.cpython-311-x86_64-linux-gnu.so``), the
+    machine, the compiler command (``$CXX`` or the default) and the compiler flags.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(_CSRC.iterdir()):
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return {
+        "sources": digest.hexdigest(),
+        "torch": f"{torch.__version__} {torch.version.git_version}",
+        "python": sysconfig.get_config_var("EXT_SUFFIX") or sys.implementation.cache_tag,
+        "machine": f"{sys.platform} {platform.machine()}",
+        "compiler": _compiler(),
+        "cflags": " ".join(_CFLAGS),
+    }
+
+
+def kernel_key(parts: dict[str, str] | None = None) -> str:
+    """A short hash of :func:`kernel_key_parts` (or of ``parts``), the name of the kernel's folder.
+
+    >>> a, b = {"sources": "a", "torch": "2.13.0"}, {"torch": "2.13.0", "sources": "a"}
+    >>> kernel_key(a) == kernel_key(b), kernel_key(a) == kernel_key({**a, "torch": "2.14.0"})
+    (True, False)
+    """
+    parts = kernel_key_parts() if parts is None else parts
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def kernel_dir() -> Path:
+    """``kernel_root() / kernel_key()``: where the library of this environment's key lives."""
+    return kernel_root() / kernel_key()
+
+
+def find_kernel(folder: Path | None = None) -> Path | None:
+    """The built library in ``folder`` (default :func:`kernel_dir`), or None if there is none."""
+    folder = kernel_dir() if folder is None else folder
+    newest, newest_time = None, -1.0
+    for lib in folder.glob(f"{NAME}*{_LIB_SUFFIX}"):
+        with contextlib.suppress(OSError):  # replaced by a build in another process meanwhile
+            if lib.stat().st_mtime > newest_time:
+                newest, newest_time = lib, lib.stat().st_mtime
+    return newest
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """Hold an exclusive lock on ``path`` (POSIX; elsewhere the atomic rename alone keeps builds
+    safe, at the cost of racing processes both compiling)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(
+                f"pano360: waiting for another process building the SphereConv2d CPU kernel in "
+                f"{path.parent}...",
+                file=sys.stderr,
+            )
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _packaged_ninja_first():
+    """Build with the ninja installed with pano360's dependencies (the `ninja` package) when there
+    is one, so a shell that has not activated the environment builds the same way."""
+    try:
+        import ninja
+
+        bin_dir = str(ninja.BIN_DIR)
+    except (ImportError, AttributeError):
+        yield
+        return
+    old = os.environ.get("PATH", "")
+    os.environ["PATH"] = bin_dir + os.pathsep + old
+    try:
+        yield
+    finally:
+        os.environ["PATH"] = old
+
+
+def _check_build_tools() -> None:
+    """Fail in one clear line, before announcing a build, if the compiler or ninja is missing."""
+    compiler = _compiler()
+    if shutil.which(shlex.split(compiler)[0] if compiler.strip() else compiler) is None:
+        raise FileNotFoundError(f"no C++ compiler: {compiler!r} is not on PATH (set CXX)")
+    with _packaged_ninja_first():
+        if shutil.which("ninja") is None:
+            raise FileNotFoundError("ninja is not on PATH (pip install ninja)")
+
+
+def _compile(build_dir: Path, verbose: bool) -> Path:
+    """Compile the kernel in ``build_dir`` and return the library file torch wrote there."""
+    from torch.utils.cpp_extension import load
+
+    with _packaged_ninja_first():
+        load(
+            name=NAME,
+            sources=[str(_SOURCE)],
+            extra_cflags=list(_CFLAGS),
+            build_directory=str(build_dir),
+            verbose=verbose,
+        )
+    # torch names a second build in one process NAME_v1, ...: the module name follows the file.
+    return next(build_dir.glob(f"{NAME}*{_LIB_SUFFIX}"))
+
+
+def build_kernel(force: bool = False, verbose: bool = False) -> tuple[Path, bool]:
+    """The path of the kernel library of this environment's key, building it if there is none.
+
+    Returns ``(path, built)``: ``built`` is True when this call compiled it. Every build prints
+    a line to stderr saying so, with the expected time. ``force`` rebuilds even if a library
+    exists; ``verbose`` shows the compiler's commands and output.
+    """
+    folder = kernel_dir()
+    if not force and (found := find_kernel(folder)) is not None:
+        return found, False
+    _check_build_tools()
+    folder.mkdir(parents=True, exist_ok=True)
+    with _locked(folder / ".lock"):
+        if not force and (found := find_kernel(folder)) is not None:
+            return found, False  # another process built it while this one waited
+        print(
+            f"pano360: building the SphereConv2d CPU kernel (about {BUILD_SECONDS} s, once per "
+            f"source, torch and python version) in {folder}...",
+            file=sys.stderr,
+            flush=True,
+        )
+        build_dir = Path(tempfile.mkdtemp(prefix="build-", dir=folder))
+        try:
+            built = _compile(build_dir, verbose)
+            path = folder / built.name
+            os.replace(built, path)  # atomic: a reader sees no library or a whole one
+        finally:
+            shutil.rmtree(build_dir, ignore_errors=True)
+        for old in folder.glob(f"{NAME}*{_LIB_SUFFIX}"):
+            if old != path:
+                old.unlink(missing_ok=True)
+        (folder / "key.json").write_text(json.dumps(kernel_key_parts(), indent=1) + "\n")
+    return path, True
+
+
+def _import(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_kernel(force: bool = False, verbose: bool = False):
+    """``(module, path, built)``: the kernel imported, building it first if it is not there
+    (arguments as for :func:`build_kernel`).
+
+    A library that exists but does not import (a torch rebuilt in place, a damaged file) is
+    rebuilt once, saying why.
+    """
+    path, built = build_kernel(force=force, verbose=verbose)
+    try:
+        return _import(path), path, built
+    except ImportError as error:
+        if built:
+            raise
+        print(f"pano360: {path} does not load ({error}); rebuilding it", file=sys.stderr)
+    path, built = build_kernel(force=True, verbose=verbose)
+    return _import(path), path, built
 
 
 @functools.lru_cache(maxsize=1)
@@ -34,27 +268,22 @@ def _extension():
     if os.environ.get("PANO360_NO_EXTENSIONS"):
         return None
     try:
-        from torch.utils.cpp_extension import load
-
-        build_dir = Path(
-            torch.utils.cpp_extension._get_build_directory("pano360_sphere_conv", False)
-        )
-        if not any(build_dir.glob("*.so")):
-            print("pano360: compiling the SphereConv2d CPU kernel (once)...", file=sys.stderr)
-        return load(
-            name="pano360_sphere_conv",
-            sources=[str(_SOURCE)],
-            extra_cflags=["-O3"],
-            verbose=False,
-        )
+        return load_kernel()[0]
     except Exception as error:  # no compiler, no ninja, ...: the pure-torch path still works
         warnings.warn(
-            f"pano360: the compiled SphereConv2d kernel is unavailable ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else ''}); using the pure-torch path",
+            f"pano360: the compiled SphereConv2d kernel is unavailable ({describe_error(error)}); "
+            "using the pure-torch path",
             RuntimeWarning,
             stacklevel=3,
         )
         return None
+
+
+def describe_error(error: Exception) -> str:
+    """One line for a failed build: the compiler's first ``error:`` line if there is one."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    first = next((line for line in lines if "error:" in line.lower()), lines[0] if lines else "")
+    return f"{type(error).__name__}: {first[:300]}"
 
 
 def extension_available() -> bool:

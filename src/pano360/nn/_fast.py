@@ -199,7 +199,8 @@ def _compile(build_dir: Path, verbose: bool) -> Path:
             build_directory=str(build_dir),
             verbose=verbose,
         )
-    # torch names a second build in one process NAME_v1, ...: the module name follows the file.
+    # torch names a second build in one process NAME_v1, ...: the module name follows the file,
+    # and find_kernel takes the newest. Older files stay: another process may be loading them.
     return next(build_dir.glob(f"{NAME}*{_LIB_SUFFIX}"))
 
 
@@ -231,9 +232,6 @@ def build_kernel(force: bool = False, verbose: bool = False) -> tuple[Path, bool
             os.replace(built, path)  # atomic: a reader sees no library or a whole one
         finally:
             shutil.rmtree(build_dir, ignore_errors=True)
-        for old in folder.glob(f"{NAME}*{_LIB_SUFFIX}"):
-            if old != path:
-                old.unlink(missing_ok=True)
         (folder / "key.json").write_text(json.dumps(kernel_key_parts(), indent=1) + "\n")
     return path, True
 

@@ -36,7 +36,7 @@ def test_shapes_dtypes_devices(device, dtype):
     assert set(cube) == set("FRBLUD") and cube["U"].shape == (2, 3, 4, 4)
     assert erp_to_cubemap(erp, 4, layout="horizon").shape == (2, 3, 4, 24)
     assert len(erp_to_cubemap(erp, 4, layout="list")) == 6
-    out = cubemap_to_erp(cube, (16, 32))
+    out = cubemap_to_erp(cube, (16, 32), layout="dict")
     assert out.shape == erp.shape and out.dtype == dtype and out.device.type == device
     assert rotate_erp(erp, rotation_matrix(0.1, dtype=dtype, device=device)).shape == erp.shape
 
@@ -142,6 +142,8 @@ def test_error_bad_sizes_and_choices():
 
 def test_error_bad_cubes():
     with pytest.raises(ShapeError, match="dict with keys"):
+        cubemap_to_erp({"F": torch.rand(1, 1, 4, 4)}, (8, 16), layout="dict")
+    with pytest.raises(ShapeError, match=r"for layout 'dice', got dict \(pass layout='dict'\)"):
         cubemap_to_erp({"F": torch.rand(1, 1, 4, 4)}, (8, 16))
     with pytest.raises(ShapeError, match="list of 6"):
         cubemap_to_erp([torch.rand(1, 1, 4, 4)] * 5, (8, 16), layout="list")

@@ -7,7 +7,10 @@ import torch
 
 from pano360.errors import ShapeError, ValueRangeError
 from pano360.geometry import (
+    PastedView,
+    cubemap_from_faces,
     cubemap_to_erp,
+    cubemap_to_faces,
     erp_lonlat_grid,
     erp_to_cubemap,
     erp_to_perspective,
@@ -277,3 +280,36 @@ def test_erp_directions_hands_out_a_copy_the_caller_may_change():
     first.zero_()
     second = erp_directions((4, 8))
     torch.testing.assert_close(second.norm(dim=-1), torch.ones(4, 8))
+
+
+def test_perspective_to_erp_returns_a_named_pasted_view():
+    view = torch.rand(2, 3, 8, 8)
+    pasted = perspective_to_erp(view, 1.0, (16, 32), yaw=0.5)
+    assert isinstance(pasted, PastedView) and isinstance(pasted, tuple)
+    erp, mask = pasted
+    assert erp is pasted.erp and mask is pasted.mask
+    assert erp.shape == (2, 3, 16, 32) and mask.shape == (2, 1, 16, 32)
+    assert pasted._fields == ("erp", "mask")
+
+
+def test_cube_layout_defaults_to_dice_in_python_and_in_the_cli():
+    """One default: "dice" in every cube-map function and in ``pano360 project e2c/c2e``."""
+    import inspect
+
+    import typer
+
+    from pano360.cli import app
+
+    erp = torch.rand(1, 3, 16, 32)
+    dice = erp_to_cubemap(erp, 4)
+    assert isinstance(dice, torch.Tensor) and dice.shape == (1, 3, 12, 16)
+    torch.testing.assert_close(dice, erp_to_cubemap(erp, 4, layout="dice"))
+    torch.testing.assert_close(
+        cubemap_to_erp(dice, (16, 32)), cubemap_to_erp(dice, (16, 32), "dice")
+    )
+    for fn in (erp_to_cubemap, cubemap_to_erp, cubemap_to_faces, cubemap_from_faces):
+        assert inspect.signature(fn).parameters["layout"].default == "dice", fn.__name__
+    project = typer.main.get_command(app).commands["project"]
+    for name in ("e2c", "c2e"):
+        (layout,) = [p for p in project.commands[name].params if p.name == "layout"]
+        assert layout.default == "dice", name

@@ -185,7 +185,7 @@ def erp_to_cubemap(erp: torch.Tensor, face_w: int, layout: str = "dice", mode: s
 
     Args:
         erp: (B, C, H, W) with W == 2H: floating-point or uint8 tensors, or a numpy array
-            (H, W, C) or (H, W) (:mod:`pano360._core.inputs`).
+            (H, W, C) or (H, W) (:mod:`pano360.geometry.conventions`, Images).
         face_w: width of each square face in pixels.
         layout: "dice" ((B, C, 3w, 4w), the default, as the CLI's and py360convert's), "dict"
             ({"F": (B, C, w, w), ...}), "list" (six tensors, F R B L U D) or "horizon"

@@ -167,7 +167,8 @@ def erp_to_perspective(
 
     Args:
         erp: (B, C, H, W) with W == 2H: a floating-point or uint8 tensor, or a numpy array
-            (H, W, C) or (H, W) as py360convert takes it (:mod:`pano360._core.inputs`).
+            (H, W, C) or (H, W) as py360convert takes it (:mod:`pano360.geometry.conventions`,
+            Images).
         fov: horizontal field of view in radians, edge to edge, in (0, pi); float or (B,).
         out_hw: (h, w) of the view in pixels (square pixels, so the vertical fov follows).
         yaw, pitch, roll: camera angles in radians, float or (B,).
@@ -239,7 +240,7 @@ def perspective_to_erp(
 
     Args:
         img: (B, C, h, w) perspective images: floating-point or uint8 tensors, or a numpy array
-            (h, w, C) or (h, w) (:mod:`pano360._core.inputs`).
+            (h, w, C) or (h, w) (:mod:`pano360.geometry.conventions`, Images).
         fov: horizontal field of view of ``img`` in radians, edge to edge, in (0, pi).
         erp_hw: (H, W) of the output ERP, W == 2H.
         yaw, pitch, roll: where the camera looked, radians, float or (B,).

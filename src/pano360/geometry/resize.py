@@ -86,7 +86,7 @@ def resize_erp(erp: torch.Tensor, hw: Sequence[int], mode: str = "bilinear") -> 
     Args:
         erp: (B, C, H, W), W even (W == 2H for images; any even width is resized as a full
             turn of longitude): a floating-point or uint8 tensor, or a numpy array (H, W, C) or
-            (H, W) (:mod:`pano360._core.inputs`).
+            (H, W) (:mod:`pano360.geometry.conventions`, Images).
         hw: (h, w) of the output, w even.
         mode: ``"bilinear"`` (default): exact area averages along an axis that shrinks
             (antialiased), bilinear interpolation along one that grows. ``"area"``: exact area

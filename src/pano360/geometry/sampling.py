@@ -225,7 +225,7 @@ def sample_erp(erp: torch.Tensor, lonlat: torch.Tensor, mode: str = "bilinear") 
 
     Args:
         erp: (B, C, H, W) with W == 2H: floating-point or uint8 tensors, or a numpy array
-            (H, W, C) or (H, W) (:mod:`pano360._core.inputs`).
+            (H, W, C) or (H, W) (:mod:`pano360.geometry.conventions`, Images).
         lonlat: (B, h, w, 2) or (1, h, w, 2) directions (lon, lat) in radians. Longitudes may lie
             outside [-pi, pi) (they wrap); latitudes outside [-pi/2, pi/2] continue over the pole.
             A batch of 1 on either side broadcasts against the other.
@@ -319,7 +319,7 @@ def rotate_erp(
 
     Args:
         erp: (B, C, H, W) with W == 2H: floating-point or uint8 tensors, or a numpy array
-            (H, W, C) or (H, W) (:mod:`pano360._core.inputs`).
+            (H, W, C) or (H, W) (:mod:`pano360.geometry.conventions`, Images).
         R: (3, 3) or (B, 3, 3) rotation matrices moving the content (e.g. from
             :func:`rotation_matrix`); leave out for the camera form.
         mode: "nearest", "bilinear" or "bicubic".

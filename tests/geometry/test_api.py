@@ -131,6 +131,16 @@ def test_error_bad_sizes_and_choices():
         erp_to_perspective(erp, 1.0, (4, 4), mode="lanczos")
     with pytest.raises(ValueError, match="layout must be one of"):
         erp_to_cubemap(erp, 4, layout="cross")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        perspective_to_erp(torch.rand(1, 1, 4, 4), 1.0, (4, 8), mode="lanczos")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        sample_erp(erp, torch.zeros(1, 1, 1, 2), mode="lanczos")
+    with pytest.raises(ShapeError, match=r"lonlat must be a \(B, h, w, 2\) tensor, got \(1, 2\)"):
+        sample_erp(erp, torch.zeros(1, 2))
+    with pytest.raises(ShapeError, match=r"lonlat must be a \(B, h, w, 2\) tensor, got list"):
+        sample_erp(erp, [[0.0, 0.0]])
+    with pytest.raises(ShapeError, match=r"img must be a \(B, C, h, w\) tensor, got \(1, 4, 4\)"):
+        perspective_to_erp(torch.rand(1, 4, 4), 1.0, (4, 8))
     with pytest.raises(ValueRangeError, match="face_w must be a positive integer"):
         erp_to_cubemap(erp, 0)
     with pytest.raises(ShapeError, match=r"R must be \(3, 3\) or \(B, 3, 3\)"):

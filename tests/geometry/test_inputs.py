@@ -231,3 +231,9 @@ def test_numpy_arrays_of_other_ranks_are_shape_errors():
         erp_to_perspective(np.zeros((1, 8, 16, 3), np.float32), FOV, (4, 4))
     with pytest.raises(ShapeError, match=r"erp must be \(B, C, H, W\) with W == 2H"):
         erp_to_perspective(np.zeros((8, 8, 3), np.float32), FOV, (4, 4))
+
+
+def test_a_channels_first_numpy_array_is_named_as_such():
+    with pytest.raises(ShapeError, match=r"got shape \(3, 16, 32\), which looks like \(C, H, W\): "
+                       r"pass array\.transpose\(1, 2, 0\)"):  # fmt: skip
+        erp_to_cubemap(np.zeros((3, 16, 32), np.float32), 4)

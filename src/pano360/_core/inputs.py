@@ -119,7 +119,8 @@ def as_image(value, name: str) -> tuple[torch.Tensor, ImageSpec]:
     Raises:
         TypeError: ``value`` is not a tensor or a numpy array (a path is named as such), or
             its dtype is not one of those accepted.
-        ShapeError: a numpy array that is not (H, W, C) or (H, W).
+        ShapeError: a numpy array that is not (H, W, C) or (H, W), or that looks like
+            (C, H, W) (at most 4 rows, more than 4 channels).
 
     Example:
         >>> img, spec = as_image(np.zeros((4, 8, 3), np.uint8), "erp")
@@ -140,6 +141,11 @@ def as_image(value, name: str) -> tuple[torch.Tensor, ImageSpec]:
     if value.ndim not in (2, 3):
         raise ShapeError(
             f"{name} must be a numpy array (H, W, C) or (H, W), got shape {value.shape}"
+        )
+    if value.ndim == 3 and value.shape[0] <= 4 < value.shape[2]:
+        raise ShapeError(
+            f"{name} must be a numpy array (H, W, C) as py360convert takes it, got shape "
+            f"{value.shape}, which looks like (C, H, W): pass array.transpose(1, 2, 0)"
         )
     spec = ImageSpec(True, value.dtype, "hwc" if value.ndim == 3 else "hw")
     scale = spec.scale

@@ -20,6 +20,7 @@ The one home of the input rule of the public geometry functions (``erp_to_perspe
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,15 +80,19 @@ class ImageSpec:
             if scale is None:
                 return out
             return (out.detach() * scale).round_().clamp_(0, scale).to(self.dtype)
-        out = out.detach()
+        # numpy does the numpy side: one predictable single-threaded pass per step.
+        array = out.detach().cpu().numpy()
+        array = array[:, 0] if self.layout == "hw" else array.transpose(0, 2, 3, 1)
+        if array.shape[0] == 1:
+            array = array[0]
         if scale is not None:
-            out = (out * scale).round_().clamp_(0, scale)
-        out = out[:, 0] if self.layout == "hw" else out.permute(0, 2, 3, 1)
-        if out.shape[0] == 1:
-            out = out[0]
+            array = array * scale
+            np.rint(array, out=array)
+            np.clip(array, 0, scale, out=array)
         # Integer input with keep_float: the values are floats, given as float32.
-        dtype = np.float32 if keep_float and self.scale is not None else self.dtype
-        return np.ascontiguousarray(out.cpu().numpy().astype(dtype, copy=False))
+        target = np.float32 if keep_float and self.scale is not None else self.dtype
+        # Always a new C-contiguous array: never memory the input or a cache holds.
+        return array.astype(target, order="C")
 
 
 def _refuse(value, name: str):
@@ -149,11 +154,14 @@ def as_image(value, name: str) -> tuple[torch.Tensor, ImageSpec]:
         )
     spec = ImageSpec(True, value.dtype, "hwc" if value.ndim == 3 else "hw")
     scale = spec.scale
-    work = np.float32 if value.dtype != np.float64 else np.float64
-    # A writeable, contiguous copy only where needed (torch.from_numpy needs both).
-    array = np.ascontiguousarray(value.astype(work, copy=not value.flags.writeable))
-    tensor = torch.from_numpy(array)
+    work = np.float64 if value.dtype == np.float64 else np.float32
+    # (C, H, W) in one pass (a copy unless the array already is a contiguous float image).
+    moved = value if value.ndim == 2 else value.transpose(2, 0, 1)
+    array = np.ascontiguousarray(moved, dtype=work)
     if scale is not None:
-        tensor = tensor / scale
-    tensor = tensor[None, None] if value.ndim == 2 else tensor.permute(2, 0, 1)[None]
-    return tensor, spec
+        np.divide(array, scale, out=array)  # a fresh copy: integer input is never float
+    with warnings.catch_warnings():
+        # A read-only float array is only read (never written) by the samplers.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        tensor = torch.from_numpy(array)
+    return (tensor[None, None] if value.ndim == 2 else tensor[None]), spec

@@ -7,7 +7,10 @@ import torch
 
 from pano360.errors import ShapeError, ValueRangeError
 from pano360.geometry import (
+    PastedView,
+    cubemap_from_faces,
     cubemap_to_erp,
+    cubemap_to_faces,
     erp_lonlat_grid,
     erp_to_cubemap,
     erp_to_perspective,
@@ -36,7 +39,7 @@ def test_shapes_dtypes_devices(device, dtype):
     assert set(cube) == set("FRBLUD") and cube["U"].shape == (2, 3, 4, 4)
     assert erp_to_cubemap(erp, 4, layout="horizon").shape == (2, 3, 4, 24)
     assert len(erp_to_cubemap(erp, 4, layout="list")) == 6
-    out = cubemap_to_erp(cube, (16, 32))
+    out = cubemap_to_erp(cube, (16, 32), layout="dict")
     assert out.shape == erp.shape and out.dtype == dtype and out.device.type == device
     assert rotate_erp(erp, rotation_matrix(0.1, dtype=dtype, device=device)).shape == erp.shape
 
@@ -128,6 +131,16 @@ def test_error_bad_sizes_and_choices():
         erp_to_perspective(erp, 1.0, (4, 4), mode="lanczos")
     with pytest.raises(ValueError, match="layout must be one of"):
         erp_to_cubemap(erp, 4, layout="cross")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        perspective_to_erp(torch.rand(1, 1, 4, 4), 1.0, (4, 8), mode="lanczos")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        sample_erp(erp, torch.zeros(1, 1, 1, 2), mode="lanczos")
+    with pytest.raises(ShapeError, match=r"lonlat must be a \(B, h, w, 2\) tensor, got \(1, 2\)"):
+        sample_erp(erp, torch.zeros(1, 2))
+    with pytest.raises(ShapeError, match=r"lonlat must be a \(B, h, w, 2\) tensor, got list"):
+        sample_erp(erp, [[0.0, 0.0]])
+    with pytest.raises(ShapeError, match=r"img must be a \(B, C, h, w\) tensor, got \(1, 4, 4\)"):
+        perspective_to_erp(torch.rand(1, 4, 4), 1.0, (4, 8))
     with pytest.raises(ValueRangeError, match="face_w must be a positive integer"):
         erp_to_cubemap(erp, 0)
     with pytest.raises(ShapeError, match=r"R must be \(3, 3\) or \(B, 3, 3\)"):
@@ -142,6 +155,8 @@ def test_error_bad_sizes_and_choices():
 
 def test_error_bad_cubes():
     with pytest.raises(ShapeError, match="dict with keys"):
+        cubemap_to_erp({"F": torch.rand(1, 1, 4, 4)}, (8, 16), layout="dict")
+    with pytest.raises(ShapeError, match=r"for layout 'dice', got dict \(pass layout='dict'\)"):
         cubemap_to_erp({"F": torch.rand(1, 1, 4, 4)}, (8, 16))
     with pytest.raises(ShapeError, match="list of 6"):
         cubemap_to_erp([torch.rand(1, 1, 4, 4)] * 5, (8, 16), layout="list")
@@ -275,3 +290,36 @@ def test_erp_directions_hands_out_a_copy_the_caller_may_change():
     first.zero_()
     second = erp_directions((4, 8))
     torch.testing.assert_close(second.norm(dim=-1), torch.ones(4, 8))
+
+
+def test_perspective_to_erp_returns_a_named_pasted_view():
+    view = torch.rand(2, 3, 8, 8)
+    pasted = perspective_to_erp(view, 1.0, (16, 32), yaw=0.5)
+    assert isinstance(pasted, PastedView) and isinstance(pasted, tuple)
+    erp, mask = pasted
+    assert erp is pasted.erp and mask is pasted.mask
+    assert erp.shape == (2, 3, 16, 32) and mask.shape == (2, 1, 16, 32)
+    assert pasted._fields == ("erp", "mask")
+
+
+def test_cube_layout_defaults_to_dice_in_python_and_in_the_cli():
+    """One default: "dice" in every cube-map function and in ``pano360 project e2c/c2e``."""
+    import inspect
+
+    import typer
+
+    from pano360.cli import app
+
+    erp = torch.rand(1, 3, 16, 32)
+    dice = erp_to_cubemap(erp, 4)
+    assert isinstance(dice, torch.Tensor) and dice.shape == (1, 3, 12, 16)
+    torch.testing.assert_close(dice, erp_to_cubemap(erp, 4, layout="dice"))
+    torch.testing.assert_close(
+        cubemap_to_erp(dice, (16, 32)), cubemap_to_erp(dice, (16, 32), "dice")
+    )
+    for fn in (erp_to_cubemap, cubemap_to_erp, cubemap_to_faces, cubemap_from_faces):
+        assert inspect.signature(fn).parameters["layout"].default == "dice", fn.__name__
+    project = typer.main.get_command(app).commands["project"]
+    for name in ("e2c", "c2e"):
+        (layout,) = [p for p in project.commands[name].params if p.name == "layout"]
+        assert layout.default == "dice", name

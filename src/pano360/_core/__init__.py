@@ -3,6 +3,7 @@ and the description and loading of shipped weights."""
 
 from .checks import (
     as_batch_param,
+    check_angle,
     check_bool,
     check_choice,
     check_erp,
@@ -15,14 +16,17 @@ from .checks import (
     is_number,
 )
 from .errors import (
+    AngleUnitWarning,
     ChoiceError,
     DatasetFormatError,
     ImageIOError,
     OutputExistsError,
     Pano360Error,
+    Pano360Warning,
     ShapeError,
     ValueRangeError,
 )
+from .inputs import ImageSpec, as_image
 from .registry import (
     ModelInfo,
     Task,
@@ -38,19 +42,24 @@ from .tensors import memory_format_of
 from .weights import InputContract, WeightsError, WeightsSpec, file_sha256, load_weights
 
 __all__ = [
+    "AngleUnitWarning",
     "ChoiceError",
     "DatasetFormatError",
     "ImageIOError",
+    "ImageSpec",
     "InputContract",
     "ModelInfo",
     "OutputExistsError",
     "Pano360Error",
+    "Pano360Warning",
     "ShapeError",
     "Task",
     "ValueRangeError",
     "WeightsError",
     "WeightsSpec",
     "as_batch_param",
+    "as_image",
+    "check_angle",
     "check_bool",
     "check_choice",
     "check_erp",

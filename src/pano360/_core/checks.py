@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from .errors import ChoiceError, ShapeError, ValueRangeError
+from .errors import AngleUnitWarning, ChoiceError, ShapeError, ValueRangeError
 
 __all__ = [
     "as_batch_param",
+    "check_angle",
     "check_bool",
     "check_choice",
     "check_erp",
@@ -209,6 +213,75 @@ def check_seed(seed: Any, name: str = "seed", *, sequence: bool = False) -> int 
         return tuple(int(v) for v in seed)
     also = " or a non-empty sequence of them" if sequence else ""
     raise ValueRangeError(f"{name} must be a non-negative integer{also}, got {seed!r}")
+
+
+#: Largest magnitude of an angle in radians that passes :func:`check_angle` silently.
+ANGLE_LIMIT = 2 * math.pi
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _user_stacklevel() -> int:
+    """The stacklevel of the innermost frame outside pano360 (the user's call), for
+    ``warnings.warn`` called from a function of this module."""
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        level += 1
+        frame = frame.f_back
+    return level
+
+
+def check_angle(value: Any, name: str) -> Any:
+    """Warn (:class:`~pano360.errors.AngleUnitWarning`) when an angle in radians is larger than
+    2 pi in magnitude, which is almost always degrees given by mistake (``yaw=90``).
+
+    The one home of pano360's unit rule: angles are radians in Python, and a parameter takes
+    degrees only when its name ends in ``_deg``. Every public function that takes angle
+    parameters (yaw, pitch, roll, fov, radii, gaps, per-view or per-image values) passes them
+    here. Coordinate tensors (lon/lat grids, boxes) are data, not parameters: boxes are checked
+    by their ranges (:func:`pano360.geometry.check_sph_boxes`), grids are not checked.
+
+    Args:
+        value: a number, a tensor or a numpy array of angles (radians); other values (None)
+            pass silently, their type is checked elsewhere.
+        name: the parameter's name, for the message.
+
+    Returns:
+        ``value`` unchanged.
+
+    Warns:
+        AngleUnitWarning: ``|value| > 2 pi`` (any element of a tensor), pointing at the
+        caller's line outside pano360.
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     _ = check_angle(90, "yaw")
+        >>> print(caught[0].message)
+        yaw = 90 is larger than 2 pi: angles are radians in pano360 (math.radians(90) = 1.5708)
+    """
+    if isinstance(value, torch.Tensor):
+        if value.numel() == 0 or value.dtype == torch.bool or value.is_complex():
+            return value
+        largest = float(value.detach().abs().max())
+    elif isinstance(value, np.ndarray):
+        if value.size == 0 or not np.issubdtype(value.dtype, np.number):
+            return value
+        largest = float(np.abs(value).max())
+    elif is_number(value):
+        largest = abs(float(value))
+    else:
+        return value
+    if largest > ANGLE_LIMIT:
+        shown = f"{float(value):g}" if is_number(value) else f"{largest:g} (largest magnitude)"
+        deg = float(value) if is_number(value) else largest
+        message = (
+            f"{name} = {shown} is larger than 2 pi: angles are radians in pano360 "
+            f"(math.radians({deg:g}) = {math.radians(deg):.5g})"
+        )
+        warnings.warn(message, AngleUnitWarning, stacklevel=_user_stacklevel())
+    return value
 
 
 def as_batch_param(

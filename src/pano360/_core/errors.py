@@ -8,11 +8,13 @@ catch ours without swallowing programming errors. Each also derives from the mat
 from __future__ import annotations
 
 __all__ = [
+    "AngleUnitWarning",
     "ChoiceError",
     "DatasetFormatError",
     "ImageIOError",
     "OutputExistsError",
     "Pano360Error",
+    "Pano360Warning",
     "ShapeError",
     "ValueRangeError",
 ]
@@ -46,4 +48,16 @@ class DatasetFormatError(Pano360Error, ValueError):
     """A dataset file is malformed: wrong byte count, bad header, value out of range.
 
     The message names the file and, for text files, the line (``path:line: ...``).
+    """
+
+
+class Pano360Warning(UserWarning):
+    """Base class of the warnings pano360 gives about input that is probably a mistake."""
+
+
+class AngleUnitWarning(Pano360Warning):
+    """An angle given in radians is larger than 2 pi in magnitude: most likely degrees
+    (``yaw=90``). pano360 takes radians in Python; parameters in degrees end in ``_deg``.
+
+    Turn it into an error with ``warnings.simplefilter("error", AngleUnitWarning)``.
     """

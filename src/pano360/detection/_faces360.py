@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._core import ShapeError, ValueRangeError, check_choice, check_erp
+from .._core import ShapeError, ValueRangeError, check_angle, check_choice, check_erp
 from ..geometry import (
     ViewRig,
     box_convert,
@@ -151,7 +151,9 @@ def _angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def view_boxes_to_bfov(
     boxes: torch.Tensor, view_hw: tuple[int, int], fov: torch.Tensor, rot: torch.Tensor
 ) -> torch.Tensor:
-    """BFoV of pixel boxes (K, 4) xyxy seen in views (fov (K,), camera-to-world rot (K, 3, 3))."""
+    """BFoV of pixel boxes (K, 4) xyxy seen in views (fov (K,) radians, camera-to-world rot
+    (K, 3, 3)); warns (AngleUnitWarning) for a fov beyond 2 pi (degrees by mistake)."""
+    check_angle(fov, "fov")
     x1, y1, x2, y2 = boxes.unbind(-1)
     xc, yc = (x1 + x2) / 2, (y1 + y2) / 2
     pts = torch.stack(

@@ -41,6 +41,7 @@ from .cubemap import (
 )
 from .padding import spherical_pad
 from .perspective import (
+    PastedView,
     camera_rays,
     erp_to_perspective,
     perspective_to_erp,
@@ -59,6 +60,7 @@ __all__ = [
     "CUBE_LAYOUTS",
     "MODES",
     "RESIZE_MODES",
+    "PastedView",
     "ViewRig",
     "box_convert",
     "box_corners",

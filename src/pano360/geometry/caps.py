@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .._core import ShapeError, ValueRangeError, check_hw, check_number
+from .._core import ShapeError, ValueRangeError, check_angle, check_hw, check_number
 from .coords import lonlat_to_xyz, xyz_to_lonlat
 from .rotation import rotation_matrix
 
@@ -85,6 +85,9 @@ def window_cap(
     Raises:
         ShapeError: ``window`` is not a floating tensor of shape (..., 4).
         ValueRangeError: a bound is not finite, or x0 > x1 or y0 > y1.
+
+    Warns:
+        AngleUnitWarning: an angle larger than 2 pi in magnitude (degrees by mistake).
 
     Convention:
         The image-plane point (x, y) is the world direction R (x, y, 1), R =
@@ -156,6 +159,9 @@ def cap_footprint(
         ValueRangeError: ``centre`` is not a finite (lon, lat) with |lat| <= pi/2, or ``radius``
             is negative or not finite.
 
+    Warns:
+        AngleUnitWarning: an angle larger than 2 pi in magnitude (degrees by mistake).
+
     Convention:
         Rows from the cap's latitude extent lat - rho to lat + rho (a cap reaches no further
         north or south); columns from its longitude extent lon +- asin(sin rho / cos lat), the
@@ -175,9 +181,9 @@ def cap_footprint(
         lon, lat = centre
     except (TypeError, ValueError):
         raise ValueRangeError(f"centre must be a pair (lon, lat), got {centre!r}") from None
-    lon = check_number(lon, "centre lon")
+    lon = check_angle(check_number(lon, "centre lon"), "centre lon")
     lat = check_number(lat, "centre lat", lo=-math.pi / 2, hi=math.pi / 2)
-    rho = check_number(radius, "radius", lo=0.0)
+    rho = check_angle(check_number(radius, "radius", lo=0.0), "radius")
     top, bottom = lat + rho, lat - rho
     # Row r spans latitudes pi/2 - pi r / h down to pi/2 - pi (r + 1) / h.
     r0 = max(0, math.floor((math.pi / 2 - top) / math.pi * h) - 1)
@@ -218,6 +224,9 @@ def caps_apart(
         ShapeError: shapes other than the above.
         ValueRangeError: ``gap`` is not a finite number.
 
+    Warns:
+        AngleUnitWarning: an angle larger than 2 pi in magnitude (degrees by mistake).
+
     Convention:
         Angles between centres as arccos of their unit vectors' dot product (in the inputs'
         dtype; use float64 for caps a few microradians apart). The seam and the poles are not
@@ -240,7 +249,9 @@ def caps_apart(
         if not isinstance(r, torch.Tensor) or r.shape != c.shape[:1]:
             got = tuple(r.shape) if isinstance(r, torch.Tensor) else type(r).__name__
             raise ShapeError(f"{name} must be a ({c.shape[0]},) tensor, got {got}")
-    gap = check_number(gap, "gap")
+    gap = check_angle(check_number(gap, "gap"), "gap")
+    check_angle(radii1, "radii1")
+    check_angle(radii2, "radii2")
     xyz1, xyz2 = lonlat_to_xyz(centres1), lonlat_to_xyz(centres2)
     # x1 x2^T: for one first cap, the same rounding as one matrix-vector product.
     angles = torch.arccos((xyz1 @ xyz2.T).clamp(-1, 1))

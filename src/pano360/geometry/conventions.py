@@ -5,8 +5,10 @@ PanorAi, so users can move between libraries; the two places where py360convert'
 differ from ours are spelled out at the end.
 
 Units
-    Radians in every Python API. Degrees only at the command line and in file formats that use
-    degrees.
+    Radians in every Python API; a Python parameter takes degrees only when its name ends in
+    ``_deg``. Degrees otherwise only at the command line and in file formats that use degrees.
+    An angle in radians beyond 2 pi in magnitude (``yaw=90``) warns with
+    :class:`~pano360.errors.AngleUnitWarning`.
 
 3D frame
     x right, y up, z forward. The viewer sits at the centre of the unit sphere and looks along +z
@@ -47,7 +49,9 @@ Rotations and views
         R_roll  = [[cos r, sin r, 0], [-sin r, cos r, 0], [0, 0, 1]]      (about +z)
 
     so R @ (0, 0, 1) = xyz(lon=yaw, lat=pitch). A point with camera coordinates c is at world
-    direction R @ c.
+    direction R @ c. Turning a whole ERP: ``rotate_erp(erp, yaw=, pitch=, roll=)`` brings what
+    that camera sees to the front (the matrix form ``rotate_erp(erp, R)`` moves content from d to
+    R d, so the camera form is ``rotate_erp(erp, R.T)``).
 
 Pinhole views
     A view of w x h pixels with horizontal field of view ``fov`` (measured edge to edge) has
@@ -66,12 +70,14 @@ Cube maps
 
     i.e. the side faces are upright views at yaw 0, 90, 180, -90 degrees; U is seen looking up with
     the front face below it; D is seen looking down with the front face above it. Layouts:
-    ``dict`` ({"F": ..., ...}), ``list`` (six tensors in F R B L U D order), ``horizon`` (one
-    (B, C, w, 6w) strip in that order) and ``dice`` ((B, C, 3w, 4w), U above F, then L F R B on the
-    middle row, D below F).
+    ``dice`` ((B, C, 3w, 4w), U above F, then L F R B on the middle row, D below F; the default
+    everywhere, as at the CLI and in py360convert), ``dict`` ({"F": ..., ...}), ``list`` (six
+    tensors in F R B L U D order) and ``horizon`` (one (B, C, w, 6w) strip in that order).
 
 Images, boxes, saliency
     Images are tensors (B, C, H, W), float in [0, 1] inside the library; uint8 only at I/O.
+    The public image functions also take uint8 tensors and numpy arrays (H, W, C) or (H, W) and
+    give results back in that form (:mod:`pano360.geometry.conventions`, Images).
     Spherical boxes are BFoV = (lon, lat, fov_x, fov_y) in radians: the view of a pinhole camera
     aimed at (lon, lat) with those fields of view; RBFoV adds roll. Saliency maps are (B, 1, H, W),
     non-negative; fixations are (lon, lat) in radians.

@@ -12,7 +12,14 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from .._core import ShapeError, check_choice, check_erp, check_hw, check_positive_int
+from .._core import (
+    ShapeError,
+    as_image,
+    check_choice,
+    check_erp,
+    check_hw,
+    check_positive_int,
+)
 from .conventions import CUBE_FACES
 from .coords import xyz_to_lonlat
 from .sampling import (
@@ -35,7 +42,8 @@ __all__ = [
     "sample_cube_faces",
 ]
 
-#: Layouts accepted by the cube-map functions.
+#: Layouts accepted by the cube-map functions. The default is ``"dice"`` everywhere (every
+#: function here, the CLI's ``--layout``, and py360convert's ``cube_format``).
 CUBE_LAYOUTS: tuple[str, ...] = ("dict", "list", "horizon", "dice")
 
 # Face frames: columns are the directions of +a (right along the face's columns), +b (down along
@@ -112,7 +120,7 @@ def _face_ring_index(face_w: int, pad: int, device: torch.device):
     return dst.to(device), src[dst].to(device)
 
 
-def cubemap_to_faces(cube, layout: str = "dict") -> torch.Tensor:
+def cubemap_to_faces(cube, layout: str = "dice") -> torch.Tensor:
     """Any layout to a (B, 6, C, w, w) tensor of faces in F R B L U D order."""
     check_choice(layout, "layout", CUBE_LAYOUTS)
     if layout == "dict":
@@ -126,7 +134,12 @@ def cubemap_to_faces(cube, layout: str = "dict") -> torch.Tensor:
         faces = list(cube)
     else:
         if not isinstance(cube, torch.Tensor) or cube.ndim != 4:
-            raise ShapeError(f"cube must be a (B, C, h, w) tensor for layout {layout!r}")
+            got = tuple(cube.shape) if isinstance(cube, torch.Tensor) else type(cube).__name__
+            hint = {dict: " (pass layout='dict')", list: " (pass layout='list')"}
+            raise ShapeError(
+                f"cube must be a (B, C, h, w) tensor for layout {layout!r}, got "
+                f"{got}{hint.get(type(cube), '')}"
+            )
         h, w = cube.shape[-2:]
         if layout == "horizon":
             if w != 6 * h:
@@ -148,7 +161,7 @@ def cubemap_to_faces(cube, layout: str = "dict") -> torch.Tensor:
     return torch.stack(faces, dim=1)
 
 
-def cubemap_from_faces(faces: torch.Tensor, layout: str = "dict"):
+def cubemap_from_faces(faces: torch.Tensor, layout: str = "dice"):
     """A (B, 6, C, w, w) tensor of faces (F R B L U D) to the requested layout."""
     check_choice(layout, "layout", CUBE_LAYOUTS)
     if faces.ndim != 5 or faces.shape[1] != 6:
@@ -167,20 +180,25 @@ def cubemap_from_faces(faces: torch.Tensor, layout: str = "dict"):
     return dice
 
 
-def erp_to_cubemap(erp: torch.Tensor, face_w: int, layout: str = "dict", mode: str = "bilinear"):
+def erp_to_cubemap(erp: torch.Tensor, face_w: int, layout: str = "dice", mode: str = "bilinear"):
     """Cube map of an ERP image.
 
     Args:
-        erp: (B, C, H, W) with W == 2H.
+        erp: (B, C, H, W) with W == 2H: floating-point or uint8 tensors, or a numpy array
+            (H, W, C) or (H, W) (:mod:`pano360.geometry.conventions`, Images).
         face_w: width of each square face in pixels.
-        layout: "dict" ({"F": (B, C, w, w), ...}), "list" (six tensors, F R B L U D),
-            "horizon" ((B, C, w, 6w)) or "dice" ((B, C, 3w, 4w)).
+        layout: "dice" ((B, C, 3w, 4w), the default, as the CLI's and py360convert's), "dict"
+            ({"F": (B, C, w, w), ...}), "list" (six tensors, F R B L U D) or "horizon"
+            ((B, C, w, 6w)).
         mode: "nearest", "bilinear" or "bicubic".
 
     Returns:
-        The cube map in ``layout``; differentiable with respect to ``erp``.
+        The cube map in ``layout``, each image in ``erp``'s form (dtype; numpy (h, w, C) or
+        (h, w), as py360convert's ``e2c``); differentiable with respect to a floating-point
+        ``erp``.
 
     Raises:
+        TypeError: ``erp`` is not an image (a path names itself), or of another dtype.
         ShapeError: ``erp`` is not (B, C, H, W) with W == 2H.
         ValueRangeError: ``face_w`` is not a positive integer.
         ValueError: unknown ``layout`` or ``mode``.
@@ -194,6 +212,7 @@ def erp_to_cubemap(erp: torch.Tensor, face_w: int, layout: str = "dict", mode: s
         >>> erp_to_cubemap(torch.rand(2, 3, 32, 64), 16, layout="dice").shape
         torch.Size([2, 3, 48, 64])
     """
+    erp, spec = as_image(erp, "erp")
     check_erp(erp)
     check_choice(layout, "layout", CUBE_LAYOUTS)
     check_choice(mode, "mode", MODES)
@@ -208,9 +227,41 @@ def erp_to_cubemap(erp: torch.Tensor, face_w: int, layout: str = "dict", mode: s
             padded, grid.view(6, face_w, face_w, 2), mode=mode, padding_mode="border",
             align_corners=False,
         )[None]  # fmt: skip
-        return cubemap_from_faces(faces, layout)
-    faces = sample_erp_grid(erp, grid, mode).reshape(b, c, 6, face_w, face_w)
-    return cubemap_from_faces(faces.transpose(1, 2), layout)
+    else:
+        faces = sample_erp_grid(erp, grid, mode).reshape(b, c, 6, face_w, face_w).transpose(1, 2)
+    return _restore_cube(cubemap_from_faces(faces, layout), spec)
+
+
+def _restore_cube(cube, spec):
+    """Every image of a cube map in the input's form (:meth:`ImageSpec.restore`)."""
+    if isinstance(cube, dict):
+        return {k: spec.restore(v) for k, v in cube.items()}
+    if isinstance(cube, list):
+        return [spec.restore(v) for v in cube]
+    return spec.restore(cube)
+
+
+def _cube_as_tensors(cube, layout: str):
+    """A cube map given as tensors or numpy arrays (as py360convert's ``c2e`` takes them) as
+    float tensors, and the form to give the result back in (that of its first image)."""
+    if layout == "dict" and isinstance(cube, dict):
+        items = {k: as_image(v, f"cube[{k!r}]") for k, v in cube.items()}
+        converted = {k: t for k, (t, _) in items.items()}
+        specs = [sp for _, sp in items.values()]
+    elif layout == "list" and isinstance(cube, (list, tuple)):
+        items = [as_image(v, f"cube[{i}]") for i, v in enumerate(cube)]
+        converted = [t for t, _ in items]
+        specs = [sp for _, sp in items]
+    elif layout in ("horizon", "dice") and not isinstance(cube, (dict, list, tuple)):
+        converted, spec = as_image(cube, "cube")
+        specs = [spec]
+    else:
+        return cube, None  # cubemap_to_faces says what is wrong
+    if len(set(specs)) > 1:
+        raise TypeError(
+            f"cube faces must all be of one kind and dtype, got {sorted(map(str, specs))}"
+        )
+    return converted, specs[0] if specs else None
 
 
 @functools.lru_cache(maxsize=8)
@@ -221,20 +272,26 @@ def _cube_grid(face_w: int, erp_hw, mode: str, dtype, device) -> torch.Tensor:
 
 
 def cubemap_to_erp(
-    cube, erp_hw: Sequence[int], layout: str = "dict", mode: str = "bilinear"
+    cube, erp_hw: Sequence[int], layout: str = "dice", mode: str = "bilinear"
 ) -> torch.Tensor:
     """ERP image of a cube map.
 
     Args:
-        cube: a cube map in ``layout`` (see :func:`erp_to_cubemap`).
+        cube: a cube map in ``layout`` (see :func:`erp_to_cubemap`): its images floating-point
+            or uint8 tensors, or numpy arrays (h, w, C) or (h, w) as py360convert's ``c2e``
+            takes them.
         erp_hw: (H, W) of the output, W == 2H.
-        layout: "dict", "list", "horizon" or "dice".
+        layout: "dice" (the default, as the CLI's and py360convert's), "dict", "list" or
+            "horizon".
         mode: "nearest", "bilinear" or "bicubic".
 
     Returns:
-        (B, C, H, W), differentiable with respect to the faces.
+        (B, C, H, W) in the faces' form (dtype; numpy (H, W, C) or (H, W)), differentiable
+        with respect to floating-point faces.
 
     Raises:
+        TypeError: an image of the cube is not a tensor or a numpy array (a path names
+            itself), of another dtype, or the faces differ in kind or dtype.
         ShapeError: the cube does not match ``layout`` or faces are not square; ``erp_hw`` not 2:1.
         ValueError: unknown ``layout`` or ``mode``.
 
@@ -247,11 +304,14 @@ def cubemap_to_erp(
         >>> cubemap_to_erp(torch.rand(1, 3, 16, 96), (32, 64), layout="horizon").shape
         torch.Size([1, 3, 32, 64])
     """
+    check_choice(layout, "layout", CUBE_LAYOUTS)
     check_choice(mode, "mode", MODES)
     h, w = check_hw(erp_hw, "erp_hw", erp=True)
+    cube, spec = _cube_as_tensors(cube, layout)
     faces = cubemap_to_faces(cube, layout)
     grid = _erp_from_cube_grid(faces.shape[-1], (h, w), mode, faces.dtype, faces.device)
-    return grid_sample_parallel(_pad_faces(faces, mode), grid, mode)
+    out = grid_sample_parallel(_pad_faces(faces, mode), grid, mode)
+    return out if spec is None else spec.restore(out)
 
 
 def _pad_faces(faces: torch.Tensor, mode: str) -> torch.Tensor:

@@ -9,13 +9,23 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-from .._core import ShapeError, ValueRangeError, as_batch_param, check_choice, check_erp, check_hw
+from .._core import (
+    ShapeError,
+    ValueRangeError,
+    as_batch_param,
+    as_image,
+    check_angle,
+    check_choice,
+    check_erp,
+    check_hw,
+)
 from .coords import xyz_to_lonlat
-from .rotation import rotation_matrix
+from .rotation import _rotation_matrix
 from .sampling import (
     MODES,
     plan_erp_sampling,
@@ -25,6 +35,7 @@ from .sampling import (
 )
 
 __all__ = [
+    "PastedView",
     "camera_rays",
     "erp_to_perspective",
     "perspective_to_erp",
@@ -33,8 +44,22 @@ __all__ = [
 ]
 
 
+class PastedView(NamedTuple):
+    """What :func:`perspective_to_erp` returns: the view on the ERP grid and where it lies.
+
+    Attributes:
+        erp: (B, C, H, W) the view's content where it covers the sphere, 0 elsewhere.
+        mask: (B, 1, H, W) 1 on ERP pixels whose centre the view covers, 0 elsewhere.
+    """
+
+    erp: torch.Tensor
+    mask: torch.Tensor
+
+
 def _view_params(fov, yaw, pitch, roll, batch: int, dtype, device):
     """Validate and batch fov and angles; return (tan(fov / 2), R) with shapes (B,), (B, 3, 3)."""
+    for value, name in ((yaw, "yaw"), (pitch, "pitch"), (roll, "roll")):
+        check_angle(value, name)
     fov = as_batch_param(fov, "fov", batch, dtype, device)
     bad = (fov.detach() <= 0) | (fov.detach() >= math.pi)
     if bad.any():
@@ -46,7 +71,7 @@ def _view_params(fov, yaw, pitch, roll, batch: int, dtype, device):
         as_batch_param(a, n, batch, dtype, device)
         for a, n in ((yaw, "yaw"), (pitch, "pitch"), (roll, "roll"))
     ]
-    return torch.tan(fov / 2), rotation_matrix(*angles)
+    return torch.tan(fov / 2), _rotation_matrix(*angles)
 
 
 def _batch_size(images: torch.Tensor, *params) -> int:
@@ -141,20 +166,29 @@ def erp_to_perspective(
     """Render a pinhole view of an ERP image.
 
     Args:
-        erp: (B, C, H, W) with W == 2H.
+        erp: (B, C, H, W) with W == 2H: a floating-point or uint8 tensor, or a numpy array
+            (H, W, C) or (H, W) as py360convert takes it (:mod:`pano360.geometry.conventions`,
+            Images).
         fov: horizontal field of view in radians, edge to edge, in (0, pi); float or (B,).
         out_hw: (h, w) of the view in pixels (square pixels, so the vertical fov follows).
         yaw, pitch, roll: camera angles in radians, float or (B,).
         mode: "nearest", "bilinear" or "bicubic".
 
     Returns:
-        (B, C, h, w). Differentiable with respect to ``erp``, ``fov`` and the angles. A batch of
-        1 on the image or on the parameters broadcasts against the other.
+        (B, C, h, w) in ``erp``'s form: a tensor of its dtype (uint8 rounded), or a numpy array
+        (h, w, C) / (h, w) of its dtype. Differentiable with respect to a floating-point
+        ``erp``, ``fov`` and the angles. A batch of 1 on the image or on the parameters
+        broadcasts against the other.
 
     Raises:
+        TypeError: ``erp`` is not an image (a path names itself: read it with
+            :func:`pano360.io.read_image`), or of another dtype.
         ShapeError: ``erp`` is not (B, C, H, W) with W == 2H, or batch sizes disagree.
         ValueRangeError: ``fov`` is outside (0, pi).
         ValueError: unknown ``mode``.
+
+    Warns:
+        AngleUnitWarning: an angle larger than 2 pi in magnitude (degrees by mistake).
 
     Convention:
         Yaw > 0 looks right, pitch > 0 looks up, roll > 0 rolls the camera clockwise
@@ -166,6 +200,7 @@ def erp_to_perspective(
         >>> erp_to_perspective(erp, math.radians(90), (48, 64), yaw=0.5).shape
         torch.Size([1, 3, 48, 64])
     """
+    erp, spec = as_image(erp, "erp")
     check_erp(erp)
     check_choice(mode, "mode", MODES)
     h, w = check_hw(out_hw, "out_hw")
@@ -175,10 +210,10 @@ def erp_to_perspective(
         # Fixed geometry: reuse the sampling grid.
         key = (float(fov), float(yaw), float(pitch), float(roll))
         plan = _view_plan(key, (h, w), tuple(erp.shape[-2:]), mode, erp.dtype, erp.device)
-        return sample_erp_planned(erp, plan, mode)
+        return spec.restore(sample_erp_planned(erp, plan, mode))
     rays = camera_rays((h, w), tan_half)
     world = torch.einsum("bij,bhwj->bhwi", R, rays)
-    return sample_erp(erp, xyz_to_lonlat(world), mode=mode)
+    return spec.restore(sample_erp(erp, xyz_to_lonlat(world), mode=mode))
 
 
 @functools.lru_cache(maxsize=8)
@@ -187,7 +222,7 @@ def _view_plan(key, out_hw, erp_hw, mode, dtype, device):
     # In the image's dtype: float32 grids are off by ~1e-4 pixel at 2048x1024, and a new camera
     # per call (video, many views) should not pay for float64 trigonometry.
     tan_half = torch.tensor([math.tan(fov / 2)], dtype=dtype, device=device)
-    R = rotation_matrix(yaw, pitch, roll, dtype=dtype, device=device)
+    R = _rotation_matrix(yaw, pitch, roll, dtype=dtype, device=device)
     world = torch.einsum("ij,bhwj->bhwi", R, camera_rays(out_hw, tan_half))
     return plan_erp_sampling(xyz_to_lonlat(world), erp_hw, mode)
 
@@ -200,37 +235,47 @@ def perspective_to_erp(
     pitch: float | torch.Tensor = 0.0,
     roll: float | torch.Tensor = 0.0,
     mode: str = "bilinear",
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> PastedView:
     """Paste a pinhole view onto an ERP canvas.
 
     Args:
-        img: (B, C, h, w) perspective images.
+        img: (B, C, h, w) perspective images: floating-point or uint8 tensors, or a numpy array
+            (h, w, C) or (h, w) (:mod:`pano360.geometry.conventions`, Images).
         fov: horizontal field of view of ``img`` in radians, edge to edge, in (0, pi).
         erp_hw: (H, W) of the output ERP, W == 2H.
         yaw, pitch, roll: where the camera looked, radians, float or (B,).
         mode: "nearest", "bilinear" or "bicubic".
 
     Returns:
-        ``(erp, mask)``: ``erp`` (B, C, H, W) is the view's content where it covers the sphere
-        and 0 elsewhere; ``mask`` (B, 1, H, W), same dtype, is 1 on ERP pixels whose centre the
-        view covers (its image rectangle, edges included) and 0 elsewhere.
+        A :class:`PastedView` ``(erp, mask)`` (a named tuple: unpack it or use ``.erp`` and
+        ``.mask``): ``erp`` (B, C, H, W) is the view's content where it covers the sphere and 0
+        elsewhere, in ``img``'s form (dtype; numpy (H, W, C) or (H, W)); ``mask`` (B, 1, H, W)
+        is 1 on ERP pixels whose centre the view covers (its image rectangle, edges included)
+        and 0 elsewhere, in ``img``'s floating dtype (float32 for uint8 input; numpy
+        (H, W, 1) or (H, W)).
 
     Raises:
+        TypeError: ``img`` is not an image (a path names itself), or of another dtype.
         ShapeError: ``img`` not 4-D, ``erp_hw`` not 2:1, or batch sizes disagree.
         ValueRangeError: ``fov`` is outside (0, pi).
+        ValueError: unknown ``mode``.
+
+    Warns:
+        AngleUnitWarning: an angle larger than 2 pi in magnitude (degrees by mistake).
 
     Convention:
         Exact inverse mapping of :func:`erp_to_perspective` with the same parameters.
 
     Example:
         >>> from pano360.geometry import pixel_solid_angle
-        >>> erp, mask = perspective_to_erp(torch.ones(1, 3, 32, 32), math.pi / 2, (64, 128))
-        >>> area = (mask[0, 0] * pixel_solid_angle((64, 128))).sum() / (4 * math.pi)
+        >>> pasted = perspective_to_erp(torch.ones(1, 3, 32, 32), math.pi / 2, (64, 128))
+        >>> area = (pasted.mask[0, 0] * pixel_solid_angle((64, 128))).sum() / (4 * math.pi)
         >>> round(area.item(), 2)  # a 90-degree square view is one cube face: 1/6 of the sphere
         0.17
     """
-    if not isinstance(img, torch.Tensor) or img.ndim != 4:
-        raise ShapeError(f"img must be a (B, C, h, w) tensor, got {getattr(img, 'shape', img)!r}")
+    img, spec = as_image(img, "img")
+    if img.ndim != 4:
+        raise ShapeError(f"img must be a (B, C, h, w) tensor, got {tuple(img.shape)}")
     check_choice(mode, "mode", MODES)
     erp_h, erp_w = check_hw(erp_hw, "erp_hw", erp=True)
     h, w = img.shape[-2:]
@@ -246,4 +291,4 @@ def perspective_to_erp(
     # Pixels in the outer half-pixel of the view read the edge value ("border"), as the view's
     # own pixels cover them.
     out = F.grid_sample(img, grid, mode=mode, padding_mode="border", align_corners=False)
-    return out * mask, mask
+    return PastedView(spec.restore(out * mask), spec.restore(mask, keep_float=True))

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from .._core import ShapeError, check_choice, check_hw
+from .._core import ShapeError, as_image, check_choice, check_hw
 from .coords import fold_rows
 from .padding import check_feature_map, spherical_pad
 
@@ -84,8 +84,9 @@ def resize_erp(erp: torch.Tensor, hw: Sequence[int], mode: str = "bilinear") -> 
     """Resize ERP images or feature maps on the sphere.
 
     Args:
-        erp: (B, C, H, W) floating point, W even (W == 2H for images; any even width is
-            resized as a full turn of longitude).
+        erp: (B, C, H, W), W even (W == 2H for images; any even width is resized as a full
+            turn of longitude): a floating-point or uint8 tensor, or a numpy array (H, W, C) or
+            (H, W) (:mod:`pano360.geometry.conventions`, Images).
         hw: (h, w) of the output, w even.
         mode: ``"bilinear"`` (default): exact area averages along an axis that shrinks
             (antialiased), bilinear interpolation along one that grows. ``"area"``: exact area
@@ -94,13 +95,15 @@ def resize_erp(erp: torch.Tensor, hw: Sequence[int], mode: str = "bilinear") -> 
             (label maps).
 
     Returns:
-        (B, C, h, w) in ``erp``'s dtype, differentiable with respect to ``erp``. Returns
-        ``erp`` itself when the size is unchanged.
+        (B, C, h, w) in ``erp``'s form (dtype; numpy (h, w, C) or (h, w)), differentiable with
+        respect to a floating-point ``erp``. Returns a floating-point ``erp`` itself when the
+        size is unchanged.
 
     Raises:
         ShapeError: ``erp`` is not (B, C, H, W) with W even, or ``hw`` not a pair of positive
             integers with w even.
-        TypeError: ``erp`` is not floating point.
+        TypeError: ``erp`` is not an image (a path names itself), or neither floating point
+            nor uint8 (numpy: uint16 too).
         ValueError: unknown ``mode``.
 
     Convention:
@@ -117,13 +120,19 @@ def resize_erp(erp: torch.Tensor, hw: Sequence[int], mode: str = "bilinear") -> 
         >>> up[0, 0, 4, [0, 15]].tolist()  # both sides of the seam see it
         [0.75, 0.25]
     """
-    _, _, h_in, w_in = check_feature_map(erp, "erp")
-    if not erp.is_floating_point():
-        raise TypeError(f"erp must be a floating-point tensor, got {erp.dtype}")
+    erp, spec = as_image(erp, "erp")
+    check_feature_map(erp, "erp")
     h, w = check_hw(hw, "hw")
     if w % 2:
         raise ShapeError(f"hw must have an even width (the pole rule shifts by W/2), got {(h, w)}")
     check_choice(mode, "mode", RESIZE_MODES)
+    return spec.restore(_resize(erp, (h, w), mode))
+
+
+def _resize(erp: torch.Tensor, hw: tuple[int, int], mode: str) -> torch.Tensor:
+    """:func:`resize_erp` of a checked floating-point tensor."""
+    h_in, w_in = erp.shape[-2:]
+    h, w = hw
     if (h, w) == (h_in, w_in):
         return erp
     if mode != "nearest" and h_in % h == 0 and w_in % w == 0:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from .._core import check_angle
+
 __all__ = ["rotation_matrix"]
 
 
@@ -27,6 +29,9 @@ def rotation_matrix(
         roll: radians, > 0 rolls the camera clockwise (its up vector turns to its right).
         dtype, device: used when no angle is a tensor (default dtype: torch's default).
 
+    Warns:
+        AngleUnitWarning: an angle larger than 2 pi in magnitude (degrees by mistake).
+
     Returns:
         (..., 3, 3) rotation matrices, ``...`` the broadcast shape of the angles. Differentiable
         with respect to tensor angles.
@@ -42,6 +47,13 @@ def rotation_matrix(
         >>> [round(v, 6) + 0.0 for v in forward.tolist()]
         [1.0, 0.0, 0.0]
     """
+    for value, name in ((yaw, "yaw"), (pitch, "pitch"), (roll, "roll")):
+        check_angle(value, name)
+    return _rotation_matrix(yaw, pitch, roll, dtype=dtype, device=device)
+
+
+def _rotation_matrix(yaw, pitch, roll, *, dtype=None, device=None) -> torch.Tensor:
+    """:func:`rotation_matrix` for angles already checked."""
     tensors = [a for a in (yaw, pitch, roll) if isinstance(a, torch.Tensor)]
     if tensors:
         dtype = dtype or torch.promote_types(tensors[0].dtype, torch.get_default_dtype())

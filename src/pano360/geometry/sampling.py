@@ -19,9 +19,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .._core import ShapeError, check_choice, check_erp
+from .._core import ShapeError, as_image, check_choice, check_erp
 from .coords import erp_lonlat_grid, fold_rows, lonlat_to_pixel, lonlat_to_xyz, xyz_to_lonlat
 from .padding import spherical_pad
+from .rotation import rotation_matrix
 
 __all__ = [
     "MODES",
@@ -223,31 +224,41 @@ def sample_erp(erp: torch.Tensor, lonlat: torch.Tensor, mode: str = "bilinear") 
     """Sample an ERP image at given directions.
 
     Args:
-        erp: (B, C, H, W) with W == 2H.
+        erp: (B, C, H, W) with W == 2H: floating-point or uint8 tensors, or a numpy array
+            (H, W, C) or (H, W) (:mod:`pano360.geometry.conventions`, Images).
         lonlat: (B, h, w, 2) or (1, h, w, 2) directions (lon, lat) in radians. Longitudes may lie
             outside [-pi, pi) (they wrap); latitudes outside [-pi/2, pi/2] continue over the pole.
             A batch of 1 on either side broadcasts against the other.
         mode: "nearest", "bilinear" or "bicubic".
 
     Returns:
-        (B, C, h, w) samples, differentiable with respect to ``erp`` and ``lonlat`` (except
+        (B, C, h, w) samples in ``erp``'s form (dtype; numpy (h, w, C) or (h, w)),
+        differentiable with respect to a floating-point ``erp`` and ``lonlat`` (except
         ``nearest``, whose gradient with respect to positions is zero).
+
+    Raises:
+        TypeError: ``erp`` is not an image (a path names itself), or of another dtype.
+        ShapeError: ``erp`` is not (B, C, H, W) with W == 2H, ``lonlat`` not (B, h, w, 2), or
+            their batches do not broadcast.
+        ValueError: unknown ``mode``.
 
     Convention:
         Pixel centres as in :mod:`pano360.geometry.conventions`; the seam wraps and the poles
         continue on the mirrored row shifted by W/2.
     """
+    erp, spec = as_image(erp, "erp")
     check_erp(erp)
     check_choice(mode, "mode", MODES)
-    if lonlat.ndim != 4 or lonlat.shape[-1] != 2:
-        raise ShapeError(f"lonlat must be (B, h, w, 2), got {tuple(lonlat.shape)}")
+    if not isinstance(lonlat, torch.Tensor) or lonlat.ndim != 4 or lonlat.shape[-1] != 2:
+        got = tuple(lonlat.shape) if isinstance(lonlat, torch.Tensor) else type(lonlat).__name__
+        raise ShapeError(f"lonlat must be a (B, h, w, 2) tensor, got {got}")
     batch = max(erp.shape[0], lonlat.shape[0])
     if {erp.shape[0], lonlat.shape[0]} - {1, batch}:
         raise ShapeError(
             f"erp batch {erp.shape[0]} and lonlat batch {lonlat.shape[0]} do not broadcast"
         )
     grid = erp_sampling_grid(lonlat.to(erp.dtype), erp.shape[-2:], mode)
-    return sample_erp_grid(erp, grid, mode)
+    return spec.restore(sample_erp_grid(erp, grid, mode))
 
 
 @functools.lru_cache(maxsize=16)
@@ -283,42 +294,99 @@ def erp_directions(
     return shared_erp_directions(hw, dtype, device).clone()
 
 
-def rotate_erp(erp: torch.Tensor, R: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
-    """Rotate the sphere an ERP image shows.
+def rotate_erp(
+    erp: torch.Tensor,
+    R: torch.Tensor | None = None,
+    mode: str = "bilinear",
+    *,
+    yaw: float | torch.Tensor | None = None,
+    pitch: float | torch.Tensor | None = None,
+    roll: float | torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Turn the sphere an ERP image shows: to where a camera looks (yaw, pitch, roll), or by a
+    rotation matrix that moves the content (R).
+
+    Two forms, one of them per call:
+
+    - ``rotate_erp(erp, yaw=, pitch=, roll=)`` turns the camera as :func:`erp_to_perspective`
+      does: the output looks where a view with those angles looks, so its centre shows what
+      ``erp_to_perspective(erp, fov, hw, yaw=, pitch=, roll=)`` shows in the middle
+      (``yaw=math.radians(90)``: what was 90 degrees to the right is now in front).
+    - ``rotate_erp(erp, R)`` moves the content by the active rotation R: what ``erp`` shows in
+      direction d the output shows in direction R d (``R = rotation_matrix(yaw)``: content moves
+      right by yaw, the opposite of the camera form). The camera form is
+      ``rotate_erp(erp, rotation_matrix(yaw, pitch, roll).T)``.
 
     Args:
-        erp: (B, C, H, W) with W == 2H.
-        R: (3, 3) or (B, 3, 3) rotation matrices (e.g. from :func:`rotation_matrix`).
+        erp: (B, C, H, W) with W == 2H: floating-point or uint8 tensors, or a numpy array
+            (H, W, C) or (H, W) (:mod:`pano360.geometry.conventions`, Images).
+        R: (3, 3) or (B, 3, 3) rotation matrices moving the content (e.g. from
+            :func:`rotation_matrix`); leave out for the camera form.
         mode: "nearest", "bilinear" or "bicubic".
+        yaw, pitch, roll: the camera form's angles in radians, floats or (B,) tensors; those
+            left out are 0.
 
     Returns:
-        (B, C, H, W): the content seen in direction d of ``erp`` is seen in direction R d of
-        the output. Differentiable with respect to ``erp`` and ``R``.
+        (B, C, H, W) in ``erp``'s form (dtype; numpy (H, W, C) or (H, W)). Differentiable with
+        respect to a floating-point ``erp``, ``R`` and tensor angles.
+
+    Raises:
+        TypeError: both R and angles given, or neither; ``R`` not a tensor; ``erp`` is not an
+            image (a path names itself), or of another dtype.
+        ShapeError: ``erp`` is not (B, C, H, W) with W == 2H; ``R`` not (3, 3) or (B, 3, 3),
+            or batches that do not match.
+        ValueError: unknown ``mode``.
+
+    Warns:
+        AngleUnitWarning: an angle larger than 2 pi in magnitude (degrees by mistake).
 
     Convention:
-        Active rotation: ``out(d) = erp(R^T d)``. ``rotate_erp(rotate_erp(x, R), R.T)`` returns
-        ``x`` (up to resampling). With ``R = rotation_matrix(yaw)`` content moves right by yaw
-        (columns roll by yaw W / 2pi). To bring a camera's view to the front use ``R.T`` of
-        its camera-to-world matrix: ``erp_to_perspective(rotate_erp(x, R.T), fov, hw)`` equals
-        ``erp_to_perspective(x, fov, hw, yaw, pitch, roll)`` with R = rotation_matrix(yaw,
-        pitch, roll).
+        Matrix form: active rotation, ``out(d) = erp(R^T d)``; ``rotate_erp(rotate_erp(x, R),
+        R.T)`` returns ``x`` (up to resampling). Camera form: R = R_cam^T with R_cam =
+        :func:`rotation_matrix` (yaw, pitch, roll), the camera-to-world rotation of
+        :mod:`pano360.geometry.conventions`, so ``erp_to_perspective(rotate_erp(x, yaw=a,
+        pitch=b, roll=c), fov, hw)`` equals ``erp_to_perspective(x, fov, hw, a, b, c)`` (up to
+        resampling), and yaw > 0 rolls the columns left by yaw W / 2pi.
+
+    Example:
+        >>> import math
+        >>> erp = torch.zeros(1, 1, 4, 8)
+        >>> erp[..., 6] = 1.0  # a column 90 degrees right of the centre (lon pi / 2 + pi / 8)
+        >>> front = rotate_erp(erp, yaw=math.pi / 2)  # look right: it comes to the front
+        >>> front[0, 0, 0].tolist()
+        [0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+        >>> torch.equal(front, rotate_erp(erp, rotation_matrix(math.pi / 2).T))
+        True
     """
+    erp, spec = as_image(erp, "erp")
     check_erp(erp)
+    check_choice(mode, "mode", MODES)
+    angles = (yaw, pitch, roll)
+    if R is None:
+        if all(a is None for a in angles):
+            raise TypeError("rotate_erp needs a rotation: R, or the camera's yaw, pitch, roll")
+        yaw, pitch, roll = (0.0 if a is None else a for a in angles)
+        opts = {"dtype": torch.float64 if not any(map(torch.is_tensor, angles)) else None}
+        R = rotation_matrix(yaw, pitch, roll, device=erp.device, **opts).mT
+    elif any(a is not None for a in angles):
+        raise TypeError("rotate_erp takes R or yaw/pitch/roll, not both")
+    if not isinstance(R, torch.Tensor):
+        raise TypeError(f"R must be a (3, 3) or (B, 3, 3) torch.Tensor, got {type(R).__name__}")
     if R.shape[-2:] != (3, 3) or R.ndim not in (2, 3):
         raise ShapeError(f"R must be (3, 3) or (B, 3, 3), got {tuple(R.shape)}")
-    if R.ndim == 3 and R.shape[0] not in (1, erp.shape[0]):
+    if R.ndim == 3 and R.shape[0] not in (1, erp.shape[0]) and erp.shape[0] != 1:
         raise ShapeError(f"R batch {R.shape[0]} does not match erp batch {erp.shape[0]}")
     _, _, h, w = erp.shape
     if R.ndim == 2 and not R.requires_grad:
         key = tuple(R.detach().to("cpu", torch.float64).flatten().tolist())
         grid = _rotation_grid(key, h, w, mode, erp.dtype, erp.device)
-        return sample_erp_grid(erp, grid[None], mode)
+        return spec.restore(sample_erp_grid(erp, grid[None], mode))
     dirs = shared_erp_directions((h, w), erp.dtype, erp.device)
     # Row vectors: (R^T d)^T = d^T R.
     src = torch.einsum("hwi,...ij->...hwj", dirs, R.to(erp.dtype))
     if src.ndim == 3:
         src = src[None]
-    return sample_erp(erp, xyz_to_lonlat(src), mode=mode)
+    return spec.restore(sample_erp(erp, xyz_to_lonlat(src), mode=mode))
 
 
 @functools.lru_cache(maxsize=8)

@@ -22,7 +22,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .._core import ShapeError, ValueRangeError, check_choice, check_erp, check_hw, check_number
+from .._core import (
+    ShapeError,
+    ValueRangeError,
+    check_angle,
+    check_choice,
+    check_erp,
+    check_hw,
+    check_number,
+)
 from .coords import xyz_to_lonlat
 from .perspective import camera_rays, view_pixel_coords
 from .rotation import rotation_matrix
@@ -51,6 +59,9 @@ class ViewRig:
             is not finite or a fov outside (0, pi).
         ShapeError: ``hw`` is not a pair of positive integers.
 
+    Warns:
+        AngleUnitWarning: an angle larger than 2 pi in magnitude (degrees by mistake).
+
     Example:
         >>> rig = ViewRig.cube()
         >>> len(rig), rig.view_hw(2048)
@@ -73,7 +84,7 @@ class ViewRig:
             )
         for name, values in fields.items():
             for v in values:
-                check_number(v, name)
+                check_angle(check_number(v, name), name)
         for v in self.fov:
             check_number(v, "fov", lo=0, hi=math.pi, lo_open=True, hi_open=True)
         if self.hw is not None:

@@ -136,12 +136,13 @@ _RECORD_CONVENTION = (
 )
 
 
-def _progress(indices: range, show: bool) -> Iterable[int]:
+def _progress(indices: range, show: bool, what: str) -> Iterable[int]:
+    """The scene indices, with a progress bar on stderr (tqdm) when ``show``."""
     if not show:
         return indices
     from tqdm import tqdm
 
-    return tqdm(indices, desc="scenes", unit="scene")
+    return tqdm(indices, desc=what, unit="scene")
 
 
 def write_face_scenes(
@@ -153,7 +154,7 @@ def write_face_scenes(
     image_ext: str = ".jpg",
     quality: int = 95,
     overwrite: bool = False,
-    progress: bool = False,
+    progress: bool = True,
 ) -> Path:
     """Write ``n`` face scenes to a folder: images and one JSON ground-truth file in degrees.
 
@@ -172,7 +173,8 @@ def write_face_scenes(
         quality: JPEG / WebP quality.
         overwrite: replace existing files; otherwise any existing target raises before anything
             is written.
-        progress: show a progress bar (tqdm).
+        progress: show a progress bar on stderr (tqdm) while the scenes are made (the
+            default); False writes quietly.
 
     Returns:
         The path of ``ground_truth.json``, written last (atomically).
@@ -192,7 +194,7 @@ def write_face_scenes(
     if gt.exists() and not overwrite:
         raise OutputExistsError(f"output '{gt}' already exists; pass overwrite=True to replace it")
     records = []
-    for i in _progress(range(n), progress):
+    for i in _progress(range(n), progress, "face scenes"):
         scene = data[i]
         write_image(folder / names[i], scene.erp, overwrite=overwrite, quality=quality)
         records.append({"image": names[i], **scene.to_record()})
@@ -226,7 +228,7 @@ def write_saliency_scenes(
     *,
     image_ext: str = ".png",
     overwrite: bool = False,
-    progress: bool = False,
+    progress: bool = True,
 ) -> Path:
     """Write ``n`` saliency scenes as a dataset in the generic saliency folder format.
 
@@ -244,7 +246,8 @@ def write_saliency_scenes(
         image_ext: extension of the images.
         overwrite: replace existing files; otherwise any existing target raises before anything
             is written.
-        progress: show a progress bar (tqdm).
+        progress: show a progress bar on stderr (tqdm) while the scenes are made (the
+            default); False writes quietly.
 
     Returns:
         The path of ``scenes.json``, written last.
@@ -269,7 +272,7 @@ def write_saliency_scenes(
                 f"output '{target}' already exists; pass overwrite=True to replace it"
             )
     records = []
-    for i in _progress(range(n), progress):
+    for i in _progress(range(n), progress, "saliency scenes"):
         scene = data[i]
         write_saliency_sample(
             folder,

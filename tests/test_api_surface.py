@@ -197,8 +197,10 @@ PUBLIC = {
         "sph_iou_fov",
     ),
     "pano360.io": (
+        "DEFAULT_MAX_PIXELS",
         "IMAGE_EXTENSIONS",
         "VIDEO_EXTENSIONS",
+        "ImageInfo",
         "VideoIOError",
         "VideoInfo",
         "VideoWriter",
@@ -206,6 +208,7 @@ PUBLIC = {
         "iter_video_frames",
         "read_image",
         "read_video",
+        "rotate_metadata",
         "video_info",
         "write_atomic",
         "write_image",

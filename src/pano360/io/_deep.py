@@ -4,6 +4,7 @@ high byte only) and writing 16-bit colour PNG and TIFF (Pillow has no 16-bit col
 from __future__ import annotations
 
 import struct
+import sys
 import zlib
 from typing import BinaryIO
 
@@ -12,12 +13,16 @@ from PIL import Image
 
 __all__ = ["read_16bit_colour", "write_png16", "write_tiff16"]
 
-# Pillow's raw modes for 16-bit samples, and the same samples declared in the other byte order.
+# Pillow's raw modes for 16-bit samples, and the same samples declared in the other byte order
+# (N is the machine's order, which libtiff hands over).
+_OTHER = "B" if sys.byteorder == "little" else "L"
 _SWAPPED = {
     "RGB;16B": "RGB;16L",
     "RGB;16L": "RGB;16B",
+    "RGB;16N": f"RGB;16{_OTHER}",
     "RGBA;16B": "RGBA;16L",
     "RGBA;16L": "RGBA;16B",
+    "RGBA;16N": f"RGBA;16{_OTHER}",
 }
 
 

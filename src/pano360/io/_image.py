@@ -323,13 +323,21 @@ def _metadata_options(fmt: str, metadata: ImageInfo | None, w: int, h: int) -> d
         options["icc_profile"] = metadata.icc_profile
     if metadata.exif:
         options["exif"] = exif_for(metadata.exif, w, h)
-    if metadata.xmp:
+    if fmt == "TIFF" and (metadata.exif or metadata.xmp):
+        # In TIFF, EXIF and XMP are tags of the image's own directory. libtiff (used for
+        # compressed TIFF) cannot write EXIF's sub-directories, so such files are uncompressed.
+        tags = Image.Exif()
+        tags.load(options.get("exif", b""))
+        if metadata.xmp:
+            tags[0x02BC] = metadata.xmp
+        options["exif"] = tags
+        if metadata.exif:
+            options["compression"] = None
+    elif metadata.xmp:
         if fmt == "PNG":
             info = PngImagePlugin.PngInfo()
             info.add_itxt("XML:com.adobe.xmp", metadata.xmp.decode("utf-8", "replace"))
             options["pnginfo"] = info
-        elif fmt == "TIFF":
-            options["tiffinfo"] = {0x02BC: metadata.xmp}
         else:
             options["xmp"] = metadata.xmp
     return options
@@ -353,7 +361,7 @@ def _encode(f: BinaryIO, job: _Job, quality: int) -> None:
             write_tiff16(f, array, xmp=xmp, icc_profile=icc)
         return
     im = Image.fromarray(array[:, :, 0] if c == 1 else array)
-    im.save(f, format=fmt, **_save_options(fmt, quality), **_metadata_options(fmt, meta, w, h))
+    im.save(f, format=fmt, **{**_save_options(fmt, quality), **_metadata_options(fmt, meta, w, h)})
 
 
 def _temporary_path(path: Path) -> tuple[Path, int]:

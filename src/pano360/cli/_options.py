@@ -144,10 +144,10 @@ def read_erp(
     return (erp, info) if with_info else erp
 
 
-def kept_bit_depth(info: ImageInfo, outputs: Iterable[Path]) -> int:
+def kept_bit_depth(input_depth: int, outputs: Iterable[Path]) -> int:
     """16 when the input had 16 bits and every output format stores them (PNG, TIFF), else 8."""
     deep = all(p.suffix.lower() in (".png", ".tif", ".tiff") for p in outputs)
-    return 16 if info.bit_depth == 16 and deep else 8
+    return 16 if input_depth == 16 and deep else 8
 
 
 def read_cube(

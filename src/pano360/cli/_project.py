@@ -141,7 +141,7 @@ def e2p(
     erp, info = read_erp(src, max_pixels=max_pixels, with_info=True)
     with torch.inference_mode():
         view = geometry.erp_to_perspective(erp, fov_rad, out_hw, *angles, mode=mode)
-    write_images({out: view}, overwrite=overwrite, bit_depth=kept_bit_depth(info, [out]))
+    write_images({out: view}, overwrite=overwrite, bit_depth=kept_bit_depth(info.bit_depth, [out]))
 
 
 @project_app.command("p2e", context_settings=_CONTEXT)
@@ -196,7 +196,7 @@ def p2e(
     images = {out: erp}
     if mask is not None:
         images[mask] = coverage
-    write_images(images, overwrite=overwrite, bit_depth=kept_bit_depth(info, images))
+    write_images(images, overwrite=overwrite, bit_depth=kept_bit_depth(info.bit_depth, images))
 
 
 @project_app.command("e2c", context_settings=_CONTEXT)
@@ -264,7 +264,7 @@ def e2c(
         images = {targets[f]: face for f, face in zip(geometry.CUBE_FACES, cube, strict=True)}
     else:
         images = {out: cube}
-    write_images(images, overwrite=overwrite, bit_depth=kept_bit_depth(info, images))
+    write_images(images, overwrite=overwrite, bit_depth=kept_bit_depth(info.bit_depth, images))
 
 
 @project_app.command("c2e", context_settings=_CONTEXT)
@@ -321,8 +321,7 @@ def c2e(
     erp_hw = erp_hw or (2 * face_w, 4 * face_w)
     with torch.inference_mode():
         erp = geometry.cubemap_to_erp(cube, erp_hw, layout=layout, mode=mode)
-    bit_depth = 16 if depth == 16 and out.suffix.lower() in (".png", ".tif", ".tiff") else 8
-    write_images({out: erp}, overwrite=overwrite, bit_depth=bit_depth)
+    write_images({out: erp}, overwrite=overwrite, bit_depth=kept_bit_depth(depth, [out]))
 
 
 @project_app.command("rotate", context_settings=_CONTEXT)
@@ -364,6 +363,6 @@ def rotate(
     write_images(
         {out: turned},
         overwrite=overwrite,
-        bit_depth=kept_bit_depth(info, [out]),
+        bit_depth=kept_bit_depth(info.bit_depth, [out]),
         metadata=rotate_metadata(info, yaw_r, pitch_r, roll_r),
     )

@@ -200,8 +200,10 @@ PUBLIC = {
         "sph_iou_fov",
     ),
     "pano360.io": (
+        "DEFAULT_MAX_PIXELS",
         "IMAGE_EXTENSIONS",
         "VIDEO_EXTENSIONS",
+        "ImageInfo",
         "VideoIOError",
         "VideoInfo",
         "VideoWriter",
@@ -209,6 +211,7 @@ PUBLIC = {
         "iter_video_frames",
         "read_image",
         "read_video",
+        "rotate_metadata",
         "video_info",
         "write_atomic",
         "write_image",

@@ -140,13 +140,15 @@ def test_read_16_bit_grayscale_scales_by_65535(tmp_path, ext):
     assert back[0, 0, -1, -1] == 1.0
 
 
-def test_read_16_bit_colour_png_at_8_bit_precision(tmp_path):
-    a = np.array([[[0, 256, 65535], [1000, 40000, 12345]]], dtype=np.uint16)
-    _png16(tmp_path / "rgb16.png", a)
-    back = read_image(tmp_path / "rgb16.png")
-    assert back.shape == (1, 3, 1, 2)
-    expected = torch.from_numpy(a.astype(np.float32) / 65535).permute(2, 0, 1)[None]
-    assert (back - expected).abs().max() <= 1 / 255
+@pytest.mark.parametrize("channels", [3, 4])
+def test_read_16_bit_colour_png_at_16_bit_precision(tmp_path, channels):
+    # Values whose low byte matters (1, 1000, 12345): 8-bit precision would be off by up to 1/255.
+    a = np.array([[[0, 256, 65535, 1], [1000, 40000, 12345, 65534]]], dtype=np.uint16)
+    _png16(tmp_path / "rgb16.png", a[:, :, :channels])
+    back, info = read_image(tmp_path / "rgb16.png", with_info=True)
+    assert back.shape == (1, channels, 1, 2) and info.bit_depth == 16
+    expected = torch.from_numpy(a[:, :, :channels].astype(np.float32) / 65535)
+    torch.testing.assert_close(back, expected.permute(2, 0, 1)[None], atol=0, rtol=0)
 
 
 def test_read_palette_without_transparency_gives_rgb(tmp_path):
@@ -340,10 +342,10 @@ def test_write_unwritable_directory_at_open_time(tmp_path, monkeypatch):
 # --- overwrite policy --------------------------------------------------------------------------
 
 
-def test_existing_file_is_not_overwritten_by_default(tmp_path):
+def test_existing_file_is_not_overwritten_with_overwrite_false(tmp_path):
     (tmp_path / "x.png").write_bytes(b"precious")
     with pytest.raises(OutputExistsError, match=r"'.*x\.png' already exists; pass overwrite=True"):
-        write_image(tmp_path / "x.png", _image(3))
+        write_image(tmp_path / "x.png", _image(3), overwrite=False)
     assert (tmp_path / "x.png").read_bytes() == b"precious"
     assert _listing(tmp_path) == ["x.png"]
     with pytest.raises(OutputExistsError):
@@ -377,7 +379,7 @@ def test_file_appearing_during_the_write_is_not_replaced(tmp_path, monkeypatch):
 
     monkeypatch.setattr(image_module, "_encode_to_temporary", encode_then_race)
     with pytest.raises(OutputExistsError, match="already exists"):
-        write_image(tmp_path / "x.png", _image(3))
+        write_image(tmp_path / "x.png", _image(3), overwrite=False)
     assert (tmp_path / "x.png").read_bytes() == b"someone else's"
     assert _listing(tmp_path) == ["x.png"]
 
@@ -450,7 +452,9 @@ def test_write_images_is_all_or_nothing(tmp_path, monkeypatch):
 def test_write_images_refuses_an_existing_target_before_writing(tmp_path):
     (tmp_path / "b.png").write_bytes(b"old")
     with pytest.raises(OutputExistsError, match=r"b\.png"):
-        write_images({tmp_path / "a.png": _image(3), tmp_path / "b.png": _image(3)})
+        write_images(
+            {tmp_path / "a.png": _image(3), tmp_path / "b.png": _image(3)}, overwrite=False
+        )
     assert _listing(tmp_path) == ["b.png"]
 
 

@@ -14,9 +14,9 @@ import typer
 from .._core import ValueRangeError, check_choice
 from ..detection import detect_faces, face_detections
 from ..geometry import resize_erp
-from ..io import write_images
+from ..io import DEFAULT_MAX_PIXELS, write_images
 from ..viz import blur_regions_on_sphere, draw_box_outlines
-from ._options import Overwrite, check_outputs, read_erp
+from ._options import MaxPixels, Overwrite, check_outputs, read_erp
 
 __all__ = ["faces"]
 
@@ -80,6 +80,7 @@ def faces(
         ),
     ] = 0.7,
     overwrite: Overwrite = False,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Find faces in an ERP panorama; write them outlined, optionally blurred, and as JSON.
 
@@ -114,7 +115,8 @@ def faces(
         outputs.append(("the blurred image", blurred))
     check_outputs(outputs, [src], overwrite=overwrite)
 
-    erp = read_erp(src)[:, :3]
+    erp, info = read_erp(src, max_pixels=max_pixels, with_info=True)
+    erp = erp[:, :3]
     if erp.shape[1] == 1:
         erp = erp.expand(-1, 3, -1, -1)
     h, w = erp.shape[-2:]
@@ -144,7 +146,8 @@ def faces(
         "faces": [f.to_dict() for f in faces],
     }
     images[report] = json.dumps(doc, indent=2) + "\n"
-    write_images(images, overwrite=overwrite)
+    # Both images are still ERPs of the input's scene: they keep its GPano XMP and EXIF.
+    write_images(images, overwrite=overwrite, metadata=info)
     lat = [abs(math.degrees(f.box[1])) for f in faces]
     where = f" (|lat| up to {max(lat):.0f} deg)" if lat else ""
     print(

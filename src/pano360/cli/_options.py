@@ -18,7 +18,7 @@ import typer
 
 from .._core import OutputExistsError, ShapeError, ValueRangeError
 from ..geometry import CUBE_FACES
-from ..io import check_output_path, read_image
+from ..io import DEFAULT_MAX_PIXELS, ImageInfo, check_output_path, read_image
 
 #: Placeholder that multi-file cube maps replace by a face letter (F R B L U D).
 FACE_PLACEHOLDER = "{face}"
@@ -129,22 +129,36 @@ def describe(image: torch.Tensor) -> str:
     return f"{image.shape[-1]}x{image.shape[-2]}"
 
 
-def read_erp(path: Path) -> torch.Tensor:
-    """Read IN and require an equirectangular image (width = 2 x height)."""
-    erp = read_image(path)
+def read_erp(
+    path: Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, with_info: bool = False
+) -> torch.Tensor | tuple[torch.Tensor, ImageInfo]:
+    """Read IN and require an equirectangular image (width = 2 x height); with ``with_info``
+    also its :class:`ImageInfo` (bit depth, EXIF, XMP)."""
+    erp, info = read_image(path, max_pixels=max_pixels, with_info=True)
     h, w = erp.shape[-2:]
     if w != 2 * h:
         raise ShapeError(
             f"IN '{path}' must be an equirectangular panorama with width = 2 x height, "
             f"got {describe(erp)}"
         )
-    return erp
+    return (erp, info) if with_info else erp
 
 
-def read_cube(path: Path, layout: str) -> tuple[object, int]:
-    """Read a cube map for ``cubemap_to_erp``: (cube in ``layout``, face width)."""
+def kept_bit_depth(input_depth: int, outputs: Iterable[Path]) -> int:
+    """16 when the input had 16 bits and every output format stores them (PNG, TIFF), else 8."""
+    deep = all(p.suffix.lower() in (".png", ".tif", ".tiff") for p in outputs)
+    return 16 if input_depth == 16 and deep else 8
+
+
+def read_cube(
+    path: Path, layout: str, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> tuple[object, int, int]:
+    """Read a cube map for ``cubemap_to_erp``: (cube in ``layout``, face width, bit depth)."""
     if layout in ("dict", "list"):
-        faces = {face: read_image(p) for face, p in face_paths(path, "IN", layout).items()}
+        faces, depth = {}, 16
+        for face, p in face_paths(path, "IN", layout).items():
+            faces[face], info = read_image(p, max_pixels=max_pixels, with_info=True)
+            depth = min(depth, info.bit_depth)
         first = faces[CUBE_FACES[0]]
         for face, img in faces.items():
             if img.shape != first.shape or img.shape[-1] != img.shape[-2]:
@@ -154,8 +168,8 @@ def read_cube(path: Path, layout: str) -> tuple[object, int]:
                     f"face {face} is {describe(img)} with {img.shape[1]} channel(s)"
                 )
         cube = faces if layout == "dict" else [faces[f] for f in CUBE_FACES]
-        return cube, first.shape[-1]
-    cube = read_image(path)
+        return cube, first.shape[-1], depth
+    cube, info = read_image(path, max_pixels=max_pixels, with_info=True)
     h, w = cube.shape[-2:]
     if layout == "horizon" and w != 6 * h:
         raise ShapeError(
@@ -167,7 +181,7 @@ def read_cube(path: Path, layout: str) -> tuple[object, int]:
             f"IN '{path}' must be a dice cube map (a 4 x 3 grid of square faces, width:height = "
             f"4:3), got {describe(cube)}"
         )
-    return cube, h if layout == "horizon" else h // 3
+    return cube, h if layout == "horizon" else h // 3, info.bit_depth
 
 
 # Options shared by the commands (one definition, one help text).
@@ -177,6 +191,16 @@ Overwrite = Annotated[
         "--overwrite",
         help="Replace output files that exist. Without it an existing output is an error and "
         "is left untouched.",
+    ),
+]
+MaxPixels = Annotated[
+    int,
+    typer.Option(
+        "--max-pixels",
+        metavar="N",
+        help="Largest input image, in pixels (width x height), read; guards against files "
+        "that decode to far more memory than their size. A 20000x10000 panorama needs "
+        "--max-pixels 200000000.",
     ),
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]

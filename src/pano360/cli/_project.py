@@ -10,14 +10,17 @@ import typer
 
 from .. import geometry
 from .._core import check_choice, check_positive_int
-from ..io import read_image, write_images
+from ..io import DEFAULT_MAX_PIXELS, read_image, rotate_metadata, write_images
+from ._bands import pad_erp, rotate_padded_in_bands
 from ._options import (
     FACE_PLACEHOLDER,
+    MaxPixels,
     Overwrite,
     angle_radians,
     check_outputs,
     face_paths,
     fov_radians,
+    kept_bit_depth,
     parse_size,
     read_cube,
     read_erp,
@@ -117,6 +120,7 @@ def e2p(
     ] = "800x600",
     mode: _Mode = "bilinear",
     overwrite: Overwrite = False,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Render a perspective (pinhole camera) view of an ERP panorama.
 
@@ -134,10 +138,10 @@ def e2p(
     out_hw = parse_size(size)
     check_choice(mode, "--mode", geometry.MODES)
     check_outputs([("OUT", out)], [src], overwrite=overwrite)
-    erp = read_erp(src)
+    erp, info = read_erp(src, max_pixels=max_pixels, with_info=True)
     with torch.inference_mode():
         view = geometry.erp_to_perspective(erp, fov_rad, out_hw, *angles, mode=mode)
-    write_images({out: view}, overwrite=overwrite)
+    write_images({out: view}, overwrite=overwrite, bit_depth=kept_bit_depth(info.bit_depth, [out]))
 
 
 @project_app.command("p2e", context_settings=_CONTEXT)
@@ -167,6 +171,7 @@ def p2e(
     ] = None,
     mode: _Mode = "bilinear",
     overwrite: Overwrite = False,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Paste a perspective photo onto an ERP panorama (inverse of e2p).
 
@@ -185,13 +190,13 @@ def p2e(
     check_choice(mode, "--mode", geometry.MODES)
     outputs = [("OUT", out)] + ([("--mask", mask)] if mask is not None else [])
     check_outputs(outputs, [src], overwrite=overwrite)
-    img = read_image(src)
+    img, info = read_image(src, max_pixels=max_pixels, with_info=True)
     with torch.inference_mode():
         erp, coverage = geometry.perspective_to_erp(img, fov_rad, erp_hw, *angles, mode=mode)
     images = {out: erp}
     if mask is not None:
         images[mask] = coverage
-    write_images(images, overwrite=overwrite)
+    write_images(images, overwrite=overwrite, bit_depth=kept_bit_depth(info.bit_depth, images))
 
 
 @project_app.command("e2c", context_settings=_CONTEXT)
@@ -220,6 +225,7 @@ def e2c(
     ] = "dice",
     mode: _Mode = "bilinear",
     overwrite: Overwrite = False,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Cut an ERP panorama into a cube map of six 90-degree faces.
 
@@ -248,7 +254,7 @@ def e2c(
         refuse_placeholder(out, "OUT", layout)
         outputs = [("OUT", out)]
     check_outputs(outputs, [src], overwrite=overwrite)
-    erp = read_erp(src)
+    erp, info = read_erp(src, max_pixels=max_pixels, with_info=True)
     face_w = face_w if face_w is not None else max(1, erp.shape[-2] // 2)
     with torch.inference_mode():
         cube = geometry.erp_to_cubemap(erp, face_w, layout=layout, mode=mode)
@@ -258,7 +264,7 @@ def e2c(
         images = {targets[f]: face for f, face in zip(geometry.CUBE_FACES, cube, strict=True)}
     else:
         images = {out: cube}
-    write_images(images, overwrite=overwrite)
+    write_images(images, overwrite=overwrite, bit_depth=kept_bit_depth(info.bit_depth, images))
 
 
 @project_app.command("c2e", context_settings=_CONTEXT)
@@ -290,6 +296,7 @@ def c2e(
     ] = None,
     mode: _Mode = "bilinear",
     overwrite: Overwrite = False,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Assemble an ERP panorama from a cube map (inverse of e2c).
 
@@ -310,11 +317,11 @@ def c2e(
         refuse_placeholder(src, "IN", layout)
         inputs = [src]
     check_outputs([("OUT", out)], inputs, overwrite=overwrite)
-    cube, face_w = read_cube(src, layout)
+    cube, face_w, depth = read_cube(src, layout, max_pixels=max_pixels)
     erp_hw = erp_hw or (2 * face_w, 4 * face_w)
     with torch.inference_mode():
         erp = geometry.cubemap_to_erp(cube, erp_hw, layout=layout, mode=mode)
-    write_images({out: erp}, overwrite=overwrite)
+    write_images({out: erp}, overwrite=overwrite, bit_depth=kept_bit_depth(depth, [out]))
 
 
 @project_app.command("rotate", context_settings=_CONTEXT)
@@ -326,6 +333,7 @@ def rotate(
     roll: _Roll = 0.0,
     mode: _Mode = "bilinear",
     overwrite: Overwrite = False,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Re-centre an ERP panorama on a new viewing direction.
 
@@ -344,8 +352,17 @@ def rotate(
     yaw_r, pitch_r, roll_r = _view_angles(yaw, pitch, roll)
     check_choice(mode, "--mode", geometry.MODES)
     check_outputs([("OUT", out)], [src], overwrite=overwrite)
-    erp = read_erp(src)
+    erp, info = read_erp(src, max_pixels=max_pixels, with_info=True)
     R = geometry.rotation_matrix(yaw_r, pitch_r, roll_r, dtype=torch.float64)
     with torch.inference_mode():
-        turned = geometry.rotate_erp(erp, R.T, mode=mode)
-    write_images({out: turned}, overwrite=overwrite)
+        # rotate_erp(erp, R.T, mode) a band of rows at a time: a 16K panorama fits in memory.
+        hw, padded = erp.shape[-2:], pad_erp(erp, mode)
+        del erp
+        turned = rotate_padded_in_bands(padded, hw, R.T, mode)
+        del padded
+    write_images(
+        {out: turned},
+        overwrite=overwrite,
+        bit_depth=kept_bit_depth(info.bit_depth, [out]),
+        metadata=rotate_metadata(info, yaw_r, pitch_r, roll_r),
+    )

@@ -1,11 +1,15 @@
-"""Image files in and out: float tensors in [0, 1] inside, 8-bit (or 16-bit) files outside.
+"""Image files in and out: float tensors in [0, 1] inside, 8-bit or 16-bit files outside.
 
-:func:`read_image` gives (1, C, H, W) float32 tensors; :func:`write_image` writes PNG, JPEG, TIFF
-or WebP atomically (a temporary file renamed into place) and never overwrites a file unless
-asked. Pixels are read and written as stored: no EXIF rotation, no colour management.
+:func:`read_image` gives (1, C, H, W) float32 tensors and, with ``with_info=True``, an
+:class:`ImageInfo` (bit depth, EXIF, XMP such as GPano 360° tags, ICC profile); :func:`write_image`
+writes PNG, JPEG, TIFF or WebP atomically (a temporary file renamed into place), at 8 or 16 bits,
+with that metadata when asked. Like ``open(path, "w")`` it replaces an existing file unless given
+``overwrite=False`` (the command line refuses without ``--overwrite``). Pixels are read and
+written as stored: no EXIF rotation, no colour management.
 """
 
 from ._image import (
+    DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
     check_output_path,
     read_image,
@@ -13,6 +17,7 @@ from ._image import (
     write_image,
     write_images,
 )
+from ._metadata import ImageInfo, rotate_metadata
 from ._video import (
     VIDEO_EXTENSIONS,
     VideoInfo,
@@ -25,8 +30,10 @@ from ._video import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
     "VIDEO_EXTENSIONS",
+    "ImageInfo",
     "VideoIOError",
     "VideoInfo",
     "VideoWriter",
@@ -34,6 +41,7 @@ __all__ = [
     "iter_video_frames",
     "read_image",
     "read_video",
+    "rotate_metadata",
     "video_info",
     "write_atomic",
     "write_image",

@@ -35,7 +35,14 @@ from .registry import (
     register_task,
 )
 from .tensors import memory_format_of
-from .weights import InputContract, WeightsError, WeightsSpec, file_sha256, load_weights
+from .weights import (
+    InputContract,
+    WeightsError,
+    WeightsSpec,
+    file_sha256,
+    load_weights,
+    load_weights_file,
+)
 
 __all__ = [
     "ChoiceError",
@@ -67,6 +74,7 @@ __all__ = [
     "list_models",
     "list_tasks",
     "load_weights",
+    "load_weights_file",
     "memory_format_of",
     "model_info",
     "register_model",

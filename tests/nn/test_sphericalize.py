@@ -365,3 +365,68 @@ def test_errors():
         sphericalize(vgg_like(), taps="square")
     with pytest.raises(ValueError, match=r"taps='crown' cannot sphericalize.*projection"):
         sphericalize(vgg_like(), taps="crown")
+
+
+# MobileNetV2: depthwise and strided 3 x 3 convs, 1 x 1 convs, BatchNorm, ReLU6, residuals.
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_depthwise_conv_bn_relu6_equals_the_exact_oracle(stride, conv_path):
+    """A MobileNetV2 depthwise unit (groups == channels): the conv becomes a SphereConv2d that
+    computes the tangent-plane oracle per channel; BatchNorm and ReLU6 stay pointwise."""
+    torch.manual_seed(6)
+    unit = nn.Sequential(
+        nn.Conv2d(4, 4, 3, stride, 1, groups=4, bias=False), nn.BatchNorm2d(4), nn.ReLU6()
+    ).double()
+    unit[1].running_mean.uniform_(-0.2, 0.2)
+    unit[1].running_var.uniform_(0.5, 1.5)
+    unit.eval()
+    sph, report = sphericalize(unit)
+    assert report.replaced == [("0", "Conv2d", "SphereConv2d")] and sph[0].groups == 4
+    x = rand(2, 4, 16, 32, seed=7) * 4
+    expected = unit[2](unit[1](exact_conv2d(x, unit[0].weight, stride=stride, groups=4)))
+    torch.testing.assert_close(sph(x), expected, atol=1e-5, rtol=0)
+
+
+def test_mobilenet_v2_every_3x3_conv_becomes_spherical_and_1x1_convs_stay_planar():
+    from pano360.models.backbones import InvertedResidual, MobileNetV2
+
+    model = MobileNetV2()
+    sph, report = sphericalize(model)
+    convs = {n: m for n, m in model.named_modules() if type(m) is nn.Conv2d}
+    spatial = sorted(n for n, m in convs.items() if m.kernel_size == (3, 3))
+    assert len(spatial) == 18  # the stem and 17 depthwise convs, 5 of them strided
+    assert sum(convs[n].stride == (2, 2) for n in spatial) == 5
+    assert sum(convs[n].groups > 1 for n in spatial) == 17
+    assert sorted(name for name, _, _ in report.replaced) == spatial
+    assert sorted(name for name, _, _ in report.unchanged) == sorted(set(convs) - set(spatial))
+    assert report.unsupported == []  # BatchNorm, ReLU6, residual additions, global pooling
+    assert list(sph.state_dict()) == list(model.state_dict())
+    assert sum(isinstance(m, InvertedResidual) and m.use_res_connect for m in sph.modules()) == 10
+
+
+def test_sphericalized_mobilenet_v2_is_yaw_equivariant_at_every_stride(monkeypatch):
+    """Rolling the ERP by s columns rolls the stride-s map by one column, through strided
+    depthwise convs and residual additions; the planar network is not equivariant."""
+    from pano360.models.backbones import MobileNetV2
+    from pano360.nn import _sphere_conv
+
+    # The compiled kernel has no depthwise path yet (many times slower than pure torch there).
+    monkeypatch.setitem(_sphere_conv._COMPILED, "enabled", False)
+    torch.manual_seed(8)
+    features = _random_bn_stats(MobileNetV2().features[:7]).eval()  # strides 2, 4, 8
+    sph, _ = sphericalize(features)
+    x = torch.rand(1, 3, 32, 64, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        assert_yaw_equivariant(sph, x, shifts=(1, 3), stride=8, atol=1e-4)
+        with pytest.raises(AssertionError):
+            assert_yaw_equivariant(features, x, shifts=(1,), stride=8, atol=1e-4)
+
+
+def _random_bn_stats(model):
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+            m.weight.data.uniform_(0.5, 1.5)
+    return model

@@ -39,7 +39,14 @@ from .registry import (
     register_task,
 )
 from .tensors import memory_format_of
-from .weights import InputContract, WeightsError, WeightsSpec, file_sha256, load_weights
+from .weights import (
+    InputContract,
+    WeightsError,
+    WeightsSpec,
+    file_sha256,
+    load_weights,
+    load_weights_file,
+)
 
 __all__ = [
     "AngleUnitWarning",
@@ -76,6 +83,7 @@ __all__ = [
     "list_models",
     "list_tasks",
     "load_weights",
+    "load_weights_file",
     "memory_format_of",
     "model_info",
     "register_model",

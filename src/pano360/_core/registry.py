@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,7 @@ import torch
 from torch import nn
 
 from .checks import check_choice
-from .weights import WeightsSpec, load_weights
+from .weights import WeightsSpec, load_weights, load_weights_file
 
 __all__ = [
     "ModelInfo",
@@ -106,7 +107,7 @@ def list_tasks() -> list[str]:
 
     Example:
         >>> list_tasks()
-        ['mtcnn', 'saliency']
+        ['backbone', 'mtcnn', 'saliency']
     """
     _load_builtin_models()
     return sorted(_TASKS)
@@ -207,22 +208,36 @@ def model_info(name: str) -> ModelInfo:
     return _REGISTRY[name]
 
 
-def create_model(name: str, pretrained: bool = False, **kwargs) -> nn.Module:
-    """Build a registered model, optionally with its pretrained weights.
+def create_model(
+    name: str,
+    pretrained: bool = False,
+    *,
+    weights: str | os.PathLike[str] | None = None,
+    strict: bool = False,
+    **kwargs,
+) -> nn.Module:
+    """Build a registered model, optionally with its pretrained weights or a local checkpoint.
 
     Args:
         name: a name from :func:`list_models`.
         pretrained: load the model's shipped weights (sha256-checked, every key accounted for).
+        weights: path of a checkpoint of the user's to load instead (:func:`load_weights_file`:
+            ``.safetensors``, or a torch ``.pth`` read with ``weights_only=True``).
+        strict: with ``weights``, missing or unexpected keys are an error instead of a warning.
         **kwargs: passed to the model's builder.
 
     Returns:
-        The model, in eval mode when ``pretrained`` (ready for inference), train mode otherwise.
+        The model, in eval mode when weights were loaded (ready for inference), train mode
+        otherwise.
 
     Raises:
-        ValueError: unknown ``name``, or ``pretrained=True`` for a model without weights.
-        WeightsError: the shipped weights file is missing, corrupted or does not fit.
+        ValueError: unknown ``name``, ``pretrained=True`` for a model without weights, or both
+            ``pretrained=True`` and ``weights``.
+        WeightsError: the weights file is missing, corrupted or does not fit.
     """
     info = model_info(name)
+    if pretrained and weights is not None:
+        raise ValueError("pass pretrained=True (the shipped weights) or weights=PATH, not both")
     if pretrained and info.weights is None:
         raise ValueError(
             f"model {name!r} has no pretrained weights; models with weights: "
@@ -231,6 +246,9 @@ def create_model(name: str, pretrained: bool = False, **kwargs) -> nn.Module:
     model = info.builder(**kwargs)
     if pretrained:
         load_weights(model, info.weights)
+        model.eval()
+    elif weights is not None:
+        load_weights_file(model, weights, strict=strict)
         model.eval()
     return model
 

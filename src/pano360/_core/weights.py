@@ -4,6 +4,10 @@ A :class:`WeightsSpec` says which safetensors file holds a model's weights (ship
 package, or a local path), its sha256, what input the weights expect, their licence and where they
 come from. :func:`load_weights` verifies the hash, then loads the tensors; a missing key, an
 unexpected key or a shape mismatch is an error, never silently ignored.
+
+:func:`load_weights_file` loads a user's own checkpoint (a ``.safetensors`` file, or a torch
+``.pth``/``.pt`` file read with ``torch.load(weights_only=True)``): missing and unexpected keys
+are listed in a warning, or an error with ``strict=True``.
 """
 
 from __future__ import annotations
@@ -11,6 +15,9 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import os
+import pickle
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +28,14 @@ from torch import nn
 
 from .errors import Pano360Error
 
-__all__ = ["InputContract", "WeightsError", "WeightsSpec", "file_sha256", "load_weights"]
+__all__ = [
+    "InputContract",
+    "WeightsError",
+    "WeightsSpec",
+    "file_sha256",
+    "load_weights",
+    "load_weights_file",
+]
 
 
 class WeightsError(Pano360Error, ValueError):
@@ -139,4 +153,96 @@ def load_weights(model: nn.Module, spec: WeightsSpec) -> nn.Module:
         )
     with torch.no_grad():
         model.load_state_dict(tensors, strict=True)
+    return model
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if path.suffix == ".safetensors":
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise WeightsError(f"cannot read weights file {path} as safetensors: {exc}") from None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError) as exc:
+        raise WeightsError(
+            f"cannot read weights file {path} with torch.load(weights_only=True): "
+            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from None
+    # Training scripts wrap the state dict: torchvision's references under "model",
+    # Lightning under "state_dict".
+    for key in ("model", "state_dict"):
+        if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
+            obj = obj[key]
+            break
+    if not isinstance(obj, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    ):
+        raise WeightsError(
+            f"weights file {path} must hold a state dict (names -> tensors), or one under "
+            f"'model' or 'state_dict'; got {type(obj).__name__}"
+        )
+    return dict(obj)
+
+
+def load_weights_file(
+    model: nn.Module, path: str | os.PathLike[str], *, strict: bool = False
+) -> nn.Module:
+    """Load a user's checkpoint from a local file into ``model`` in place.
+
+    ``.safetensors`` files are read with safetensors; anything else with
+    ``torch.load(path, weights_only=True)`` (never a full unpickling), e.g. a torchvision-format
+    ``.pth``. A state dict nested under ``"model"`` (torchvision's training references) or
+    ``"state_dict"`` (Lightning) is unwrapped. Tensors are copied into the model's parameters
+    and buffers (their dtype and device are kept).
+
+    Args:
+        model: the module to fill.
+        path: the checkpoint.
+        strict: raise on missing or unexpected keys instead of warning.
+
+    Returns:
+        ``model``, for chaining.
+
+    Raises:
+        WeightsError: the file is missing or unreadable, holds no state dict, a tensor's shape
+            differs from the model's, or (``strict=True``) keys are missing or unexpected. The
+            message names the file and lists the offending keys.
+
+    Warns:
+        UserWarning: (``strict=False``) keys missing from the file (those parameters keep their
+            initial values) or unexpected in it (ignored), listed by name.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    tensors = _read_state_dict(path)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    mismatched = [
+        f"{k}: model {tuple(expected[k].shape)}, file {tuple(tensors[k].shape)}"
+        for k in sorted(set(expected) & set(tensors))
+        if expected[k].shape != tensors[k].shape
+    ]
+    name = type(model).__name__
+    if mismatched:
+        raise WeightsError(
+            f"weights file {path} does not fit {name}: shape mismatches [{'; '.join(mismatched)}]"
+        )
+    if missing or unexpected:
+        problems = ", ".join(
+            f"{what} keys {keys}"
+            for what, keys in (("missing", missing), ("unexpected", unexpected))
+            if keys
+        )
+        if strict:
+            raise WeightsError(f"weights file {path} does not fit {name}: {problems}")
+        warnings.warn(
+            f"weights file {path} does not fit {name} exactly: {problems} (missing ones keep "
+            "their initial values, unexpected ones are ignored)",
+            stacklevel=2,
+        )
+    with torch.no_grad():
+        model.load_state_dict(tensors, strict=False)
     return model

@@ -17,10 +17,12 @@ from .._core import (
     list_models,
     list_tasks,
     load_weights,
+    load_weights_file,
     model_info,
     register_model,
     register_task,
 )
+from . import backbones
 from .mtcnn import (
     MTCNN_ONET_WEIGHTS,
     MTCNN_PNET_WEIGHTS,
@@ -47,11 +49,13 @@ __all__ = [
     "Task",
     "WeightsError",
     "WeightsSpec",
+    "backbones",
     "check_task_output",
     "create_model",
     "list_models",
     "list_tasks",
     "load_weights",
+    "load_weights_file",
     "model_info",
     "mtcnn_normalize",
     "mtcnn_pnet_stack",

@@ -152,6 +152,10 @@ def sphericalize(
       1 x 1 conv becomes a SphereConv2d with a 1 x 1 kernel, which samples the centre of each
       s x s block (see below), so that a strided shortcut stays aligned with a strided 3 x 3
       conv beside it (ResNet).
+    - Grouped and depthwise convs (``groups`` up to the channel count, as in MobileNetV2's
+      inverted residual blocks) are converted like the others, with the same ``groups``.
+      BatchNorm, activations (ReLU, ReLU6, ...) and the additions of residual blocks work pixel
+      by pixel: they need no spherical version and are not reported.
     - ``nn.ZeroPad2d``, ``nn.ConstantPad2d``, ``nn.ReflectionPad2d``, ``nn.ReplicationPad2d``
       and ``nn.CircularPad2d`` become :class:`SphericalPad2d` of the same size.
     - ``nn.MaxPool2d`` and ``nn.AvgPool2d`` with padding or ``ceil_mode=True`` become

@@ -35,9 +35,19 @@ from .registry import (
     register_task,
 )
 from .tensors import memory_format_of
-from .weights import InputContract, WeightsError, WeightsSpec, file_sha256, load_weights
+from .weights import (
+    MODEL_CARD_FORMAT,
+    InputContract,
+    WeightsError,
+    WeightsSpec,
+    file_sha256,
+    load_weights,
+    model_card_paths,
+    read_model_card,
+)
 
 __all__ = [
+    "MODEL_CARD_FORMAT",
     "ChoiceError",
     "DatasetFormatError",
     "ImageIOError",
@@ -68,7 +78,9 @@ __all__ = [
     "list_tasks",
     "load_weights",
     "memory_format_of",
+    "model_card_paths",
     "model_info",
+    "read_model_card",
     "register_model",
     "register_task",
 ]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,14 @@ import torch
 from torch import nn
 
 from .checks import check_choice
-from .weights import WeightsSpec, load_weights
+from .weights import (
+    InputContract,
+    WeightsError,
+    WeightsSpec,
+    load_weights,
+    model_card_paths,
+    read_model_card,
+)
 
 __all__ = [
     "ModelInfo",
@@ -207,21 +215,77 @@ def model_info(name: str) -> ModelInfo:
     return _REGISTRY[name]
 
 
-def create_model(name: str, pretrained: bool = False, **kwargs) -> nn.Module:
-    """Build a registered model, optionally with its pretrained weights.
+def _is_exported_model(name: str | os.PathLike[str]) -> bool:
+    """Whether ``name`` names an exported model (a path) rather than a registered one (a
+    registered name wins over a file of the same name)."""
+    if isinstance(name, os.PathLike):
+        return True
+    _load_builtin_models()
+    if name in _REGISTRY:
+        return False
+    return name.endswith((".json", ".safetensors")) or os.sep in name or os.path.exists(name)
+
+
+def _local_weights(path: str | os.PathLike[str], sha256: str | None) -> WeightsSpec:
+    unknown = InputContract("unknown", (0.0, 1.0), None, (1, 1))
+    return WeightsSpec(os.fspath(path), None, sha256, unknown, "unknown")
+
+
+def create_model(
+    name: str | os.PathLike[str],
+    pretrained: bool = False,
+    weights: str | os.PathLike[str] | None = None,
+    **kwargs,
+) -> nn.Module:
+    """Build a registered model, optionally with its pretrained weights or weights from a file.
+
+    ``name`` may also be an exported model (what ``pano360 train`` writes: ``NAME.json`` and
+    ``NAME.safetensors``, see :func:`pano360._core.weights.read_model_card`): its card names the
+    registered architecture and the configuration it was trained with, and the weights are
+    loaded after their sha256 is checked. Nothing is unpickled.
 
     Args:
-        name: a name from :func:`list_models`.
+        name: a name from :func:`list_models`, or the path of an exported model (its card, its
+            weights or their folder).
         pretrained: load the model's shipped weights (sha256-checked, every key accounted for).
-        **kwargs: passed to the model's builder.
+        weights: a local safetensors file to load (every key accounted for). When a model card
+            ``NAME.json`` lies beside ``NAME.safetensors``, its architecture must be ``name``,
+            its configuration is used and its sha256 checked.
+        **kwargs: passed to the model's builder (over the card's configuration, if any).
 
     Returns:
-        The model, in eval mode when ``pretrained`` (ready for inference), train mode otherwise.
+        The model, in eval mode when weights were loaded (ready for inference), train mode
+        otherwise.
 
     Raises:
-        ValueError: unknown ``name``, or ``pretrained=True`` for a model without weights.
-        WeightsError: the shipped weights file is missing, corrupted or does not fit.
+        ValueError: unknown ``name``, ``pretrained=True`` for a model without weights, or both
+            ``pretrained`` and ``weights``.
+        WeightsError: the weights file (shipped or given) is missing, corrupted or does not
+            fit; a model card is unreadable or names another architecture.
     """
+    spec = None
+    if _is_exported_model(name):
+        if weights is not None:
+            raise ValueError("give either an exported model as name or weights=, not both")
+        card = read_model_card(name)
+        spec = _local_weights(card["weights"]["path"], card["weights"]["sha256"])
+        name = card["architecture"]["name"]
+        kwargs = {**card["architecture"]["config"], **kwargs}
+    elif weights is not None:
+        if pretrained:
+            raise ValueError("give either pretrained=True or weights=, not both")
+        spec = _local_weights(weights, None)
+        card_path, weights_path = model_card_paths(weights)
+        # A card beside the weights describes them; plain safetensors have none.
+        card = read_model_card(weights) if card_path.is_file() else None
+        if card is not None and os.path.abspath(weights_path) == os.path.abspath(weights):
+            if card["architecture"]["name"] != name:
+                raise WeightsError(
+                    f"weights {weights} were exported for architecture "
+                    f"{card['architecture']['name']!r}, not {name!r}"
+                )
+            spec = _local_weights(weights, card["weights"]["sha256"])
+            kwargs = {**card["architecture"]["config"], **kwargs}
     info = model_info(name)
     if pretrained and info.weights is None:
         raise ValueError(
@@ -230,7 +294,9 @@ def create_model(name: str, pretrained: bool = False, **kwargs) -> nn.Module:
         )
     model = info.builder(**kwargs)
     if pretrained:
-        load_weights(model, info.weights)
+        spec = info.weights
+    if spec is not None:
+        load_weights(model, spec)
         model.eval()
     return model
 

@@ -16,13 +16,17 @@ from pano360._core import OutputExistsError, ShapeError, ValueRangeError
 from pano360.data import (
     DatasetFormatError,
     ECCV18Videos,
+    FolderVideos,
+    Salient360Videos,
     SyntheticSaliencyVideos,
     VideoSaliencyClips,
     gaze_saliency_map,
     write_eccv18_videos,
+    write_saliency_sample,
+    write_salient360_map,
 )
-from pano360.geometry import erp_directions, lonlat_to_xyz
-from pano360.io import write_image
+from pano360.geometry import erp_directions, lonlat_to_xyz, resize_erp
+from pano360.io import write_image, write_video
 from pano360.saliency import cc, equator_bias, fixation_map
 
 HW = (16, 32)
@@ -197,8 +201,6 @@ def test_clips_sample_by_fps_when_the_source_has_one():
 def test_clips_resize_frames_on_the_sphere_and_make_maps_at_the_size():
     source = _synthetic(n_videos=1, n_frames=1)
     item = VideoSaliencyClips(source, size=(8, 16))[0]
-    from pano360.geometry import resize_erp
-
     torch.testing.assert_close(
         item["frames"], resize_erp(source.read_frames("video_000", [0]), (8, 16))
     )
@@ -289,3 +291,88 @@ def test_synthetic_parameter_errors():
         SyntheticSaliencyVideos(1, 3, HW, free_share=1.5)
     with pytest.raises(ValueError, match="background must be one of"):
         SyntheticSaliencyVideos(1, 3, HW, background="space")
+
+
+# --- video files: the generic folder format and Salient360! ---------------------------------------
+
+
+def _grey_video(path, n=6, fps=10):
+    """A video whose frame k is a uniform grey of k / n (survives any codec)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = torch.arange(n, dtype=torch.float32)[:, None, None, None].expand(n, 3, *HW) / n
+    write_video(path, frames.contiguous(), fps=fps)
+    return path
+
+
+def test_folder_videos_with_fixation_times(tmp_path):
+    _grey_video(tmp_path / "videos" / "clip.mp4")
+    fix = torch.tensor([[0.5, 0.2], [-1.0, -1.2], [2.0, 0.0]], dtype=torch.float64)
+    write_saliency_sample(tmp_path, "clip", fixations=fix, times=torch.tensor([0.05, 0.35, 0.38]))
+    data = FolderVideos(tmp_path, window_s=0.1)  # frame k pools [k / 10, (k + 1) / 10)
+    assert data.videos == ("clip",) and data.fps("clip") == pytest.approx(10.0)
+    assert data.frame_indices("clip").tolist() == [0, 3]
+    torch.testing.assert_close(data.gaze("clip", 3), fix[1:])
+    torch.testing.assert_close(data.target_maps("clip", [3], HW), gaze_saliency_map(fix[1:], HW))
+    frames = data.read_frames("clip", [3, 0])
+    assert frames.shape == (2, 3, *HW)
+    assert frames[0].mean().item() == pytest.approx(0.5, abs=0.02)
+    assert frames[1].mean().item() == pytest.approx(0.0, abs=0.02)
+    clips = VideoSaliencyClips(data, frame_step=3, size=(8, 16), prior_offset=3)
+    assert len(clips) == 2 and torch.equal(clips[1]["prior"], clips[0]["saliency"])
+    with pytest.raises(DatasetFormatError, match=r"clip\.mp4: missing frame 9 \(the video has 6"):
+        data.read_frames("clip", [9])
+
+
+def test_folder_videos_with_map_files_are_memory_mapped_and_resized(tmp_path):
+    _grey_video(tmp_path / "videos" / "clip.mp4", n=4)
+    maps = torch.rand(4, 1, 8, 16)
+    write_saliency_sample(tmp_path, "clip", saliency=maps)
+    data = FolderVideos(tmp_path)
+    assert data.frame_indices("clip").tolist() == [0, 1, 2, 3] and data.gaze("clip", 0) is None
+    torch.testing.assert_close(data.target_maps("clip", [2, 7], (8, 16))[0], maps[2])
+    assert not data.target_maps("clip", [2, 7], (8, 16))[1].any()
+    torch.testing.assert_close(data.target_maps("clip", [1], (4, 8)), resize_erp(maps[1:2], (4, 8)))
+
+
+def test_folder_videos_errors(tmp_path):
+    _grey_video(tmp_path / "videos" / "a.mp4", n=2)
+    with pytest.raises(DatasetFormatError, match=r"a\.mp4: video without gaze"):
+        FolderVideos(tmp_path)
+    write_saliency_sample(tmp_path, "a", fixations=torch.zeros(1, 2))
+    with pytest.raises(DatasetFormatError, match=r"a\.csv: a video's fixations need times"):
+        FolderVideos(tmp_path)
+    write_saliency_sample(
+        tmp_path, "a", fixations=torch.zeros(1, 2), times=torch.tensor([9.0]), overwrite=True
+    )
+    with pytest.raises(DatasetFormatError, match=r"a\.csv: no fixation falls within the video"):
+        FolderVideos(tmp_path)
+    (tmp_path / "videos" / "a.mp4").write_bytes(b"garbage")
+    with pytest.raises(DatasetFormatError, match=r"a\.mp4: corrupt video"):
+        FolderVideos(tmp_path)
+    with pytest.raises(DatasetFormatError, match="no video named 'b'"):
+        FolderVideos(tmp_path, videos=["b"])
+
+
+def test_salient360_videos_from_scanpaths_or_maps(tmp_path):
+    _grey_video(tmp_path / "stimuli" / "3_Cows.mp4", n=5)
+    _grey_video(tmp_path / "stimuli" / "4_Other.mp4", n=5)  # neither scanpaths nor maps: left out
+    (tmp_path / "scan").mkdir()
+    (tmp_path / "scan" / "3_Cows_fixations.csv").write_text(
+        "Idx, longitude, latitude, start timestamp, duration, start frame, end frame\n"
+        "0, 0.75, 0.25, 0, 100, 1, 2\n"
+        "1, 0.5, 0.5, 100, 100, 2, 2\n"
+        "0, 0.25, 0.5, 0, 100, 4, 4\n"
+    )
+    data = Salient360Videos(tmp_path / "stimuli", scanpaths=tmp_path / "scan")
+    assert data.videos == ("3_Cows",) and data.frame_indices("3_Cows").tolist() == [1, 2, 4]
+    assert data.gaze("3_Cows", 2).shape == (2, 2)
+    lon, lat = data.gaze("3_Cows", 1)[0].tolist()
+    assert lon == pytest.approx(math.pi / 2) and lat == pytest.approx(math.pi / 4)
+    (tmp_path / "maps").mkdir()
+    maps = torch.rand(5, 1, 8, 16)
+    write_salient360_map(tmp_path / "maps", "3_Cows", maps)
+    by_maps = Salient360Videos(tmp_path / "stimuli", maps=tmp_path / "maps")
+    assert by_maps.frame_indices("3_Cows").tolist() == [0, 1, 2, 3, 4]
+    torch.testing.assert_close(by_maps.target_maps("3_Cows", [3], (8, 16)), maps[3:4])
+    with pytest.raises(ValueError, match="needs scanpaths or maps"):
+        Salient360Videos(tmp_path / "stimuli")

@@ -33,6 +33,8 @@ from ._video_clips import VideoSaliencyClips
 from ._video_sources import (
     SEED_SIGMA_DEG,
     ECCV18Videos,
+    FolderVideos,
+    Salient360Videos,
     VideoSaliencySource,
     gaze_saliency_map,
 )
@@ -56,6 +58,7 @@ __all__: list[str] = [
     "SEED_SIGMA_DEG",
     "DatasetFormatError",
     "ECCV18Videos",
+    "FolderVideos",
     "Placement",
     "SaliencyFolder",
     "SaliencySample",
@@ -64,6 +67,7 @@ __all__: list[str] = [
     "Salient360BinInfo",
     "Salient360Images",
     "Salient360VideoMaps",
+    "Salient360Videos",
     "Scanpath",
     "SceneConfig",
     "SyntheticFaceScenes",

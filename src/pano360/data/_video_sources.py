@@ -21,6 +21,7 @@ Targets from gaze (the seed's scale)
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from abc import ABC, abstractmethod
@@ -31,14 +32,23 @@ import numpy as np
 import torch
 
 from .._core import DatasetFormatError, ImageIOError, check_hw, check_number
-from ..io import read_image
-from ..saliency import fixation_map
+from ..geometry import resize_erp
+from ..io import iter_video_frames, read_image, video_info
+from ..saliency import fixation_map, frame_fixation_indices
+from ._folder import _VIDEO_SUFFIXES, SaliencyFolder, read_fixations_csv
 from ._safe_pickle import load_restricted_pickle
-from ._salient360 import salient360_to_lonlat
+from ._salient360 import (
+    Salient360VideoMaps,
+    parse_salient360_bin_name,
+    read_salient360_scanpaths,
+    salient360_to_lonlat,
+)
 
 __all__ = [
     "SEED_SIGMA_DEG",
     "ECCV18Videos",
+    "FolderVideos",
+    "Salient360Videos",
     "VideoSaliencySource",
     "gaze_saliency_map",
 ]
@@ -322,3 +332,293 @@ def _read_frame(path: Path) -> torch.Tensor:
             f"{frame.shape[-1]}x{frame.shape[-2]}"
         )
     return frame
+
+
+# --- video files --------------------------------------------------------------------------------
+
+
+def _decode(path: Path, indices: Sequence[int]) -> torch.Tensor:
+    """Frames ``indices`` of a video file (T, 3, H, W), decoding from the start up to the last
+    one asked for and keeping only those (never the whole video in memory)."""
+    wanted = sorted({int(i) for i in indices})
+    if wanted and wanted[0] < 0:
+        raise DatasetFormatError(f"{path}: no frame {wanted[0]}")
+    found: dict[int, torch.Tensor] = {}
+    last = wanted[-1] if wanted else -1
+    decoded = 0
+    try:
+        for k, (_, frame) in enumerate(iter_video_frames(path, max_frames=last + 1)):
+            decoded = k + 1
+            if k in wanted:
+                found[k] = frame
+    except ImageIOError as e:
+        raise DatasetFormatError(f"{path}: corrupt video ({e})") from None
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        raise DatasetFormatError(
+            f"{path}: missing frame {missing[0]} (the video has {decoded} frames)"
+        )
+    return torch.cat([found[int(i)] for i in indices])
+
+
+def _video_length(path: Path, fallback: int | None) -> tuple[int, float]:
+    """Frame count and rate of a video from its headers (or ``fallback`` frames)."""
+    try:
+        info = video_info(path)
+    except ImageIOError as e:
+        raise DatasetFormatError(f"{path}: corrupt video ({e})") from None
+    count = info.num_frames
+    if count is None and info.duration_s is not None:
+        count = round(info.duration_s * info.fps)
+    if count is None:
+        count = fallback
+    if count is None:
+        raise DatasetFormatError(f"{path}: the video does not say how many frames it has")
+    return int(count), float(info.fps)
+
+
+def _map_frames(maps, indices: Sequence[int], n: int, hw: tuple[int, int]) -> torch.Tensor:
+    """(T, 1, h, w) of per-frame maps read with ``maps(i)`` -> (1, 1, H, W); zeros outside."""
+    out = torch.zeros(len(indices), 1, *hw)
+    for k, i in enumerate(indices):
+        if 0 <= int(i) < n:
+            out[k] = resize_erp(maps(int(i)).float(), hw)[0]
+    return out
+
+
+class _GazeVideoSource(VideoSaliencySource):
+    """A source of video files whose targets are per-frame gaze lists or per-frame maps."""
+
+    sigma_deg: float
+    _paths: dict[str, Path]
+    _lengths: dict[str, tuple[int, float]]
+    _gaze: dict[str, list[torch.Tensor]]
+
+    def fps(self, video: str) -> float | None:
+        return self._lengths[video][1]
+
+    def frame_indices(self, video: str) -> np.ndarray:
+        if video in self._gaze:
+            return np.array([i for i, g in enumerate(self._gaze[video]) if len(g)], np.int64)
+        return np.arange(self._lengths[video][0], dtype=np.int64)
+
+    def gaze(self, video: str, index: int) -> torch.Tensor | None:
+        """The gaze points of frame ``index`` as (N, 2) float64 (lon, lat), or None."""
+        per_frame = self._gaze.get(video)
+        if per_frame is None or not 0 <= int(index) < len(per_frame):
+            return None
+        g = per_frame[int(index)]
+        return g if len(g) else None
+
+    def read_frames(self, video: str, indices: Sequence[int]) -> torch.Tensor:
+        return _decode(self._paths[video], indices)
+
+    def target_maps(self, video: str, indices: Sequence[int], hw: Sequence[int]) -> torch.Tensor:
+        hw = check_hw(hw, "hw", erp=True)
+        if video in self._gaze:
+            empty = torch.zeros(0, 2, dtype=torch.float64)
+            gaze = [self.gaze(video, i) for i in indices]
+            return gaze_saliency_map([empty if g is None else g for g in gaze], hw, self.sigma_deg)
+        return self._read_maps(video, indices, hw)
+
+    def _read_maps(self, video, indices, hw) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class FolderVideos(_GazeVideoSource):
+    """The videos of a dataset in the generic folder format (:class:`SaliencyFolder`).
+
+    Each ``videos/NAME.mp4`` (any extension PyAV reads) needs ``fixations/NAME.csv`` with a
+    ``t`` column (preferred: targets are :func:`gaze_saliency_map` of the fixations of each
+    frame's time window) or ``maps/NAME.npy`` of shape (T, H, W) (targets are its frames,
+    resized with :func:`pano360.geometry.resize_erp`, at the scale stored; the file is memory
+    mapped, never read whole).
+
+    Args:
+        root: the dataset folder.
+        videos: only these names (default: every video).
+        sigma_deg: Gaussian of the gaze targets, degrees (default 9, the ECCV'18 seed's).
+        window_s: the time window a frame pools fixations from (see
+            :func:`pano360.saliency.frame_fixation_indices`), seconds.
+
+    Frames are decoded when an item asks for them, from the start of the video up to the last
+    frame needed (PyAV, no seeking): fine for short clips; for long videos convert them once to
+    frame folders with :func:`pano360.data.write_eccv18_videos`.
+
+    Raises:
+        ImageIOError: ``root`` is not a folder.
+        DatasetFormatError: a video without fixations and without maps (no gaze), fixations
+            without times, a map file that is not (T, H, W), a corrupt video; the errors of
+            :func:`pano360.data.read_fixations_csv`.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        videos: Sequence[str] | None = None,
+        sigma_deg: float = SEED_SIGMA_DEG,
+        window_s: float = 0.2,
+    ) -> None:
+        folder = SaliencyFolder(root)
+        self.root = folder.root
+        self.sigma_deg = _check_sigma(sigma_deg)
+        self.window_s = check_number(window_s, "window_s", lo=0.0, lo_open=True, hi=math.inf)
+        names = sorted(folder._videos) if videos is None else [str(v) for v in videos]
+        self._paths, self._lengths, self._gaze, self._maps = {}, {}, {}, {}
+        for name in names:
+            if name not in folder._videos:
+                raise DatasetFormatError(f"{self.root / 'videos'}: no video named {name!r}")
+            path = folder._videos[name]
+            fix = folder._fixations.get(name)
+            map_path = folder._maps.get(name)
+            if map_path is not None and map_path.suffix.lower() == ".npy":
+                arr = np.load(map_path, mmap_mode="r", allow_pickle=False)
+                if arr.ndim != 3 or arr.shape[2] != 2 * arr.shape[1]:
+                    raise DatasetFormatError(
+                        f"{map_path}: a video's maps must be (T, H, W) with W == 2H, got "
+                        f"{arr.shape}"
+                    )
+                self._maps[name] = map_path
+            elif fix is None:
+                raise DatasetFormatError(
+                    f"{path}: video without gaze (no fixations/{name}.csv and no maps/{name}.npy)"
+                )
+            count, rate = _video_length(path, None if name not in self._maps else arr.shape[0])
+            if fix is not None:
+                lonlat, times = read_fixations_csv(fix)
+                if times is None:
+                    raise DatasetFormatError(
+                        f"{fix}: a video's fixations need times (header 'lon,lat,t')"
+                    )
+                per_frame = frame_fixation_indices(times, count, rate, window_s=self.window_s)
+                self._gaze[name] = [lonlat[i] for i in per_frame]
+                if not any(len(g) for g in self._gaze[name]):
+                    raise DatasetFormatError(f"{fix}: no fixation falls within the video")
+            elif name in self._maps:
+                count = min(count, arr.shape[0])
+            self._paths[name] = path
+            self._lengths[name] = (count, rate)
+        self.videos = tuple(names)
+
+    def _read_maps(self, video, indices, hw) -> torch.Tensor:
+        arr = np.load(self._maps[video], mmap_mode="r", allow_pickle=False)
+
+        def one(i: int) -> torch.Tensor:
+            return torch.from_numpy(np.array(arr[i], dtype=np.float32))[None, None]
+
+        return _map_frames(one, indices, self._lengths[video][0], hw)
+
+    def __repr__(self) -> str:
+        return f"FolderVideos('{self.root}', {len(self.videos)} videos)"
+
+
+_FIRST_NUMBER = re.compile(r"(\d+)")
+
+
+def _numbered(folder: Path, suffixes: tuple[str, ...], name_of) -> dict[int, Path]:
+    if not folder.is_dir():
+        raise ImageIOError(f"cannot read dataset folder '{folder}': not a directory")
+    found: dict[int, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if not p.is_file() or p.name.startswith(".") or p.suffix.lower() not in suffixes:
+            continue
+        m = _FIRST_NUMBER.search(name_of(p))
+        if m is None:
+            continue
+        n = int(m.group(1))
+        if n in found:
+            raise DatasetFormatError(
+                f"{folder}: '{found[n].name}' and '{p.name}' both carry the number {n}"
+            )
+        found[n] = p
+    return found
+
+
+class Salient360Videos(_GazeVideoSource):
+    """The Salient360! video dataset: stimuli with scanpaths or saliency maps, by number.
+
+    Files are paired by the first number in their names (``1_PortoRiverside.mp4`` with
+    ``1_PortoRiverside_fixations.csv`` and ``1_PortoRiverside_2048x1024x500_32b.bin``).
+
+    Args:
+        videos: folder of the stimuli (any extension PyAV reads).
+        scanpaths: folder of video scanpath files (``.txt``/``.csv`` with start and end
+            frames, :func:`pano360.data.read_salient360_scanpaths`), or None.
+        maps: folder of video saliency maps (``.bin``, :class:`Salient360VideoMaps`), or None.
+        sigma_deg: Gaussian of the gaze targets, degrees (default 9, the ECCV'18 seed's).
+
+    Targets come from the scanpaths when given: the gaze of frame k is every fixation with
+    ``start frame <= k <= end frame`` (frame numbers as stored), and the target is
+    :func:`gaze_saliency_map` (the seed's scale). Otherwise they are the frames of the
+    maps, resized with :func:`pano360.geometry.resize_erp`, at the scale stored. Only videos
+    with scanpaths (or maps) are listed. Frames are decoded as in :class:`FolderVideos`.
+
+    Raises:
+        ImageIOError: a folder does not exist.
+        ValueError: neither ``scanpaths`` nor ``maps`` given.
+        DatasetFormatError: two files of a folder carry one number; a video none of whose
+            frames has a fixation; the errors of the scanpath and map readers.
+    """
+
+    def __init__(
+        self,
+        videos: str | os.PathLike[str],
+        *,
+        scanpaths: str | os.PathLike[str] | None = None,
+        maps: str | os.PathLike[str] | None = None,
+        sigma_deg: float = SEED_SIGMA_DEG,
+    ) -> None:
+        if scanpaths is None and maps is None:
+            raise ValueError("Salient360Videos needs scanpaths or maps (or both)")
+        self.sigma_deg = _check_sigma(sigma_deg)
+        stimuli = _numbered(Path(videos), _VIDEO_SUFFIXES, lambda p: p.stem)
+        paths = (
+            _numbered(Path(scanpaths), (".txt", ".csv"), lambda p: p.stem)
+            if scanpaths is not None
+            else {}
+        )
+        bins = (
+            _numbered(Path(maps), (".bin",), lambda p: parse_salient360_bin_name(p).name)
+            if maps is not None
+            else {}
+        )
+        self._paths, self._lengths, self._gaze, self._maps = {}, {}, {}, {}
+        names = []
+        for n, path in sorted(stimuli.items()):
+            if n not in paths and n not in bins:
+                continue
+            name = path.stem
+            video_maps = Salient360VideoMaps(bins[n]) if n in bins else None
+            count, rate = _video_length(path, None if video_maps is None else len(video_maps))
+            if n in paths:
+                self._gaze[name] = self._frame_gaze(paths[n], count)
+            else:
+                self._maps[name] = bins[n]
+                count = min(count, len(video_maps))
+            self._paths[name] = path
+            self._lengths[name] = (count, rate)
+            names.append(name)
+        self.videos = tuple(names)
+
+    @staticmethod
+    def _frame_gaze(path: Path, count: int) -> list[torch.Tensor]:
+        scanpaths = [s for s in read_salient360_scanpaths(path) if s.start_frame is not None]
+        if not scanpaths:
+            raise DatasetFormatError(f"{path}: no video scanpath (start and end frames) in it")
+        lonlat = torch.cat([s.lonlat for s in scanpaths])
+        start = torch.cat([s.start_frame for s in scanpaths])
+        end = torch.cat([s.end_frame for s in scanpaths])
+        frames = torch.arange(count)[:, None]
+        inside = (start[None] <= frames) & (frames <= end[None])
+        per_frame = [lonlat[row] for row in inside]
+        if not any(len(g) for g in per_frame):
+            raise DatasetFormatError(f"{path}: no fixation falls within the video's {count} frames")
+        return per_frame
+
+    def _read_maps(self, video, indices, hw) -> torch.Tensor:
+        maps = Salient360VideoMaps(self._maps[video])
+        return _map_frames(lambda i: maps[i], indices, self._lengths[video][0], hw)
+
+    def __repr__(self) -> str:
+        return f"Salient360Videos({len(self.videos)} videos)"

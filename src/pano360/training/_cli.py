@@ -125,6 +125,7 @@ def train_saliency(args: Sequence[str]) -> int:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*args parameter is intended.*")
         cli = _build(args)
         root = Path(cli.config["trainer"]["default_root_dir"])
         last = root / "checkpoints" / "last.ckpt"

@@ -22,7 +22,16 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
-from .._core import ValueRangeError, check_int, check_number, check_positive_int, check_seed
+from .._core import (
+    ValueRangeError,
+    check_bool,
+    check_int,
+    check_number,
+    check_positive_int,
+    check_seed,
+)
+from ..data import VideoSaliencyClips
+from ..saliency import binary_fixation_map
 
 __all__ = ["SaliencyDataModule", "split_by_video"]
 
@@ -69,9 +78,12 @@ class _ResumableLoader(DataLoader):
 
 
 def _sample_videos(dataset: Dataset) -> list[str]:
-    """The video of every sample: ``dataset.sample_videos`` when the dataset has it (cheap),
-    otherwise each sample's ``"video"`` (which reads every sample once)."""
+    """The video of every sample, read cheaply: ``dataset.sample_videos`` or
+    ``dataset.clip(i)[0]`` (:class:`pano360.data.VideoSaliencyClips`) when the dataset has
+    them, otherwise each sample's ``"video"`` (which reads every sample once)."""
     videos = getattr(dataset, "sample_videos", None)
+    if videos is None and callable(getattr(dataset, "clip", None)):
+        videos = [dataset.clip(i)[0] for i in range(len(dataset))]
     if videos is None:
         videos = [dataset[i]["video"] for i in range(len(dataset))]
     videos = [str(v) for v in videos]
@@ -121,13 +133,44 @@ def split_by_video(
     return train, val
 
 
+class _WithFixations(Dataset):
+    """Adds ``"fixations"`` (T, 1, H, W), the binary fixation maps of the clip's gaze points
+    (for NSS), to the samples of a :class:`VideoSaliencyClips` whose source knows its gaze."""
+
+    def __init__(self, clips: Dataset, source) -> None:
+        self.clips, self.source = clips, source
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index: int) -> dict:
+        item = self.clips[index]
+        hw = tuple(item["saliency"].shape[-2:])
+        maps = []
+        for frame in item["frame_index"].tolist():
+            gaze = self.source.gaze(item["video"], frame)
+            if gaze is None or len(gaze) == 0:
+                return item  # a frame without gaze points: no NSS for this clip
+            maps.append(binary_fixation_map(torch.as_tensor(gaze), hw)[0])
+        return {**item, "fixations": torch.stack(maps)}
+
+
+def _gaze_source(dataset: Dataset):
+    """The gaze-knowing source under a VideoSaliencyClips (possibly in a Subset), or None."""
+    base = dataset.dataset if isinstance(dataset, Subset) else dataset
+    source = getattr(base, "source", None) if isinstance(base, VideoSaliencyClips) else None
+    return source if callable(getattr(source, "gaze", None)) else None
+
+
 class SaliencyDataModule(pl.LightningDataModule):
     """Train and validation loaders over a clip dataset, split by video.
 
     Args:
-        dataset: the training samples (dicts, see the module docstring), e.g.
-            ``pano360.data.VideoSaliencyClips``. In a YAML config:
-            ``dataset: {class_path: pano360.data.VideoSaliencyClips, init_args: {...}}``.
+        dataset: the training clips, a :class:`pano360.data.VideoSaliencyClips` over any
+            video source (``ECCV18Videos``, ``FolderVideos``, ``Salient360Videos``,
+            ``SyntheticSaliencyVideos`` or one's own ``VideoSaliencySource``); from Python any
+            dataset of such dicts. In a YAML config: ``dataset: {source: {class_path:
+            pano360.data.ECCV18Videos, init_args: {root: DIR}}, clip_len: 1}``.
         val_dataset: validation samples; default: ``val_fraction`` of ``dataset``'s videos.
         val_fraction: share of the videos held out for validation when ``val_dataset`` is not
             given (0: no validation).
@@ -136,6 +179,8 @@ class SaliencyDataModule(pl.LightningDataModule):
         num_workers: DataLoader worker processes (0: load in the training process).
         shuffle: shuffle the training samples every epoch (seeded by ``seed`` and the epoch).
         seed: seed of the split and of the shuffles.
+        fixations: give validation clips the binary fixation maps of their gaze points (when
+            their source knows them), so that validation reports NSS too.
 
     Raises:
         ValueRangeError: a non-positive ``batch_size``, a negative ``num_workers``, a
@@ -144,13 +189,14 @@ class SaliencyDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        dataset: Dataset | None = None,
-        val_dataset: Dataset | None = None,
+        dataset: VideoSaliencyClips | None = None,
+        val_dataset: VideoSaliencyClips | None = None,
         val_fraction: float = 0.2,
         batch_size: int = 8,
         num_workers: int = 0,
         shuffle: bool = True,
         seed: int = 0,
+        fixations: bool = True,
     ) -> None:
         super().__init__()
         check_number(val_fraction, "val_fraction", lo=0, hi=1, hi_open=True)
@@ -163,6 +209,7 @@ class SaliencyDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.shuffle = bool(shuffle)
         self.seed = check_seed(seed)
+        self.fixations = check_bool(fixations, "fixations")
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
 
@@ -203,6 +250,9 @@ class SaliencyDataModule(pl.LightningDataModule):
             self.val_set = Subset(self.dataset, val) if val else None
         if len(self.train_set) == 0:
             raise ValueRangeError("the training set is empty")
+        source = _gaze_source(self.val_set) if self.val_set is not None else None
+        if self.fixations and source is not None:
+            self.val_set = _WithFixations(self.val_set, source)
 
     def _world(self) -> tuple[int, int]:
         trainer = self.trainer

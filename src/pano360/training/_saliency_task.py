@@ -60,10 +60,12 @@ class SaliencyTask(pl.LightningModule):
     """Train a saliency model (task ``"saliency"``) on clips of 360° video.
 
     Args:
-        model: a registered model name (``pano360.models.list_models(task="saliency")``) or a
-            module. A module is called as ``model(frames, prior=map)`` (``prior`` omitted when
-            its ``prior`` attribute is ``"none"`` or missing) and returns (B, 1, H, W) raw maps
-            on the target x ``target_scale`` scale.
+        model: a registered model name (``pano360.models.list_models(task="saliency")``; a
+            model of one's own is registered with ``pano360.models.register_model``). From
+            Python an ``nn.Module`` instance is accepted too (it cannot be exported: the card
+            names a registered architecture). The model is called as ``model(frames,
+            prior=map)`` (``prior`` omitted when its ``prior`` attribute is ``"none"`` or
+            missing) and returns (B, 1, H, W) raw maps on the target x ``target_scale`` scale.
         model_config: keyword arguments of the registered model's builder (ignored for a
             module); recorded in the exported model card.
         lr: SGD learning rate (the seed's recipe: 0.3).
@@ -85,7 +87,7 @@ class SaliencyTask(pl.LightningModule):
 
     def __init__(
         self,
-        model: str | nn.Module = "spherical_unet",
+        model: str = "spherical_unet",
         model_config: dict[str, Any] | None = None,
         lr: float = 0.3,
         momentum: float = 0.9,

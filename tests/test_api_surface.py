@@ -342,6 +342,17 @@ PUBLIC = {
         "smooth_erp",
         "sph_iou_sampled",
     ),
+    "pano360.training": (
+        "PRIORS",
+        "ConfigError",
+        "SaliencyDataModule",
+        "SaliencyTask",
+        "export_model",
+        "plot_learning_curve",
+        "read_epoch_metrics",
+        "split_by_video",
+        "train_saliency",
+    ),
     "pano360.transfer": (
         "DistillConfig",
         "LAT_BANDS",

@@ -400,3 +400,16 @@ def test_train_help_lists_every_option_with_its_default(capsys):
         "--optimizer",
     ):
         assert text in out, text
+
+
+def test_the_config_in_docs_parses(tmp_path, capsys):
+    import re
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "training.md").read_text()
+    config = tmp_path / "train.yaml"
+    config.write_text(re.search(r"```yaml\n(.*?)```", text, re.S).group(1))
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "saliency", "--config", str(config), "--print_config"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "class_path: pano360.data.FolderVideos" in out and "clip_len: 2" in out

@@ -112,6 +112,7 @@ def _saliency_model(model: str) -> Callable[[torch.Tensor], torch.Tensor]:
         raise ValueRangeError(f"--model '{model}' is a {card.get('task')!r} model, not saliency")
     net = create_model(model)
     hw = card.get("input", {}).get("trained_hw")
+    scale = float(card.get("input", {}).get("target_scale", 10.0))
     takes_prior = getattr(net, "prior", "none") != "none"
     previous: list[torch.Tensor] = []
 
@@ -120,7 +121,7 @@ def _saliency_model(model: str) -> Callable[[torch.Tensor], torch.Tensor]:
         if takes_prior:
             prior = previous[-1] if previous else x.new_zeros(x.shape[0], 1, *x.shape[-2:])
             out = net(x, prior=prior).clamp_min(0)
-            previous[:] = [out]
+            previous[:] = [out / scale]  # the earlier map goes in on the targets' scale
         else:
             out = net(x).clamp_min(0)
         out = resize_erp(out, erp.shape[-2:]).clamp_min(0)

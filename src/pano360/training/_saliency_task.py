@@ -9,9 +9,9 @@ The earlier-frame map (the model's fourth input channel) follows the model's ``p
 attribute:
 
 - ``"gt"``: teacher forcing, as the seed trains: the ground-truth map of an earlier frame
-  (``batch["prior"]``, times ``target_scale``). Faithful for reproducing the paper; at test time
-  that map is unknown.
-- ``"prediction"``: the model's own prediction of the previous frame of the clip, *detached*
+  (``batch["prior"]``). Faithful for reproducing the paper; at test time that map is unknown.
+- ``"prediction"``: the model's own prediction of the previous frame of the clip
+  (``clamp(raw, 0) / target_scale``, :func:`pano360.models.raw_to_saliency`), *detached*
   (no gradient flows through it, so it costs one forward pass per frame and no memory across
   frames); the first frame of a clip gets zeros, exactly as the first frame of a video does at
   inference. This is the choice usable at test time; it needs clips of >= 2 frames. We chose
@@ -19,7 +19,9 @@ attribute:
   (so resuming stays bitwise exact), and train on the very input the model sees at inference.
 - ``"none"``: no earlier map; the model sees the frame alone.
 
-Every clip is run frame by frame; the loss is the mean over its frames.
+The earlier-frame map goes to the model on the targets' scale (the model multiplies it by 10
+itself, as the seed does). Every clip is run frame by frame; the loss is the mean over its
+frames.
 """
 
 from __future__ import annotations
@@ -118,8 +120,8 @@ class SaliencyTask(pl.LightningModule):
         self.trained_hw: tuple[int, int] | None = None  # (H, W) of the training frames
 
     def forward(self, frames: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
-        """One frame through the model: frames (B, 3, H, W), prior (B, 1, H, W) on the target x
-        ``target_scale`` scale (zeros when None and the model takes one) -> (B, 1, H, W)."""
+        """One frame through the model: frames (B, 3, H, W), prior (B, 1, H, W) on the targets'
+        scale (zeros when None and the model takes one) -> raw maps (B, 1, H, W)."""
         if self.prior == "none":
             return self.net(frames)
         if prior is None:
@@ -140,9 +142,9 @@ class SaliencyTask(pl.LightningModule):
         previous = None
         for i in range(t):
             if self.prior == "gt":
-                prior = batch["prior"][:, i] * self.target_scale
+                prior = batch["prior"][:, i]
             elif self.prior == "prediction" and previous is not None:
-                prior = previous.detach().clamp_min(0)
+                prior = previous.detach().clamp_min(0) / self.target_scale
             else:
                 prior = None
             out = self(frames[:, i], prior)
@@ -203,10 +205,10 @@ class SaliencyTask(pl.LightningModule):
             "trained_hw": list(self.trained_hw) if self.trained_hw else None,
             "prior": self.prior,
             "prior_input": {
-                "gt": "the saliency map of an earlier frame x target_scale (unknown at test "
-                "time: feed the previous prediction or zeros)",
-                "prediction": "the model's own output for the previous frame, clamped at 0 "
-                "(zeros for the first frame)",
+                "gt": "the saliency map of an earlier frame on the targets' scale (unknown at "
+                "test time: feed the previous prediction or zeros)",
+                "prediction": "the model's own output for the previous frame, clamped at 0 and "
+                "divided by target_scale (zeros for the first frame)",
                 "none": "no earlier map",
             }[self.prior],
             "output": "(B, 1, H, W) raw maps on the target x target_scale scale; clamp at 0 and "

@@ -414,3 +414,43 @@ def test_the_config_in_docs_parses(tmp_path, capsys):
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert "class_path: pano360.data.FolderVideos" in out and "clip_len: 2" in out
+
+
+def test_train_command_end_to_end_resume_export_and_predict(tmp_path, capsys):
+    """Train the (narrow) Spherical U-Net on synthetic videos for an epoch, resume for one more,
+    then load the export without the training code and run it with ``pano360 saliency``."""
+    from pano360.io import write_image
+
+    root = tmp_path / "run"
+    config = tmp_path / "train.yaml"
+    config.write_text(
+        f"trainer: {{max_epochs: 1, default_root_dir: {root}, accelerator: cpu,\n"
+        "  enable_progress_bar: false, enable_model_summary: false, log_every_n_steps: 1}\n"
+        "model: {model: spherical_unet, model_config: {prior: prediction, channels: 4}, "
+        "lr: 0.01}\n"
+        "data:\n  dataset:\n    source:\n      class_path: pano360.data.SyntheticSaliencyVideos\n"
+        "      init_args: {n_videos: 3, n_frames: 6, size: [16, 32], supersample: 1, "
+        "n_viewers: 3}\n    clip_len: 2\n    frame_step: 2\n    size: [16, 32]\n"
+        "  val_fraction: 0.3\n  batch_size: 2\n"
+    )
+    assert main(["train", "saliency", "--config", str(config)]) == 0
+    args = ["train", "saliency", "--config", str(config), "--trainer.max_epochs", "2"]
+    assert main([*args, "--resume"]) == 0
+    for name in ("checkpoints/last.ckpt", "logs/metrics.csv", "learning_curve.png"):
+        assert (root / name).is_file(), name
+    assert sorted(read_epoch_metrics(root / "logs" / "metrics.csv")["val/nss"]) == [0, 1]
+    card = read_model_card(root / "model.json")
+    assert card["architecture"]["config"] == {"prior": "prediction", "channels": 4}
+    assert card["input"]["trained_hw"] == [16, 32] and card["training"]["epochs"] == 2
+    assert set(card["metrics"]["values"]) == {"loss", "cc", "kld", "nss"}
+    net = create_model(root / "model.json")
+    ckpt = torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    for key, value in net.state_dict().items():
+        assert torch.equal(ckpt[f"net.{key}"], value), key
+    write_image(tmp_path / "pano.png", torch.rand(1, 3, 32, 64))
+    out = tmp_path / "out"
+    assert main(["saliency", str(tmp_path / "pano.png"), "--model", str(root / "model.json"),
+                 "--out", str(out)]) == 0  # fmt: skip
+    sal = np.load(out / "pano_saliency.npy")
+    assert sal.shape == (32, 64) and abs(sal.sum() - 1) < 1e-4
+    capsys.readouterr()

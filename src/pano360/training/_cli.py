@@ -19,6 +19,8 @@ before anything is written.
 
 from __future__ import annotations
 
+import csv
+import io
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +32,7 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 
 from .._core import OutputExistsError, Pano360Error, ValueRangeError, model_card_paths
+from ..io import write_atomic
 from ._curves import plot_learning_curve
 from ._data import SaliencyDataModule
 from ._export import export_model
@@ -146,6 +149,13 @@ def train_saliency(args: Sequence[str]) -> int:
                 if p.exists():
                     raise OutputExistsError(f"the export '{p}' exists; choose another --export")
         trainer, task, data = cli.trainer, cli.model, cli.datamodule
+        # Lightning's CSVLogger deletes an existing metrics.csv when it starts: keep the earlier
+        # rows of a resumed run aside (merged with any kept before) and put them back after.
+        log_dir = Path(trainer.logger.log_dir) if trainer.logger is not None else None
+        kept = log_dir / "metrics.before-resume.csv" if log_dir is not None else None
+        if resume and kept is not None and (log_dir / "metrics.csv").is_file():
+            merged = _merge_csv(kept, log_dir / "metrics.csv")
+            write_atomic(kept, lambda f: f.write(merged.encode("utf-8")), overwrite=True)
         trainer.fit(
             task, datamodule=data, ckpt_path=str(last) if resume else None, weights_only=True
         )
@@ -154,6 +164,10 @@ def train_saliency(args: Sequence[str]) -> int:
         if trainer.logger is not None:
             trainer.logger.save()
             metrics_csv = Path(trainer.logger.log_dir) / "metrics.csv"
+            if kept is not None and kept.is_file():
+                merged = _merge_csv(kept, metrics_csv)
+                write_atomic(metrics_csv, lambda f: f.write(merged.encode("utf-8")), True)
+                kept.unlink()
             if metrics_csv.is_file():
                 plot_learning_curve(metrics_csv, root / "learning_curve.png", title=str(root))
         if task.architecture is not None:
@@ -173,3 +187,21 @@ def train_saliency(args: Sequence[str]) -> int:
                 overwrite=resume,
             )
     return 0
+
+
+def _merge_csv(*paths: Path) -> str:
+    """The rows of several CSV files (those that exist), in order, under the union of their
+    columns."""
+    rows, keys = [], []
+    for path in paths:
+        if not path.is_file():
+            continue
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            keys += [k for k in reader.fieldnames or () if k not in keys]
+            rows += list(reader)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=sorted(keys))
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()

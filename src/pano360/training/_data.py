@@ -222,6 +222,7 @@ class SaliencyDataModule(pl.LightningDataModule):
         info = {
             "dataset": name(self.dataset),
             "val_dataset": name(self.val_dataset),
+            "dataset_repr": None if self.dataset is None else repr(self.dataset)[:2000],
             "val_fraction": self.val_fraction,
             "seed": self.seed,
             "batch_size": self.batch_size,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,7 @@ def export_model(
         input: the input contract (e.g. channel order, value range, the size trained at, what
             the prior input is); JSON values.
         training: what the model was trained on and how (data, epochs, optimizer, seed).
-        metrics: metric name -> value (on the validation data).
+        metrics: metric name -> value (on the validation data); inf and NaN become null.
         metrics_preset: the :mod:`pano360.saliency` preset of ``metrics``.
         overwrite: replace an existing export.
 
@@ -68,7 +69,7 @@ def export_model(
 
     Raises:
         ValueError: ``architecture`` is not registered.
-        ValueRangeError: ``config``, ``input``, ``training`` or ``metrics`` hold non-JSON values.
+        ValueRangeError: ``config``, ``input`` or ``training`` hold non-JSON values.
         OutputExistsError: the files exist and ``overwrite`` is False.
         ImageIOError: a file cannot be written.
     """
@@ -88,7 +89,10 @@ def export_model(
         "training": _jsonable(training or {}, "training"),
         "metrics": {
             "preset": metrics_preset,
-            "values": _jsonable({k: float(v) for k, v in (metrics or {}).items()}, "metrics"),
+            # A diverged run's inf or NaN is recorded as null (JSON has neither).
+            "values": {
+                k: float(v) if math.isfinite(float(v)) else None for k, v in (metrics or {}).items()
+            },
         },
         "weights": {
             "file": weights_path.name,

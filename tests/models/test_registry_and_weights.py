@@ -86,7 +86,14 @@ def test_task_contracts_can_fail():
 
 def test_list_models_by_task():
     assert list_models(task="mtcnn") == MTCNN
-    assert set(list_models(task="saliency")) == {"equator", "spectral", "uniform"}
+    assert set(list_models(task="saliency")) == {
+        "equator",
+        "planar_unet",
+        "spectral",
+        "spherical_unet",
+        "spherical_unet_tangent",
+        "uniform",
+    }
     with pytest.raises(ChoiceError, match="task must be one of"):
         list_models(task="nope")
 

@@ -284,7 +284,7 @@ def test_spectral_beats_equator_bias_on_scenes_with_known_salient_objects(scenes
 
 
 def test_registry_lists_the_baselines():
-    assert list_models(task="saliency") == ["equator", "spectral", "uniform"]
+    assert {"equator", "spectral", "uniform"} <= set(list_models(task="saliency"))
     assert isinstance(create_model("spectral"), SpectralResidualSaliency)
     assert all("Training-free" in model_info(n).description for n in ["equator", "spectral"])
 
@@ -304,7 +304,7 @@ def test_predict_passes_options_and_rejects_unknown_models():
     torch.testing.assert_close(
         predict_saliency(erp, "equator", sigma_deg=7.0), equator_bias((H, W), 7.0)
     )
-    with pytest.raises(ValueError, match="model must be one of 'equator', 'spectral'"):
+    with pytest.raises(ValueError, match="model must be one of 'equator', .*'spectral'"):
         predict_saliency(erp, "deepnet")
 
 

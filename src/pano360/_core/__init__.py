@@ -40,15 +40,19 @@ from .registry import (
 )
 from .tensors import memory_format_of
 from .weights import (
+    MODEL_CARD_FORMAT,
     InputContract,
     WeightsError,
     WeightsSpec,
     file_sha256,
     load_weights,
     load_weights_file,
+    model_card_paths,
+    read_model_card,
 )
 
 __all__ = [
+    "MODEL_CARD_FORMAT",
     "AngleUnitWarning",
     "ChoiceError",
     "DatasetFormatError",
@@ -85,7 +89,9 @@ __all__ = [
     "load_weights",
     "load_weights_file",
     "memory_format_of",
+    "model_card_paths",
     "model_info",
+    "read_model_card",
     "register_model",
     "register_task",
 ]

@@ -27,7 +27,15 @@ import torch
 from torch import nn
 
 from .checks import check_choice
-from .weights import WeightsSpec, load_weights, load_weights_file
+from .weights import (
+    InputContract,
+    WeightsError,
+    WeightsSpec,
+    load_weights,
+    load_weights_file,
+    model_card_paths,
+    read_model_card,
+)
 
 __all__ = [
     "ModelInfo",
@@ -79,6 +87,9 @@ class ModelInfo:
         stack: for a network whose convolutions SphConv can distil, a builder of its conv stack
             (an ``nn.Sequential`` with the pretrained weights, see
             :func:`pano360.transfer.model_stack`); None otherwise.
+        postprocess: for a model whose forward returns a raw output it trains on (the U-Nets'
+            maps on their training scale), the function turning that output into the task's
+            output; None when the forward output is the task's output already.
     """
 
     name: str
@@ -88,6 +99,11 @@ class ModelInfo:
     input_size: tuple[int, int, int]
     weights: WeightsSpec | None = None
     stack: Callable[[], nn.Module] | None = None
+    postprocess: Callable[[Any], Any] | None = None
+
+    def task_output(self, output: Any) -> Any:
+        """The model's forward ``output`` as its task's output (see ``postprocess``)."""
+        return output if self.postprocess is None else self.postprocess(output)
 
 
 def register_task(name: str, contract: str, check: Callable[[Any, torch.Tensor], None]) -> Task:
@@ -121,6 +137,7 @@ def register_model(
     weights: WeightsSpec | None = None,
     description: str | None = None,
     stack: Callable[[], nn.Module] | None = None,
+    postprocess: Callable[[Any], Any] | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator registering a model builder under ``name`` (default: the function's name).
 
@@ -131,6 +148,7 @@ def register_model(
         weights: the pretrained weights :func:`create_model` loads with ``pretrained=True``.
         description: one line (default: the first paragraph of the builder's docstring).
         stack: builder of the model's distillable conv stack (see :class:`ModelInfo`).
+        postprocess: turns the forward output into the task's output (see :class:`ModelInfo`).
 
     Returns:
         The decorator; it returns the builder unchanged.
@@ -160,7 +178,7 @@ def register_model(
             )
         doc = (inspect.getdoc(builder) or "").split("\n\n")[0]
         text = description or " ".join(doc.split())
-        info = ModelInfo(key, task, text, builder, tuple(input_size), weights, stack)
+        info = ModelInfo(key, task, text, builder, tuple(input_size), weights, stack, postprocess)
         _REGISTRY[key] = info
         return builder
 
@@ -185,8 +203,8 @@ def list_models(pretrained: bool = False, task: str | None = None) -> list[str]:
     Example:
         >>> [name for name in list_models(pretrained=True) if name.startswith("mtcnn")]
         ['mtcnn_onet', 'mtcnn_pnet', 'mtcnn_rnet']
-        >>> list_models(task="saliency")
-        ['equator', 'spectral', 'uniform']
+        >>> {"equator", "spectral", "spherical_unet"} <= set(list_models(task="saliency"))
+        True
     """
     _load_builtin_models()
     if task is not None:
@@ -208,23 +226,49 @@ def model_info(name: str) -> ModelInfo:
     return _REGISTRY[name]
 
 
+def _is_exported_model(name: str | os.PathLike[str]) -> bool:
+    """Whether ``name`` names an exported model (a path) rather than a registered one (a
+    registered name wins over a file of the same name)."""
+    if isinstance(name, os.PathLike):
+        return True
+    _load_builtin_models()
+    if name in _REGISTRY:
+        return False
+    return name.endswith((".json", ".safetensors")) or os.sep in name or os.path.exists(name)
+
+
+def _local_weights(path: str | os.PathLike[str], sha256: str | None) -> WeightsSpec:
+    unknown = InputContract("unknown", (0.0, 1.0), None, (1, 1))
+    return WeightsSpec(os.fspath(path), None, sha256, unknown, "unknown")
+
+
 def create_model(
-    name: str,
+    name: str | os.PathLike[str],
     pretrained: bool = False,
-    *,
     weights: str | os.PathLike[str] | None = None,
+    *,
     strict: bool = False,
     **kwargs,
 ) -> nn.Module:
-    """Build a registered model, optionally with its pretrained weights or a local checkpoint.
+    """Build a registered model, optionally with its pretrained weights or weights from a file.
+
+    ``name`` may also be an exported model (what ``pano360 train`` writes: ``NAME.json`` and
+    ``NAME.safetensors``, see :func:`pano360._core.weights.read_model_card`): its card names the
+    registered architecture and the configuration it was trained with, and the weights are
+    loaded after their sha256 is checked. Nothing is unpickled.
 
     Args:
-        name: a name from :func:`list_models`.
+        name: a name from :func:`list_models`, or the path of an exported model (its card, its
+            weights or their folder).
         pretrained: load the model's shipped weights (sha256-checked, every key accounted for).
-        weights: path of a checkpoint of the user's to load instead (:func:`load_weights_file`:
+        weights: a local checkpoint to load instead of the shipped weights. An exported model's
+            ``NAME.safetensors`` with its card ``NAME.json`` beside it: the card's architecture
+            must be ``name``, its configuration is used and its sha256 checked (every key
+            accounted for). Any other file is a user's checkpoint (:func:`load_weights_file`:
             ``.safetensors``, or a torch ``.pth`` read with ``weights_only=True``).
-        strict: with ``weights``, missing or unexpected keys are an error instead of a warning.
-        **kwargs: passed to the model's builder.
+        strict: for a user's checkpoint, missing or unexpected keys are an error instead of a
+            warning.
+        **kwargs: passed to the model's builder (over the card's configuration, if any).
 
     Returns:
         The model, in eval mode when weights were loaded (ready for inference), train mode
@@ -232,12 +276,33 @@ def create_model(
 
     Raises:
         ValueError: unknown ``name``, ``pretrained=True`` for a model without weights, or both
-            ``pretrained=True`` and ``weights``.
-        WeightsError: the weights file is missing, corrupted or does not fit.
+            ``pretrained`` and ``weights``.
+        WeightsError: the weights file (shipped or given) is missing, corrupted or does not
+            fit; a model card is unreadable or names another architecture.
     """
+    spec = None
+    if _is_exported_model(name):
+        if weights is not None:
+            raise ValueError("give either an exported model as name or weights=, not both")
+        card = read_model_card(name)
+        spec = _local_weights(card["weights"]["path"], card["weights"]["sha256"])
+        name = card["architecture"]["name"]
+        kwargs = {**card["architecture"]["config"], **kwargs}
+    elif weights is not None:
+        if pretrained:
+            raise ValueError("pass pretrained=True (the shipped weights) or weights=PATH, not both")
+        card_path, weights_path = model_card_paths(weights)
+        # A card beside the weights describes them; plain safetensors have none.
+        card = read_model_card(weights) if card_path.is_file() else None
+        if card is not None and os.path.abspath(weights_path) == os.path.abspath(weights):
+            if card["architecture"]["name"] != name:
+                raise WeightsError(
+                    f"weights {weights} were exported for architecture "
+                    f"{card['architecture']['name']!r}, not {name!r}"
+                )
+            spec = _local_weights(weights, card["weights"]["sha256"])
+            kwargs = {**card["architecture"]["config"], **kwargs}
     info = model_info(name)
-    if pretrained and weights is not None:
-        raise ValueError("pass pretrained=True (the shipped weights) or weights=PATH, not both")
     if pretrained and info.weights is None:
         raise ValueError(
             f"model {name!r} has no pretrained weights; models with weights: "
@@ -245,9 +310,11 @@ def create_model(
         )
     model = info.builder(**kwargs)
     if pretrained:
-        load_weights(model, info.weights)
+        spec = info.weights
+    if spec is not None:
+        load_weights(model, spec)
         model.eval()
-    elif weights is not None:
+    elif weights is not None:  # a user's checkpoint, without a card
         load_weights_file(model, weights, strict=strict)
         model.eval()
     return model
@@ -255,10 +322,10 @@ def create_model(
 
 def check_task_output(name: str, output: Any, inputs: torch.Tensor) -> None:
     """Check a registered model's ``output`` for the batch ``inputs`` against its task's
-    contract (:class:`Task`).
+    contract (:class:`Task`), after the model's ``postprocess`` if it has one.
 
     Raises:
         ValueError: unknown ``name``; the task's own errors when the contract is broken.
     """
     info = model_info(name)
-    _TASKS[info.task].check(output, inputs)
+    _TASKS[info.task].check(info.task_output(output), inputs)

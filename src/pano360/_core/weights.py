@@ -8,12 +8,19 @@ unexpected key or a shape mismatch is an error, never silently ignored.
 :func:`load_weights_file` loads a user's own checkpoint (a ``.safetensors`` file, or a torch
 ``.pth``/``.pt`` file read with ``torch.load(weights_only=True)``): missing and unexpected keys
 are listed in a warning, or an error with ``strict=True``.
+
+An *exported model* (what ``pano360 train`` writes, :func:`pano360.training.export_model`) is a
+pair of files with one stem: ``NAME.safetensors`` (the weights) and ``NAME.json``, its model card
+(format :data:`MODEL_CARD_FORMAT`: the registered architecture and the configuration it was built
+with, the input contract, the training data, the metrics and their preset, the sha256 of the
+weights). :func:`read_model_card` finds and checks the pair; nothing in it is ever unpickled.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import json
 import os
 import pickle
 import warnings
@@ -29,13 +36,19 @@ from torch import nn
 from .errors import Pano360Error
 
 __all__ = [
+    "MODEL_CARD_FORMAT",
     "InputContract",
     "WeightsError",
     "WeightsSpec",
     "file_sha256",
     "load_weights",
     "load_weights_file",
+    "model_card_paths",
+    "read_model_card",
 ]
+
+#: The ``format`` field of the model cards this version reads and writes.
+MODEL_CARD_FORMAT = "pano360-model-card/1"
 
 
 class WeightsError(Pano360Error, ValueError):
@@ -246,3 +259,75 @@ def load_weights_file(
     with torch.no_grad():
         model.load_state_dict(tensors, strict=False)
     return model
+
+
+def model_card_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """The (card, weights) files of an exported model given either of them or its folder.
+
+    ``run/model.json``, ``run/model.safetensors`` and ``run/model`` name the same pair; a folder
+    holding exactly one ``*.json`` card names that card's pair.
+
+    Raises:
+        WeightsError: the folder holds no card or several cards.
+    """
+    p = Path(path)
+    if p.is_dir():
+        cards = sorted(p.glob("*.json"))
+        if len(cards) != 1:
+            found = ", ".join(c.name for c in cards) or "none"
+            raise WeightsError(
+                f"folder {p} must hold exactly one model card (*.json) of an exported model, "
+                f"found {found}"
+            )
+        p = cards[0]
+    if p.suffix in (".json", ".safetensors"):
+        p = p.with_suffix("")
+    return p.with_name(p.name + ".json"), p.with_name(p.name + ".safetensors")
+
+
+def read_model_card(path: str | os.PathLike[str]) -> dict:
+    """Read and check the model card of an exported model (see the module docstring).
+
+    Args:
+        path: the card, the weights or their folder (:func:`model_card_paths`).
+
+    Returns:
+        The card as a dict; ``card["weights"]["path"]`` is added: the weights file on disk.
+
+    Raises:
+        WeightsError: the card or the weights file is missing, the card is not JSON, is of
+            another format, or lacks a field (``architecture.name``, ``architecture.config``,
+            ``weights.sha256``).
+    """
+    card_path, weights_path = model_card_paths(path)
+    if not card_path.is_file():
+        raise WeightsError(
+            f"model card not found: {card_path} (an exported model is a pair "
+            f"NAME.json and NAME.safetensors)"
+        )
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WeightsError(f"cannot read model card {card_path} as JSON: {exc}") from None
+    if not isinstance(card, dict) or card.get("format") != MODEL_CARD_FORMAT:
+        got = card.get("format") if isinstance(card, dict) else type(card).__name__
+        raise WeightsError(
+            f"model card {card_path} must have format {MODEL_CARD_FORMAT!r}, got {got!r}"
+        )
+    arch = card.get("architecture")
+    weights = card.get("weights")
+    if (
+        not isinstance(arch, dict)
+        or not isinstance(arch.get("name"), str)
+        or not isinstance(arch.get("config"), dict)
+        or not isinstance(weights, dict)
+        or not isinstance(weights.get("sha256"), str)
+    ):
+        raise WeightsError(
+            f"model card {card_path} must have architecture.name (a string), "
+            "architecture.config (an object) and weights.sha256 (a string)"
+        )
+    if not weights_path.is_file():
+        raise WeightsError(f"weights file not found: {weights_path} (named by {card_path})")
+    card["weights"] = {**weights, "path": str(weights_path)}
+    return card

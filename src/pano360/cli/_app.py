@@ -67,6 +67,15 @@ app.command(
     context_settings=_CONTEXT,
 )(report_command)
 
+# `pano360 train` (its module imports Lightning only when a training command runs).
+from ._train import train_app  # noqa: E402
+
+app.add_typer(
+    train_app,
+    name="train",
+    short_help="Train models with Lightning (saliency); resume, multi-GPU, export.",
+)
+
 app.command(
     "distill",
     short_help="Distil a perspective CNN into spherical layers (SphConv) on unlabelled ERPs.",

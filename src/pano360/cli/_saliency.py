@@ -17,9 +17,17 @@ import torch
 import typer
 from tqdm import tqdm
 
-from .._core import ImageIOError, OutputExistsError, ShapeError, ValueRangeError, check_choice
+from .._core import (
+    ImageIOError,
+    OutputExistsError,
+    ShapeError,
+    ValueRangeError,
+    check_choice,
+    read_model_card,
+)
+from ..geometry import resize_erp
 from ..io import VideoWriter, iter_video_frames, video_info, write_atomic, write_images
-from ..models import list_models, model_info
+from ..models import create_model, list_models, model_info
 from ..saliency import predict_saliency
 from ..viz import overlay_saliency
 from ._options import Overwrite, Quiet, read_erp
@@ -90,9 +98,45 @@ def _commit(steps: list[tuple[list[Path], Callable[[], None]]]) -> None:
         raise
 
 
-def _run_image(erp: torch.Tensor, outputs: dict[str, Path], model: str, overwrite: bool) -> None:
+def _saliency_model(model: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """--model as a function frame (1, 3, H, W) -> map (1, 1, H, W) summing to 1: a registered
+    model by name, or an exported model (a path; ``pano360 train`` writes them), run at the size
+    it was trained at and fed its own previous output when it takes an earlier-frame map."""
+    if model in list_models(task="saliency") or not (
+        model.endswith((".json", ".safetensors")) or os.sep in model or Path(model).exists()
+    ):
+        check_choice(model, "--model", list_models(task="saliency"))
+        return lambda erp: predict_saliency(erp, model)
+    card = read_model_card(model)
+    if card.get("task") != "saliency":
+        raise ValueRangeError(f"--model '{model}' is a {card.get('task')!r} model, not saliency")
+    net = create_model(model)
+    hw = card.get("input", {}).get("trained_hw")
+    scale = float(card.get("input", {}).get("target_scale", 10.0))
+    takes_prior = getattr(net, "prior", "none") != "none"
+    previous: list[torch.Tensor] = []
+
+    def run(erp: torch.Tensor) -> torch.Tensor:
+        x = resize_erp(erp, hw) if hw else erp
+        if takes_prior:
+            prior = previous[-1] if previous else x.new_zeros(x.shape[0], 1, *x.shape[-2:])
+            out = net(x, prior=prior).clamp_min(0)
+            previous[:] = [out / scale]  # the earlier map goes in on the targets' scale
+        else:
+            out = net(x).clamp_min(0)
+        out = resize_erp(out, erp.shape[-2:]).clamp_min(0)
+        total = out.sum(dim=(-2, -1), keepdim=True)
+        uniform = torch.full_like(out, 1.0 / out[0, 0].numel())
+        return torch.where(total > 0, out / total.clamp_min(1e-30), uniform)
+
+    return run
+
+
+def _run_image(
+    erp: torch.Tensor, outputs: dict[str, Path], model: Callable, overwrite: bool
+) -> None:
     with torch.inference_mode():
-        sal = predict_saliency(erp, model)
+        sal = model(erp)
     peak = sal.amax()
     arr = sal[0, 0].numpy().astype("<f4")
     _commit(
@@ -120,7 +164,7 @@ def _run_image(erp: torch.Tensor, outputs: dict[str, Path], model: str, overwrit
 def _run_video(
     src: Path,
     outputs: dict[str, Path],
-    model: str,
+    model: Callable,
     fps: float | None,
     max_frames: int | None,
     overwrite: bool,
@@ -151,7 +195,7 @@ def _run_video(
         try:
             for _, frame in bar:
                 with torch.inference_mode():
-                    sal = predict_saliency(frame, model)
+                    sal = model(frame)
                 raw.write(sal[0, 0].numpy().astype("<f4").tobytes())
                 writer.write(overlay_saliency(frame, sal))
                 mean += sal.double()
@@ -206,9 +250,10 @@ def saliency_command(
         str,
         typer.Option(
             "--model",
-            metavar="NAME",
+            metavar="NAME|PATH",
             help="Saliency model: "
-            + "; ".join(f"{n}: {model_info(n).description}" for n in list_models(task="saliency")),
+            + "; ".join(f"{n}: {model_info(n).description}" for n in list_models(task="saliency"))
+            + "; or PATH, a model exported by 'pano360 train' (its .json card or .safetensors).",
         ),
     ] = "spectral",
     out: Annotated[
@@ -257,7 +302,7 @@ def saliency_command(
       pano360 saliency tour.mp4 --fps 5 --out results
       pano360 saliency pano.jpg --model equator
     """
-    check_choice(model, "--model", list_models(task="saliency"))
+    predict = _saliency_model(model)
     if fps is not None and not (math.isfinite(fps) and fps > 0):
         raise ValueRangeError(f"--fps must be a positive number of frames per second, got {fps:g}")
     if max_frames is not None and max_frames < 1:
@@ -276,6 +321,6 @@ def saliency_command(
         video_info(src)
     out.mkdir(parents=True, exist_ok=True)
     if erp is None:
-        _run_video(src, outputs, model, fps, max_frames, overwrite, quiet)
+        _run_video(src, outputs, predict, fps, max_frames, overwrite, quiet)
     else:
-        _run_image(erp, outputs, model, overwrite)
+        _run_image(erp, outputs, predict, overwrite)

@@ -1,4 +1,5 @@
-"""Datasets and data generators: 360° saliency dataset readers, synthetic spherical scenes.
+"""Datasets and data generators: 360° saliency dataset readers, video clip datasets, synthetic
+spherical scenes and videos.
 
 Image I/O lives in :mod:`pano360.io`; this package reads datasets built from such files.
 """
@@ -14,6 +15,7 @@ from ._folder import (
     write_saliency_map,
     write_saliency_sample,
 )
+from ._safe_pickle import load_restricted_pickle
 from ._salient360 import (
     Salient360BinInfo,
     Salient360Images,
@@ -25,6 +27,16 @@ from ._salient360 import (
     read_salient360_scanpaths,
     salient360_to_lonlat,
     write_salient360_map,
+)
+from ._synthetic_videos import SyntheticSaliencyVideos, write_eccv18_videos
+from ._video_clips import VideoSaliencyClips
+from ._video_sources import (
+    SEED_SIGMA_DEG,
+    ECCV18Videos,
+    FolderVideos,
+    Salient360Videos,
+    VideoSaliencySource,
+    gaze_saliency_map,
 )
 from .synthetic import (
     Placement,
@@ -43,7 +55,10 @@ from .synthetic import (
 )
 
 __all__: list[str] = [
+    "SEED_SIGMA_DEG",
     "DatasetFormatError",
+    "ECCV18Videos",
+    "FolderVideos",
     "Placement",
     "SaliencyFolder",
     "SaliencySample",
@@ -52,12 +67,18 @@ __all__: list[str] = [
     "Salient360BinInfo",
     "Salient360Images",
     "Salient360VideoMaps",
+    "Salient360Videos",
     "Scanpath",
     "SceneConfig",
     "SyntheticFaceScenes",
     "SyntheticSaliencyScenes",
+    "SyntheticSaliencyVideos",
     "SyntheticScene",
+    "VideoSaliencyClips",
+    "VideoSaliencySource",
     "collate_scenes",
+    "gaze_saliency_map",
+    "load_restricted_pickle",
     "lonlat_to_salient360",
     "make_face_scene",
     "make_saliency_scene",
@@ -69,6 +90,7 @@ __all__: list[str] = [
     "render_scene",
     "salient360_to_lonlat",
     "write_atomic",
+    "write_eccv18_videos",
     "write_face_scenes",
     "write_fixations_csv",
     "write_saliency_map",

@@ -7,38 +7,15 @@ same grid, non-negative, each summing to 1 over its pixels.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
-from .._core import ShapeError, ValueRangeError, check_choice, check_erp, create_model
-from .._core.registry import list_models, register_model, register_task
+from .._core import check_choice, check_erp, create_model
+from .._core.registry import list_models, register_model
+from ..models import _saliency_task  # noqa: F401  (registers the "saliency" task)
 from ._baselines import EquatorBias, SpectralResidualSaliency, uniform_saliency
 
 __all__ = ["UniformSaliency", "predict_saliency"]
-
-
-def _check_saliency_output(output: Any, inputs: torch.Tensor) -> None:
-    b, _, h, w = inputs.shape
-    if not isinstance(output, torch.Tensor) or tuple(output.shape) != (b, 1, h, w):
-        got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        raise ShapeError(f"a saliency model must return (B, 1, H, W) = {(b, 1, h, w)}, got {got}")
-    if not bool(torch.isfinite(output).all()) or bool((output < 0).any()):
-        raise ValueRangeError("a saliency model must return finite, non-negative maps")
-    totals = output.sum(dim=(-2, -1))
-    if not torch.allclose(totals, torch.ones_like(totals), atol=1e-4):
-        raise ValueRangeError(
-            f"saliency maps must each sum to 1, got sums {totals.flatten().tolist()}"
-        )
-
-
-register_task(
-    "saliency",
-    "ERP images (B, C, H, W) -> saliency maps (B, 1, H, W) on the same grid, non-negative, each "
-    "summing to 1 over its pixels",
-    _check_saliency_output,
-)
 
 
 class UniformSaliency(nn.Module):

@@ -133,13 +133,13 @@ class VideoSaliencyClips(Dataset):
         video, frames = self.clip(int(index) % n)
         images = self.source.read_frames(video, frames).float()
         images = resize_erp(images, self.size).clamp_(0, 1)
-        saliency = self.source.target_maps(video, frames, self.size).float()
         if self.prior_offset is None:
+            saliency = self.source.target_maps(video, frames, self.size).float()
             prior = torch.zeros_like(saliency)
-        else:
-            prior = self.source.target_maps(
-                video, [f - self.prior_offset for f in frames], self.size
-            ).float()
+        else:  # one call: sources batch the maps
+            earlier = [f - self.prior_offset for f in frames]
+            maps = self.source.target_maps(video, frames + earlier, self.size).float()
+            saliency, prior = maps[: len(frames)], maps[len(frames) :]
         return {
             "frames": images.contiguous(),
             "saliency": saliency.contiguous(),

@@ -108,6 +108,18 @@ def layer_fn(layer: nn.Module, x: torch.Tensor) -> Callable[[], object]:
     return run
 
 
+def logged(label: str, fn: Callable[[], object]) -> Callable[[], object]:
+    """``fn`` printing its time on every call, so that a long run shows its progress."""
+
+    def run() -> object:
+        start = time.perf_counter()
+        out = fn()
+        print(f"  {label}: {time.perf_counter() - start:.2f} s", flush=True)
+        return out
+
+    return run
+
+
 def time_models(hw, batch: int, channels: int, repeats: int) -> tuple[dict, dict]:
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(batch, 3, *hw, generator=gen)
@@ -115,9 +127,11 @@ def time_models(hw, batch: int, channels: int, repeats: int) -> tuple[dict, dict
     target = torch.rand(batch, 1, *hw, generator=gen)
     torch.manual_seed(0)
     models = {kind: SaliencyUNet(kind, "gt", channels) for kind in KINDS}
-    step, _ = median_times([train_step_fn(m, x, prior, target) for m in models.values()], repeats)
+    fns = [logged(f"{k} step", train_step_fn(m, x, prior, target)) for k, m in models.items()]
+    step, _ = median_times(fns, repeats)
     print("timed the training steps", flush=True)
-    infer, _ = median_times([inference_fn(m, x, prior) for m in models.values()], repeats)
+    fns = [logged(f"{k} inference", inference_fn(m, x, prior)) for k, m in models.items()]
+    infer, _ = median_times(fns, repeats)
     print("timed inference", flush=True)
     return dict(zip(KINDS, step, strict=True)), dict(zip(KINDS, infer, strict=True))
 
@@ -134,7 +148,11 @@ def time_layers(hw, batch: int, channels: int, repeats: int) -> list[tuple[str, 
         size = (batch, c_in, h // scale[spec.name], w // scale[spec.name])
         x = torch.rand(*size, generator=torch.Generator().manual_seed(0))
         (t_crown, t_planar), _ = median_times(
-            [layer_fn(getattr(m, spec.name), x) for m in (crown, planar)], repeats
+            [
+                logged(f"{spec.name} {kind}", layer_fn(getattr(m, spec.name), x))
+                for kind, m in (("crown", crown), ("planar", planar))
+            ],
+            repeats,
         )
         rows.append((spec.name, "x".join(map(str, size)), t_crown, t_planar))
         print(f"timed {spec.name}", flush=True)

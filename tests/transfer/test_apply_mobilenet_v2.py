@@ -18,13 +18,7 @@ def features():
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_every_strategy_runs_mobilenet_v2_features_on_a_small_erp(strategy, features, monkeypatch):
-    if strategy == "spherical":
-        from pano360.nn import _sphere_conv
-
-        # The compiled SphereConv2d kernel has no depthwise path yet: on these 17 depthwise
-        # convs it is tens of times slower than the pure-torch path (same values to 1e-5).
-        monkeypatch.setitem(_sphere_conv._COMPILED, "enabled", False)
+def test_every_strategy_runs_mobilenet_v2_features_on_a_small_erp(strategy, features):
     erp = imagenet_normalize(smooth_erp((32, 64), 3, seed=0).expand(1, -1, -1, -1))
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("error")  # "spherical" warns about any layer left planar

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -70,10 +71,12 @@ def _config(**values) -> transfer.DistillConfig:
     try:
         return transfer.DistillConfig(**values)
     except ValueRangeError as e:
+        # Every field name, as a whole word, becomes its option (longest first: epochs is
+        # part of finetune_epochs).
         message = str(e)
-        for f in fields(transfer.DistillConfig):
-            if message.startswith(f"{f.name} "):
-                message = f"--{f.name.replace('_', '-')}" + message[len(f.name) :]
+        for name in sorted((f.name for f in fields(transfer.DistillConfig)), key=len)[::-1]:
+            option = f"--{name.replace('_', '-')}"
+            message = re.sub(rf"(?<![\w-]){name}(?![\w-])", option, message)
         raise ValueRangeError(message) from None
 
 

@@ -78,7 +78,7 @@ def workdir(tmp_path, monkeypatch):
 # Commands that write files they name themselves into --out DIR: (arguments before --out, the
 # same with an input that fails after DIR was created).
 DIR_COMMANDS = {
-    "faces": (["faces", "pano.png"], ["faces", "wide.png"]),
+    "faces": (["faces", "pano.png", "--strategy", "direct"], ["faces", "wide.png"]),
     "saliency": (["saliency", "pano.png"], ["saliency", "wide.png"]),
     "eval saliency": (
         ["eval", "saliency", "--pred", "pred", "--gt", "gt"],
@@ -209,12 +209,15 @@ def test_a_real_read_only_folder(workdir, monkeypatch):
 
 
 def test_faces_progress_bar_on_a_terminal_only_and_quiet(workdir):
-    code, out, err = run("faces", "pano.png", "--out", "a", terminal=True)
-    assert code == 0 and "pano.png" in err and "detect (spherical)" in err and "step" in err
+    code, out, err = run("faces", "pano.png", "--out", "a", "--strategy", "direct", terminal=True)
+    assert code == 0 and "pano.png" in err and "detect (direct)" in err and "step" in err
     assert out.startswith("0 face(s); wrote a/pano_faces.jpg (128x64), a/pano_faces.json")
-    code, out, err = run("faces", "pano.png", "--out", "b")  # stderr not a terminal: no bar
+    code, out, err = run("faces", "pano.png", "--out", "b", "--strategy", "direct")  # no terminal
     assert (code, err) == (0, "") and out.count("\n") == 1
-    assert run("faces", "pano.png", "--out", "c", "--blur", "-q", terminal=True) == (0, "", "")
+    quiet = run(
+        "faces", "pano.png", "--out", "c", "--strategy", "direct", "--blur", "-q", terminal=True
+    )
+    assert quiet == (0, "", "")
     assert sorted(p.name for p in Path("c").iterdir()) == [
         "pano_blurred.jpg", "pano_faces.jpg", "pano_faces.json",
     ]  # fmt: skip

@@ -8,8 +8,7 @@ Outputs (docs/cli.md, "Outputs"):
 - Missing folders on the way to an output, DIR included, are created; an existing file where a
   folder is needed, or a folder that cannot be written, is an error before any work.
 - Folders a command created are removed again if the command fails (the root group runs every
-  command inside :func:`command_run`), so a failure leaves
-  nothing behind.
+  command inside :func:`command_run`), so a failure leaves nothing behind.
 
 Feedback: progress bars go to stderr, only when it is a terminal and without ``-q``; one line on
 stdout names what a command wrote, also suppressed by ``-q``.

@@ -280,3 +280,29 @@ def test_faces_out_under_a_file_in_a_real_process(workdir):
     assert proc.stderr == (
         "pano360: error: --out 'file.jpg/sub' cannot be created: 'file.jpg' is not a folder\n"
     )
+
+
+# --- the helpers' documented errors ---------------------------------------------------------------
+
+
+def test_out_helpers_raise_what_they_document(workdir):
+    from pano360._core import ImageIOError, OutputExistsError, ValueRangeError
+
+    with pytest.raises(ImageIOError, match=r"^--out 'afile' is not a folder$"):
+        _outputs.check_out_dir(Path("afile"))
+    with pytest.raises(ImageIOError, match=r"^--x 'afile/a/b' cannot be created: 'afile' is not"):
+        _outputs.prepare_out_dir(Path("afile/a/b"), "--x")
+    with pytest.raises(ImageIOError, match=r"^--out 'ro/a' cannot be created: 'ro' is not writ"):
+        _outputs.check_out_dir(Path("ro/a"))
+    with pytest.raises(ValueRangeError, match=r"^OUT 'pano.png' is the same file as the input"):
+        _outputs.prepare_outputs([("OUT", Path("pano.png"))], [Path("pano.png")], overwrite=True)
+    with pytest.raises(ValueRangeError, match=r"^A and B are the same file 'x/../v.png'"):
+        _outputs.prepare_outputs([("A", Path("v.png")), ("B", Path("x/../v.png"))], [], overwrite=0)
+    with pytest.raises(ImageIOError, match=r"^cannot write OUT 'afile/v.png': 'afile' is not a"):
+        _outputs.prepare_outputs([("OUT", Path("afile/v.png"))], [], overwrite=False)
+    with pytest.raises(ImageIOError, match=r"unsupported extension '.bmp'"):
+        _outputs.prepare_outputs([("OUT", Path("v.bmp"))], [], overwrite=False)
+    with pytest.raises(OutputExistsError, match=r"^OUT 'afile' already exists; pass --overwrite"):
+        _outputs.prepare_outputs([("OUT", Path("afile"), False)], [], overwrite=False)
+    _outputs.prepare_outputs([("OUT", Path("new/a/v.png"))], [], overwrite=False)
+    assert Path("new/a").is_dir() and not Path("new/a/v.png").exists()  # folders only

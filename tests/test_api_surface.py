@@ -7,12 +7,20 @@ import importlib
 import pytest
 
 PUBLIC = {
-    "pano360": (
+    "pano360": (  # the subpackages are imported on first use (PEP 562)
         "__version__",
+        "data",
         "detect_faces",
+        "detection",
         "errors",
         "geometry",
         "io",
+        "models",
+        "nn",
+        "saliency",
+        "testing",
+        "transfer",
+        "viz",
     ),
     "pano360.cli": (
         "app",

@@ -16,7 +16,7 @@ from pano360.io import write_image
 from pano360.transfer import DistillConfig, distill, load_student, model_stack
 
 ARGS = ["--model", "mtcnn_pnet", "--images", "imgs", "--out", "out", "--erp-size", "32x16"]
-FAST = ["--epochs", "1", "--rows-per-image", "4", "--quiet", "--eval-images", "1"]
+FAST = ["--epochs", "1", "--rows-per-image", "4", "--eval-images", "1"]
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +61,7 @@ def states_equal(a, b) -> bool:
 def test_distill_writes_the_student_the_library_computes(workdir):
     code, out, err = run("distill", *ARGS, *FAST, "--seed", "3")
     assert (code, err) == (0, "")
-    assert "distilled mtcnn_pnet on 3 image(s) of 32x16: out/student.safetensors" in out
+    assert "distilled mtcnn_pnet on 3 image(s) of 32x16: wrote out/student.safetensors" in out
     assert "per-layer RMSE against exact on 1 image(s)" in out and "conv3 (Conv2d)" in out
     assert sorted(p.name for p in Path("out").iterdir()) == [
         "checkpoint-0001.safetensors", "distill.json", "evaluation.json", "student.safetensors",
@@ -78,8 +78,9 @@ def test_distill_writes_the_student_the_library_computes(workdir):
 def test_a_second_run_resumes_and_other_settings_are_refused(workdir):
     assert run("distill", *ARGS, *FAST)[0] == 0
     student = Path("out/student.safetensors").read_bytes()
-    code, out, err = run("distill", *ARGS, *FAST)
-    assert (code, err) == (0, "") and "distilled mtcnn_pnet" in out
+    code, out, err = run("distill", *ARGS, *FAST, "-q")  # -q: the evaluation table only
+    assert (code, err) == (0, "") and "distilled mtcnn_pnet" not in out
+    assert out.startswith("per-layer RMSE against exact on 1 image(s)")
     assert Path("out/student.safetensors").read_bytes() == student
     code, _, err = run("distill", *ARGS, *FAST, "--lr", "0.01")
     assert code == 2 and err.count("\n") == 1
@@ -108,11 +109,13 @@ def test_images_are_read_as_rgb_erps_of_the_requested_size(workdir):
         (["--erp-size", "30x15"], "--erp-size height must be a multiple of mtcnn_pnet's total"),
         (["--erp-size", "40x30"], "--erp-size must be 2:1"),
         (["--epochs", "-1"], "--epochs must be a non-negative integer"),
+        (["--epochs", "0"], "--epochs + --finetune-epochs must be at least 1, got 0"),
         (["--lr", "0"], "--lr must be a finite number in (0, inf)"),
         (["--row-group-size", "0"], "--row-group-size must be a positive integer"),
         (["--eval-images", "-1"], "--eval-images must be 0 or more"),
         (["--model", "nope"], "--model must be one of mtcnn_pnet"),
-        (["--out", "afile"], "--out 'afile' exists and is not a folder"),
+        (["--out", "afile"], "--out 'afile' is not a folder"),
+        (["--out", "afile/run"], "--out 'afile/run' cannot be created: 'afile' is not a folder"),
         (["--out", "imgs"], "--out 'imgs' is not empty and holds no distill run"),
     ],
 )

@@ -277,3 +277,38 @@ def test_one_item_says_the_shuffled_auc_is_left_out(dataset, tmp_path):
     assert "auc_shuffled: not computed" in out and "| auc_shuffled |" not in out
     doc = json.loads((tmp_path / "saliency_eval.json").read_text())
     assert "auc_shuffled" in doc["not_computed"] and "auc_shuffled" not in doc["summary"]
+
+
+def test_docs_cli_describes_every_option_and_preset():
+    """docs/cli.md names every option of `eval saliency`, and its preset table gives each
+    preset's fixation placement and averaging as the code has them."""
+    import re
+    from pathlib import Path
+
+    import typer.main
+
+    from pano360.cli._eval_saliency import eval_saliency
+    from pano360.saliency import PRESETS, list_presets
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    section = doc[doc.index("### `pano360 eval saliency") : doc.index("### `pano360 eval faces`")]
+    app = typer.Typer(add_completion=False)
+    app.command()(eval_saliency)
+    for param in typer.main.get_command(app).params:
+        for option in param.opts + param.secondary_opts:
+            if option in ("--overwrite", "--quiet"):  # one rule for every command
+                assert f"`{option}" in doc, option
+            elif option.startswith("--") and option != "--help":
+                assert f"`{option}" in section or f"/{option}" in section, option
+    for name in list_presets():
+        row = re.search(
+            rf"^\s*\| `{re.escape(name)}`( \(default\))? +\|[^|]+\| `(\w+)` +\| (\w+)",
+            section,
+            re.M,
+        )
+        assert row is not None, name
+        placement, averaged = row.group(2), row.group(3) == "yes"
+        assert (placement, averaged) == (
+            PRESETS[name].fixation_placement,
+            PRESETS[name].average_with_gt,
+        ), name

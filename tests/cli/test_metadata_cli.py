@@ -163,3 +163,11 @@ def test_max_pixels_lets_a_20000x10000_image_in(tmp_path):
     )  # fmt: skip
     assert (proc.returncode, proc.stderr) == (0, "")
     assert read_image(tmp_path / "view.png").shape == (1, 1, 24, 32)
+
+
+def test_the_cli_max_pixels_default_is_the_library_s():
+    # Written twice so that `--help` needs no torch import; one value.
+    from pano360.cli._options import MAX_PIXELS_DEFAULT
+    from pano360.io import DEFAULT_MAX_PIXELS
+
+    assert MAX_PIXELS_DEFAULT == DEFAULT_MAX_PIXELS

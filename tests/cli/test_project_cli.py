@@ -74,7 +74,7 @@ def test_e2p_equals_erp_to_perspective(workdir):
         "project", "e2p", "pano.png", "view.png", "--fov", "75", "--yaw", "-120",
         "--pitch", "20", "--roll", "10", "--size", "40x30", "--mode", "bicubic",
     )  # fmt: skip
-    assert (code, out, err) == (0, "", "")
+    assert (code, out, err) == (0, "wrote view.png (40x30)\n", "")
     view = read_image("view.png")
     assert view.shape == (1, 3, 30, 40)
     angles = [math.radians(a) for a in (-120, 20, 10)]
@@ -250,9 +250,13 @@ BAD_INPUTS = {
         ["project", "e2p", "pano.png", "rgba.png"],
         "OUT 'rgba.png' already exists; pass --overwrite to replace it",
     ),
-    "OUT directory missing": (
-        ["project", "e2p", "pano.png", "nodir/out.png"],
-        "cannot write image 'nodir/out.png': directory 'nodir' does not exist",
+    "OUT under a file": (
+        ["project", "e2p", "pano.png", "rgba.png/out.png"],
+        "cannot write OUT 'rgba.png/out.png': 'rgba.png' is not a folder",
+    ),
+    "bad IN, OUT in missing folders": (  # the folders created for OUT are removed again
+        ["project", "e2c", "wide.png", "new/faces/c_{face}.png", "--layout", "dict"],
+        "IN 'wide.png' must be an equirectangular panorama",
     ),
     "OUT is a directory": (["project", "e2p", "pano.png", "sub"], "'sub': it is a directory"),
     "OUT extension": (
@@ -434,5 +438,5 @@ def test_console_script_usage_error_and_success(workdir):
         text=True,
         timeout=120,
     )
-    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "wrote out.webp (16x12)\n", "")
     assert read_image("out.webp").shape == (1, 3, 12, 16)

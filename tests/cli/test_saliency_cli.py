@@ -21,9 +21,15 @@ ROOT = Path(__file__).resolve().parents[2]
 H, W = 32, 64
 
 
-def run(*args: str) -> tuple[int, str, str]:
-    """Run ``pano360 ARGS`` in-process; return (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def run(*args: str, terminal: bool = False) -> tuple[int, str, str]:
+    """Run ``pano360 ARGS`` in-process; return (exit code, stdout, stderr). With ``terminal``,
+    stderr says it is a terminal (progress bars are shown only on one)."""
+    out, err = io.StringIO(), _Terminal() if terminal else io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(list(args))
     return code, out.getvalue(), err.getvalue()
@@ -57,7 +63,8 @@ def _outputs(out: str, stem: str, video: bool = False) -> list[str]:
 
 def test_image_outputs_equal_the_library(workdir):
     code, out, err = run("saliency", "pano.png", "--out", "res")
-    assert (code, out, err) == (0, "", "")
+    written = "res/pano_saliency.png, res/pano_saliency.npy, res/pano_overlay.jpg"
+    assert (code, out, err) == (0, f"spectral saliency of pano.png: wrote {written}\n", "")
     assert [p for p in _listing(workdir) if p.startswith("res/")] == _outputs("res", "pano")
     erp = read_image("pano.png")
     expected = predict_saliency(erp, "spectral")
@@ -124,12 +131,16 @@ def test_video_outputs(workdir):
 
 
 def test_video_fps_max_frames_and_progress_bar(workdir):
-    code, _, err = run("saliency", "clip.mp4", "--out", "a", "--fps", "5")
+    code, _, err = run("saliency", "clip.mp4", "--out", "a", "--fps", "5", terminal=True)
     assert code == 0 and "clip.mp4" in err and "2/2" in err  # tqdm progress on stderr
     assert np.load("a/clip_saliency.npy").shape == (2, H, W)
     assert video_info("a/clip_overlay.mp4").fps == 5.0
-    assert run("saliency", "clip.mp4", "--out", "b", "--max-frames", "3", "-q")[0] == 0
+    # No bar with -q, nor when stderr is not a terminal; -q also drops the success line.
+    code, out, err = run("saliency", "clip.mp4", "--out", "b", "--max-frames", "3", "-q")
+    assert (code, out, err) == (0, "", "")
     assert np.load("b/clip_saliency.npy").shape == (3, H, W)
+    code, out, err = run("saliency", "clip.mp4", "--out", "c", "--max-frames", "1")
+    assert (code, err) == (0, "") and out.startswith("spectral saliency of clip.mp4: wrote ")
 
 
 # --- errors: one line, exit 2, nothing written -------------------------------------------------
@@ -152,7 +163,11 @@ def test_video_fps_max_frames_and_progress_bar(workdir):
         (["res"], "cannot read IN 'res': it is a directory"),
         (["notes.png"], "cannot read image 'notes.png': not an image Pillow can decode"),
         (["notes.mp4"], "cannot read video 'notes.mp4': not a video PyAV can decode"),
-        (["pano.png", "--out", "file.txt"], "--out 'file.txt' is not a directory"),
+        (["pano.png", "--out", "file.txt"], "--out 'file.txt' is not a folder"),
+        (["pano.png", "--out", "file.txt/sub"], "--out 'file.txt/sub' cannot be created: "
+         "'file.txt' is not a folder"),
+        (["wide.png", "--out", "new/sub"], "IN 'wide.png' must be an equirectangular panorama "
+         "with width = 2 x height, got 70x32"),  # and new/sub is not left behind
     ],
 )  # fmt: skip
 def test_errors_are_one_line_and_write_nothing(workdir, args, message):
@@ -179,8 +194,11 @@ def test_a_failure_while_writing_leaves_no_output(workdir, monkeypatch, src):
     monkeypatch.setattr(cli, "write_atomic", broken)
     code, _, err = run("saliency", src, "--out", "res", "-q")
     assert code == 2 and "disk full" in err
-    assert [p for p in _listing(workdir) if p.startswith("res/")] == []
-    assert not any(name.endswith(".tmp") for name in os.listdir(workdir / "res"))
+    assert not (workdir / "res").exists()  # created by the command, removed with its files
+    Path("res").mkdir()
+    code, _, err = run("saliency", src, "--out", "res", "-q")
+    assert code == 2 and "disk full" in err
+    assert os.listdir(workdir / "res") == []  # no output, no temporary file
 
 
 def test_help_lists_models_and_outputs():

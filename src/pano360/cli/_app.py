@@ -4,83 +4,85 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import typer
 import typer.main
 
 from .. import __version__
-from .._core import Pano360Error
-from ._distill import distill_command
-from ._eval import eval_app
-from ._faces import faces
-from ._project import project_app
-from ._report import report_command
-from ._saliency import saliency_command
+from ._lazy import CONTEXT, LazyCommand, LazyGroup
+from ._outputs import command_run
 
 __all__ = ["app", "main"]
 
-_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+class _Root(LazyGroup):
+    # Commands in help order; each module is imported when its command is used, so
+    # `pano360 --help` does not import torch.
+    lazy: ClassVar[dict[str, LazyCommand]] = {
+        "project": LazyCommand(
+            "._project",
+            "project_app",
+            "Convert between ERP, perspective views and cube maps; rotate panoramas.",
+        ),
+        "eval": LazyCommand(
+            "._eval",
+            "eval_app",
+            "Evaluate: saliency maps against ground truth; face-detection strategies.",
+        ),
+        "faces": LazyCommand(
+            "._faces", "faces", "Find faces in a 360-degree image; draw, blur and list them (JSON)."
+        ),
+        "saliency": LazyCommand(
+            "._saliency",
+            "saliency_command",
+            "Predict where people look in a 360-degree image or video.",
+        ),
+        "report": LazyCommand(
+            "._report",
+            "report_command",
+            "Write an interactive 360-degree page of a panorama and its results.",
+        ),
+        "train": LazyCommand(
+            "._train",
+            "train_app",
+            "Train models with Lightning (saliency); resume, multi-GPU, export.",
+        ),
+        "distill": LazyCommand(
+            "._distill",
+            "distill_command",
+            "Distil a perspective CNN into spherical layers (SphConv) on unlabelled ERPs.",
+        ),
+    }
+
+    def invoke(self, ctx: typer.Context):
+        # Folders a failing command created are removed again; its progress bars are closed
+        # before main prints an error line.
+        with command_run():
+            return super().invoke(ctx)
+
 
 app = typer.Typer(
     name="pano360",
+    cls=_Root,
     help=(
         "Tools for 360-degree panoramas stored as equirectangular (ERP) images: find and blur "
         "faces, predict and evaluate saliency, distill spherical networks, change projections, "
         "look at the results in an interactive 360-degree report."
         "\n\n"
         "Angles are in degrees, sizes in pixels as WIDTHxHEIGHT. Output files are written "
-        "atomically and never replace an existing file unless you pass --overwrite.\n\n"
+        "atomically and never replace an existing file unless you pass --overwrite; missing "
+        "output folders are created. Errors are one line, 'pano360: error: ...', exit code 2. "
+        "-q silences progress bars and success lines.\n\n"
         "Examples: pano360 faces pano.jpg --blur; "
         "pano360 project e2p pano.jpg view.jpg --yaw 90 --fov 75"
     ),
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
-    context_settings=_CONTEXT,
+    context_settings=CONTEXT,
     pretty_exceptions_enable=False,
 )
-app.add_typer(
-    project_app,
-    name="project",
-    short_help="Convert between ERP, perspective views and cube maps; rotate panoramas.",
-)
-app.add_typer(
-    eval_app,
-    name="eval",
-    short_help="Evaluate: saliency maps against ground truth; face-detection strategies.",
-)
-app.command(
-    "faces",
-    short_help="Find faces in a 360-degree image; draw, blur and list them (JSON).",
-    context_settings=_CONTEXT,
-)(faces)
-app.command(
-    "saliency",
-    short_help="Predict where people look in a 360-degree image or video.",
-    context_settings=_CONTEXT,
-)(saliency_command)
-
-app.command(
-    "report",
-    short_help="Write an interactive 360-degree page of a panorama and its results.",
-    context_settings=_CONTEXT,
-)(report_command)
-
-# `pano360 train` (its module imports Lightning only when a training command runs).
-from ._train import train_app  # noqa: E402
-
-app.add_typer(
-    train_app,
-    name="train",
-    short_help="Train models with Lightning (saliency); resume, multi-GPU, export.",
-)
-
-app.command(
-    "distill",
-    short_help="Distil a perspective CNN into spherical layers (SphConv) on unlabelled ERPs.",
-    context_settings=_CONTEXT,
-)(distill_command)
 
 
 def _print_version(value: bool) -> None:
@@ -106,6 +108,13 @@ def _fail(message: str) -> None:
     typer.echo(f"pano360: error: {' '.join(message.split())}", err=True)
 
 
+def _is_pano360_error(e: BaseException) -> bool:
+    # pano360._core imports torch: look it up only if a command has imported it (no
+    # Pano360Error can exist otherwise).
+    errors = sys.modules.get("pano360._core.errors")
+    return errors is not None and isinstance(e, errors.Pano360Error)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``pano360`` command; return its exit status.
 
@@ -120,9 +129,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(argv) if argv is not None else sys.argv[1:]
     try:
         result = command.main(args=args, prog_name="pano360", standalone_mode=False)
-    except Pano360Error as e:
-        _fail(str(e))
-        return 2
     except typer.TyperException as e:  # click's usage errors (unknown option, bad number, ...)
         if type(e).__name__ == "NoArgsIsHelpError":  # a group run without a command: help
             typer.echo(e.format_message())
@@ -134,10 +140,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except typer.Abort:
         _fail("aborted")
         return 130
-    except (MemoryError, RuntimeError) as e:
+    except Exception as e:
+        if _is_pano360_error(e):
+            _fail(str(e))
+            return 2
         # torch reports a failed CPU allocation as a RuntimeError; anything else is a bug.
-        if isinstance(e, RuntimeError) and "allocate" not in str(e):
-            raise
-        _fail("out of memory; try a smaller --size or --face-w")
-        return 1
+        if isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and "allocate" in str(e)):
+            _fail("out of memory; try a smaller --size or --face-w")
+            return 1
+        raise
     return result if isinstance(result, int) else 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +19,7 @@ from ..data import write_atomic
 from ..geometry import resize_erp
 from ..io import IMAGE_EXTENSIONS, read_image
 from ._options import Quiet, parse_size
+from ._outputs import prepare_out_dir, say_done
 
 __all__ = ["distill_command", "read_erp_folder"]
 
@@ -68,10 +71,12 @@ def _config(**values) -> transfer.DistillConfig:
     try:
         return transfer.DistillConfig(**values)
     except ValueRangeError as e:
+        # Every field name, as a whole word, becomes its option (longest first: epochs is
+        # part of finetune_epochs).
         message = str(e)
-        for f in fields(transfer.DistillConfig):
-            if message.startswith(f"{f.name} "):
-                message = f"--{f.name.replace('_', '-')}" + message[len(f.name) :]
+        for name in sorted((f.name for f in fields(transfer.DistillConfig)), key=len)[::-1]:
+            option = f"--{name.replace('_', '-')}"
+            message = re.sub(rf"(?<![\w-]){name}(?![\w-])", option, message)
         raise ValueRangeError(message) from None
 
 
@@ -267,24 +272,26 @@ def distill_command(
             f"--erp-size height must be a multiple of {model}'s total stride {stride}, got "
             f"{erp_size}"
         )
-    if out.exists() and not out.is_dir():
-        raise ImageIOError(f"--out '{out}' exists and is not a folder")
+    prepare_out_dir(out)
     channels = next(m.in_channels for m in stack if isinstance(m, torch.nn.Conv2d))
     batch = read_erp_folder(images, erp_hw, channels)
     try:
         student, history = transfer.distill(
-            stack, batch, config, out, resume=resume, progress=not quiet
+            stack, batch, config, out, resume=resume, progress=not quiet and sys.stderr.isatty()
         )
     except OutputExistsError as e:
         raise OutputExistsError(_as_options(str(e))) from None
     last = history[-1] if history else None
-    typer.echo(
-        f"distilled {model} on {batch.shape[0]} image(s) of {erp_hw[1]}x{erp_hw[0]}: "
-        f"{out / 'student.safetensors'}"
+    say_done(
+        f"distilled {model} on {batch.shape[0]} image(s) of {erp_hw[1]}x{erp_hw[0]}: wrote "
+        f"{out / 'student.safetensors'}",
+        quiet=quiet,
     )
     if last is not None and last["mse"]:
         losses = ", ".join(f"{k} {v:.4g}" for k, v in last["mse"].items())
-        typer.echo(f"epoch {last['epoch']} ({last['phase']}) mean squared error: {losses}")
+        say_done(
+            f"epoch {last['epoch']} ({last['phase']}) mean squared error: {losses}", quiet=quiet
+        )
     if eval_images:
         with torch.no_grad():
             typer.echo(_evaluate(stack, student, config, batch[:eval_images], out))

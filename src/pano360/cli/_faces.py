@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import math
-import sys
 from pathlib import Path
 from typing import Annotated
 
-import torch
 import typer
 
-from .._core import ValueRangeError, check_choice
-from ..detection import detect_faces, face_detections
-from ..geometry import resize_erp
-from ..io import DEFAULT_MAX_PIXELS, write_images
-from ..viz import blur_regions_on_sphere, draw_box_outlines
-from ._options import MaxPixels, Overwrite, check_outputs, read_erp
+from ._options import MAX_PIXELS_DEFAULT, MaxPixels, Overwrite, Quiet, read_erp
+from ._outputs import prepare_out_dir, prepare_outputs, progress, say_done, written
 
 __all__ = ["faces"]
+
+# torch and the detection, geometry, io and viz modules are imported by the command: its help
+# must not import them.
 
 # Detection runs on a copy at most this wide: the P-Net pyramid's sizes come from the face sizes
 # in degrees, and only the crops of stages 2 and 3 read the full image.
@@ -32,13 +27,9 @@ def faces(
         typer.Argument(metavar="IMAGE", help="Equirectangular panorama (width = 2 x height)."),
     ],
     out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            metavar="DIR",
-            help="Folder for the outputs (created if missing). Default: the folder of IMAGE.",
-        ),
-    ] = None,
+        Path,
+        typer.Option("--out", metavar="DIR", help="Folder for the outputs; created if missing."),
+    ] = Path("."),
     blur: Annotated[
         bool, typer.Option("--blur", help="Also write a copy with every face blurred (privacy).")
     ] = False,
@@ -80,11 +71,12 @@ def faces(
         ),
     ] = 0.7,
     overwrite: Overwrite = False,
-    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+    max_pixels: MaxPixels = MAX_PIXELS_DEFAULT,
+    quiet: Quiet = False,
 ) -> None:
     """Find faces in an ERP panorama; write them outlined, optionally blurred, and as JSON.
 
-    Outputs in DIR, named after IMAGE: NAME_faces.jpg (each face's box drawn as its true curve
+    Outputs in --out DIR, named after IMAGE: NAME_faces.jpg (each face's box drawn as its true curve
     on the panorama), NAME_faces.json (boxes as BFoV [lon, lat, fov_x, fov_y] in degrees, scores
     and five landmarks as [lon, lat]) and, with --blur, NAME_blurred.jpg (each face blurred on
     the sphere, also across the seam and at the poles). Nothing is written if anything fails.
@@ -94,6 +86,17 @@ def faces(
       pano360 faces pano.jpg --blur --out results/
       pano360 faces pano.jpg --strategy direct --min-face 12
     """
+    import json
+    import math
+
+    import torch
+
+    from .._core import ValueRangeError, check_choice
+    from ..detection import detect_faces, face_detections
+    from ..geometry import resize_erp
+    from ..io import write_images
+    from ..viz import blur_regions_on_sphere, draw_box_outlines
+
     check_choice(strategy, "--strategy", _SPHERE_STRATEGIES)
     if (strategy == "distilled") != (students is not None):
         raise ValueRangeError("--students goes with --strategy distilled, and only with it")
@@ -104,17 +107,23 @@ def faces(
         )
     if not 0 <= threshold <= 1:
         raise ValueRangeError(f"--threshold must be in [0, 1], got {threshold:g}")
-    folder = out if out is not None else src.parent
-    if out is not None:
-        folder.mkdir(parents=True, exist_ok=True)
+    prepare_out_dir(out)
     stem = src.stem
-    drawn, report = folder / f"{stem}_faces.jpg", folder / f"{stem}_faces.json"
-    blurred = folder / f"{stem}_blurred.jpg"
+    drawn, report = out / f"{stem}_faces.jpg", out / f"{stem}_faces.json"
+    blurred = out / f"{stem}_blurred.jpg"
     outputs = [("the outlined image", drawn), ("the JSON report", report, False)]
     if blur:
         outputs.append(("the blurred image", blurred))
-    check_outputs(outputs, [src], overwrite=overwrite)
+    prepare_outputs(outputs, [src], overwrite=overwrite)
+    steps = ["read", f"detect ({strategy})", "outline"] + ["blur"] * blur + ["write"]
+    bar = progress(total=len(steps), quiet=quiet, desc=src.name, unit="step", leave=False)
 
+    def step(done: str) -> None:
+        # `done` finished; show the next step while it runs.
+        bar.update()
+        bar.set_postfix_str(steps[steps.index(done) + 1], refresh=True)
+
+    bar.set_postfix_str(steps[0], refresh=True)
     erp, info = read_erp(src, max_pixels=max_pixels, with_info=True)
     erp = erp[:, :3]
     if erp.shape[1] == 1:
@@ -129,13 +138,17 @@ def faces(
         )
         small = resize_erp(erp, (DETECT_MAX_WIDTH // 2, DETECT_MAX_WIDTH))
     thresholds = (0.6, 0.7, threshold)
+    step("read")
     with torch.inference_mode():
         (found,) = detect_faces(small, strategy, min_face, max_face, thresholds, students=students)
         boxes = found["boxes"].to(erp.dtype)
         faces = face_detections(found)
+        step(steps[1])
         images = {drawn: draw_box_outlines(erp, boxes, width_px=max(2.0, w / 1024))}
+        step("outline")
         if blur:
             images[blurred] = blur_regions_on_sphere(erp, boxes)
+            step("blur")
     doc = {
         "image": str(src),
         "image_size": [w, h],
@@ -148,8 +161,7 @@ def faces(
     images[report] = json.dumps(doc, indent=2) + "\n"
     # Both images are still ERPs of the input's scene: they keep its GPano XMP and EXIF.
     write_images(images, overwrite=overwrite, metadata=info)
+    bar.close()
     lat = [abs(math.degrees(f.box[1])) for f in faces]
     where = f" (|lat| up to {max(lat):.0f} deg)" if lat else ""
-    print(
-        f"{len(faces)} face(s){where}; wrote {', '.join(str(p) for p in images)}", file=sys.stdout
-    )
+    say_done(f"{len(faces)} face(s){where}; wrote {written(images)}", quiet=quiet)

@@ -2,23 +2,30 @@
 
 Every check raises a pano360 error whose message is the line the user sees after
 ``pano360: error:``, naming the option or argument as typed on the command line.
+
+pano360's errors, torch and the io module are imported inside the functions: the command
+modules import this one to define their options, and their help must not import torch.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import re
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import torch
 import typer
 
-from .._core import OutputExistsError, ShapeError, ValueRangeError
-from ..geometry import CUBE_FACES
-from ..io import DEFAULT_MAX_PIXELS, ImageInfo, check_output_path, read_image
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    import torch
+
+    from ..io import ImageInfo
+
+#: The default of --max-pixels: 16384 x 8192, a 16K panorama. It is pano360.io's
+#: DEFAULT_MAX_PIXELS (a test checks), written here so that --help needs no torch import.
+MAX_PIXELS_DEFAULT = 16384 * 8192
 
 #: Placeholder that multi-file cube maps replace by a face letter (F R B L U D).
 FACE_PLACEHOLDER = "{face}"
@@ -33,6 +40,8 @@ def _num(value: float) -> str:
 
 def fov_radians(fov: float) -> float:
     """Validate a horizontal field of view in degrees and return it in radians."""
+    from .._core import ValueRangeError
+
     if not math.isfinite(fov) or not 0 < fov < 180:
         raise ValueRangeError(f"--fov must be in (0, 180) degrees, got {_num(fov)}")
     return math.radians(fov)
@@ -40,6 +49,8 @@ def fov_radians(fov: float) -> float:
 
 def angle_radians(value: float, option: str) -> float:
     """Validate a finite angle in degrees and return it in radians."""
+    from .._core import ValueRangeError
+
     if not math.isfinite(value):
         raise ValueRangeError(f"{option} must be a finite number of degrees, got {_num(value)}")
     return math.radians(value)
@@ -47,6 +58,8 @@ def angle_radians(value: float, option: str) -> float:
 
 def parse_size(text: str, option: str = "--size", *, erp: bool = False) -> tuple[int, int]:
     """Parse ``WxH`` (e.g. ``800x600``) into (H, W); with ``erp`` require W == 2H."""
+    from .._core import ShapeError, ValueRangeError
+
     match = _SIZE.fullmatch(text)
     if match is None:
         raise ValueRangeError(
@@ -64,6 +77,9 @@ def parse_size(text: str, option: str = "--size", *, erp: bool = False) -> tuple
 
 def face_paths(template: Path, name: str, layout: str) -> dict[str, Path]:
     """The six per-face file names of a ``{face}`` template, keyed by face letter."""
+    from .._core import ValueRangeError
+    from ..geometry import CUBE_FACES
+
     if FACE_PLACEHOLDER not in template.name:
         raise ValueRangeError(
             f"--layout {layout} uses six files, so {name} must contain {FACE_PLACEHOLDER} in its "
@@ -74,54 +90,13 @@ def face_paths(template: Path, name: str, layout: str) -> dict[str, Path]:
 
 
 def refuse_placeholder(path: Path, name: str, layout: str) -> None:
+    from .._core import ValueRangeError
+
     if FACE_PLACEHOLDER in str(path):
         raise ValueRangeError(
             f"{name} contains {FACE_PLACEHOLDER}, which only --layout dict or list use (six "
             f"files); --layout {layout} uses one file. Got '{path}'"
         )
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return a.resolve() == b.resolve()
-
-
-def check_outputs(
-    outputs: Iterable[tuple[str, Path] | tuple[str, Path, bool]],
-    inputs: Iterable[Path],
-    *,
-    overwrite: bool,
-) -> None:
-    """Fail before any work if an output cannot be written, exists, or is one of the inputs.
-
-    Args:
-        outputs: (name shown to the user, path) of every file the command will write, with a
-            third element False for a file that is not an image (JSON, CSV, ...).
-        inputs: every file the command reads.
-        overwrite: whether existing outputs may be replaced (``--overwrite``).
-    """
-    outputs = [(o[0], o[1], o[2] if len(o) > 2 else True) for o in outputs]
-    inputs = list(inputs)
-    for name, out, image in outputs:
-        for src in inputs:
-            if _same_file(out, src):
-                raise ValueRangeError(
-                    f"{name} '{out}' is the same file as the input; choose another output path"
-                )
-        try:
-            check_output_path(out, overwrite=overwrite, image=image)
-        except OutputExistsError:
-            raise OutputExistsError(
-                f"{name} '{out}' already exists; pass --overwrite to replace it"
-            ) from None
-    seen: dict[Path, str] = {}
-    for name, out, _ in outputs:
-        key = out.resolve()
-        if key in seen:
-            raise ValueRangeError(f"{seen[key]} and {name} are the same file '{out}'")
-        seen[key] = name
 
 
 def describe(image: torch.Tensor) -> str:
@@ -130,10 +105,13 @@ def describe(image: torch.Tensor) -> str:
 
 
 def read_erp(
-    path: Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, with_info: bool = False
+    path: Path, *, max_pixels: int | None = MAX_PIXELS_DEFAULT, with_info: bool = False
 ) -> torch.Tensor | tuple[torch.Tensor, ImageInfo]:
     """Read IN and require an equirectangular image (width = 2 x height); with ``with_info``
     also its :class:`ImageInfo` (bit depth, EXIF, XMP)."""
+    from .._core import ShapeError
+    from ..io import read_image
+
     erp, info = read_image(path, max_pixels=max_pixels, with_info=True)
     h, w = erp.shape[-2:]
     if w != 2 * h:
@@ -151,9 +129,13 @@ def kept_bit_depth(input_depth: int, outputs: Iterable[Path]) -> int:
 
 
 def read_cube(
-    path: Path, layout: str, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+    path: Path, layout: str, *, max_pixels: int | None = MAX_PIXELS_DEFAULT
 ) -> tuple[object, int, int]:
     """Read a cube map for ``cubemap_to_erp``: (cube in ``layout``, face width, bit depth)."""
+    from .._core import ShapeError
+    from ..geometry import CUBE_FACES
+    from ..io import read_image
+
     if layout in ("dict", "list"):
         faces, depth = {}, 16
         for face, p in face_paths(path, "IN", layout).items():
@@ -203,4 +185,7 @@ MaxPixels = Annotated[
         "--max-pixels 200000000.",
     ),
 ]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+Quiet = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", help="No progress bar and no line saying what was written."),
+]

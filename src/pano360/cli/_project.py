@@ -1,23 +1,24 @@
-"""``pano360 project``: convert panoramas between projections (thin wrappers over geometry)."""
+"""``pano360 project``: convert panoramas between projections (thin wrappers over geometry).
+
+torch, :mod:`pano360.geometry` and :mod:`pano360.io` are imported inside the commands, so that
+their help does not import torch.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
 
-import torch
 import typer
 
-from .. import geometry
-from .._core import check_choice, check_positive_int
-from ..io import DEFAULT_MAX_PIXELS, read_image, rotate_metadata, write_images
-from ._bands import pad_erp, rotate_padded_in_bands
+from ._lazy import CONTEXT as _CONTEXT
 from ._options import (
     FACE_PLACEHOLDER,
+    MAX_PIXELS_DEFAULT,
     MaxPixels,
     Overwrite,
+    Quiet,
     angle_radians,
-    check_outputs,
     face_paths,
     fov_radians,
     kept_bit_depth,
@@ -26,10 +27,9 @@ from ._options import (
     read_erp,
     refuse_placeholder,
 )
+from ._outputs import prepare_outputs, say_done, written
 
 __all__ = ["project_app"]
-
-_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 project_app = typer.Typer(
     name="project",
@@ -40,8 +40,9 @@ project_app = typer.Typer(
         "columns are longitudes from -180 (left edge) to 180 degrees, rows are latitudes from "
         "90 (top) to -90 degrees; the image centre is straight ahead.\n\n"
         "Angles are in degrees. Camera angles: --yaw > 0 looks right, --pitch > 0 looks up, "
-        "--roll > 0 rolls the camera clockwise. Sizes are WIDTHxHEIGHT in pixels. Existing "
-        "files are never replaced unless you pass --overwrite.\n\n"
+        "--roll > 0 rolls the camera clockwise. Sizes are WIDTHxHEIGHT in pixels. Missing "
+        "output folders are created; existing files are never replaced unless you pass "
+        "--overwrite.\n\n"
         "Run 'pano360 project COMMAND --help' for each command's options and examples.\n\n"
         "\b\nExamples:\n"
         "  pano360 project e2p pano.jpg view.jpg --yaw 90 --pitch 20 --fov 75\n"
@@ -62,7 +63,8 @@ _Out = Annotated[
     Path,
     typer.Argument(
         metavar="OUT",
-        help="Output image; the extension picks the format (.png .jpg .jpeg .tif .tiff .webp).",
+        help="Output image (missing folders are created); the extension picks the format (.png "
+        ".jpg .jpeg .tif .tiff .webp).",
     ),
 ]
 _Fov = Annotated[
@@ -120,7 +122,8 @@ def e2p(
     ] = "800x600",
     mode: _Mode = "bilinear",
     overwrite: Overwrite = False,
-    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+    max_pixels: MaxPixels = MAX_PIXELS_DEFAULT,
+    quiet: Quiet = False,
 ) -> None:
     """Render a perspective (pinhole camera) view of an ERP panorama.
 
@@ -133,15 +136,22 @@ def e2p(
       pano360 project e2p pano.jpg front.jpg
       pano360 project e2p pano.jpg right.png --yaw 90 --pitch 20 --fov 75 --size 1024x768
     """
+    import torch
+
+    from .. import geometry
+    from .._core import check_choice
+    from ..io import write_images
+
     fov_rad = fov_radians(fov)
     angles = _view_angles(yaw, pitch, roll)
     out_hw = parse_size(size)
     check_choice(mode, "--mode", geometry.MODES)
-    check_outputs([("OUT", out)], [src], overwrite=overwrite)
+    prepare_outputs([("OUT", out)], [src], overwrite=overwrite)
     erp, info = read_erp(src, max_pixels=max_pixels, with_info=True)
     with torch.inference_mode():
         view = geometry.erp_to_perspective(erp, fov_rad, out_hw, *angles, mode=mode)
     write_images({out: view}, overwrite=overwrite, bit_depth=kept_bit_depth(info.bit_depth, [out]))
+    say_done(f"wrote {written({out: view})}", quiet=quiet)
 
 
 @project_app.command("p2e", context_settings=_CONTEXT)
@@ -171,7 +181,8 @@ def p2e(
     ] = None,
     mode: _Mode = "bilinear",
     overwrite: Overwrite = False,
-    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+    max_pixels: MaxPixels = MAX_PIXELS_DEFAULT,
+    quiet: Quiet = False,
 ) -> None:
     """Paste a perspective photo onto an ERP panorama (inverse of e2p).
 
@@ -184,12 +195,18 @@ def p2e(
       pano360 project p2e photo.jpg pano.png --fov 75 --yaw 90
       pano360 project p2e photo.jpg pano.png --size 4096x2048 --mask coverage.png
     """
+    import torch
+
+    from .. import geometry
+    from .._core import check_choice
+    from ..io import read_image, write_images
+
     fov_rad = fov_radians(fov)
     angles = _view_angles(yaw, pitch, roll)
     erp_hw = parse_size(size, erp=True)
     check_choice(mode, "--mode", geometry.MODES)
     outputs = [("OUT", out)] + ([("--mask", mask)] if mask is not None else [])
-    check_outputs(outputs, [src], overwrite=overwrite)
+    prepare_outputs(outputs, [src], overwrite=overwrite)
     img, info = read_image(src, max_pixels=max_pixels, with_info=True)
     with torch.inference_mode():
         erp, coverage = geometry.perspective_to_erp(img, fov_rad, erp_hw, *angles, mode=mode)
@@ -197,6 +214,7 @@ def p2e(
     if mask is not None:
         images[mask] = coverage
     write_images(images, overwrite=overwrite, bit_depth=kept_bit_depth(info.bit_depth, images))
+    say_done(f"wrote {written(images)}", quiet=quiet)
 
 
 @project_app.command("e2c", context_settings=_CONTEXT)
@@ -225,7 +243,8 @@ def e2c(
     ] = "dice",
     mode: _Mode = "bilinear",
     overwrite: Overwrite = False,
-    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+    max_pixels: MaxPixels = MAX_PIXELS_DEFAULT,
+    quiet: Quiet = False,
 ) -> None:
     """Cut an ERP panorama into a cube map of six 90-degree faces.
 
@@ -243,6 +262,12 @@ def e2c(
       pano360 project e2c pano.jpg cube.png --face-w 512
       pano360 project e2c pano.jpg "faces/cube_{face}.jpg" --layout dict
     """
+    import torch
+
+    from .. import geometry
+    from .._core import check_choice, check_positive_int
+    from ..io import write_images
+
     check_choice(layout, "--layout", geometry.CUBE_LAYOUTS)
     check_choice(mode, "--mode", geometry.MODES)
     if face_w is not None:
@@ -253,7 +278,7 @@ def e2c(
     else:
         refuse_placeholder(out, "OUT", layout)
         outputs = [("OUT", out)]
-    check_outputs(outputs, [src], overwrite=overwrite)
+    prepare_outputs(outputs, [src], overwrite=overwrite)
     erp, info = read_erp(src, max_pixels=max_pixels, with_info=True)
     face_w = face_w if face_w is not None else max(1, erp.shape[-2] // 2)
     with torch.inference_mode():
@@ -265,6 +290,7 @@ def e2c(
     else:
         images = {out: cube}
     write_images(images, overwrite=overwrite, bit_depth=kept_bit_depth(info.bit_depth, images))
+    say_done(f"wrote {written(images)}", quiet=quiet)
 
 
 @project_app.command("c2e", context_settings=_CONTEXT)
@@ -296,7 +322,8 @@ def c2e(
     ] = None,
     mode: _Mode = "bilinear",
     overwrite: Overwrite = False,
-    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+    max_pixels: MaxPixels = MAX_PIXELS_DEFAULT,
+    quiet: Quiet = False,
 ) -> None:
     """Assemble an ERP panorama from a cube map (inverse of e2c).
 
@@ -308,6 +335,12 @@ def c2e(
       pano360 project c2e cube.png pano.png
       pano360 project c2e "faces/cube_{face}.jpg" pano.jpg --layout dict --size 4096x2048
     """
+    import torch
+
+    from .. import geometry
+    from .._core import check_choice
+    from ..io import write_images
+
     check_choice(layout, "--layout", geometry.CUBE_LAYOUTS)
     check_choice(mode, "--mode", geometry.MODES)
     erp_hw = parse_size(size, erp=True) if size is not None else None
@@ -316,12 +349,13 @@ def c2e(
     else:
         refuse_placeholder(src, "IN", layout)
         inputs = [src]
-    check_outputs([("OUT", out)], inputs, overwrite=overwrite)
+    prepare_outputs([("OUT", out)], inputs, overwrite=overwrite)
     cube, face_w, depth = read_cube(src, layout, max_pixels=max_pixels)
     erp_hw = erp_hw or (2 * face_w, 4 * face_w)
     with torch.inference_mode():
         erp = geometry.cubemap_to_erp(cube, erp_hw, layout=layout, mode=mode)
     write_images({out: erp}, overwrite=overwrite, bit_depth=kept_bit_depth(depth, [out]))
+    say_done(f"wrote {written({out: erp})}", quiet=quiet)
 
 
 @project_app.command("rotate", context_settings=_CONTEXT)
@@ -333,7 +367,8 @@ def rotate(
     roll: _Roll = 0.0,
     mode: _Mode = "bilinear",
     overwrite: Overwrite = False,
-    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+    max_pixels: MaxPixels = MAX_PIXELS_DEFAULT,
+    quiet: Quiet = False,
 ) -> None:
     """Re-centre an ERP panorama on a new viewing direction.
 
@@ -349,9 +384,18 @@ def rotate(
       pano360 project rotate pano.jpg turned.jpg --yaw 90
       pano360 project rotate pano.jpg tilted.jpg --yaw -45 --pitch 30
     """
+    import torch
+
+    from .. import geometry
+    from .._core import check_choice
+    from ..io import write_images
+
     yaw_r, pitch_r, roll_r = _view_angles(yaw, pitch, roll)
     check_choice(mode, "--mode", geometry.MODES)
-    check_outputs([("OUT", out)], [src], overwrite=overwrite)
+    from ..io import rotate_metadata
+    from ._bands import pad_erp, rotate_padded_in_bands
+
+    prepare_outputs([("OUT", out)], [src], overwrite=overwrite)
     erp, info = read_erp(src, max_pixels=max_pixels, with_info=True)
     R = geometry.rotation_matrix(yaw_r, pitch_r, roll_r, dtype=torch.float64)
     with torch.inference_mode():
@@ -366,3 +410,4 @@ def rotate(
         bit_depth=kept_bit_depth(info.bit_depth, [out]),
         metadata=rotate_metadata(info, yaw_r, pitch_r, roll_r),
     )
+    say_done(f"wrote {written({out: turned})}", quiet=quiet)

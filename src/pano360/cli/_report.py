@@ -1,4 +1,7 @@
-"""``pano360 report``: an interactive 360° page of a panorama or video and its results."""
+"""``pano360 report``: an interactive 360° page of a panorama or video and its results.
+
+The data and viz modules (and torch) are imported by the command: its help must not import them.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +12,8 @@ from typing import Annotated
 
 import typer
 
-from .._core import ValueRangeError
-from ..data import read_fixations_csv
-from ..viz.report import (
-    EMBED_LIMIT_BYTES,
-    read_boxes_json,
-    read_saliency_maps,
-    serve_report,
-    write_report,
-)
-from ._options import Overwrite
+from ._options import Overwrite, Quiet
+from ._outputs import check_out_dir, make_folders, say_done
 
 __all__ = ["report_command"]
 
@@ -103,6 +98,7 @@ def report_command(
         typer.Option("--port", metavar="N", help="With --serve: the port (0: a free one)."),
     ] = 0,
     overwrite: Overwrite = False,
+    quiet: Quiet = False,
 ) -> None:
     """Write an interactive 360-degree report: a page where you look around IMAGE|VIDEO.
 
@@ -122,6 +118,16 @@ def report_command(
           --saliency results/pano_saliency.npy --out report
       pano360 report tour.mp4 --saliency results/tour_saliency.npy --out tour_report --serve
     """
+    from .._core import ValueRangeError
+    from ..data import read_fixations_csv
+    from ..viz.report import (
+        EMBED_LIMIT_BYTES,
+        read_boxes_json,
+        read_saliency_maps,
+        serve_report,
+        write_report,
+    )
+
     if saliency_fps is not None and not (math.isfinite(saliency_fps) and saliency_fps > 0):
         raise ValueRangeError(
             f"--saliency-fps must be a positive number of maps per second, got {saliency_fps:g}"
@@ -130,6 +136,10 @@ def report_command(
         raise ValueRangeError(f"--port must be in [0, 65535], got {port}")
     if port and not serve:
         raise ValueRangeError("--port goes with --serve")
+    # The report folder itself is created by write_report (it renames a finished temporary
+    # folder into place); its parent is created here, like every --out.
+    check_out_dir(out)
+    make_folders(out.parent)
     face_boxes = read_boxes_json(faces, "faces") if faces is not None else None
     other_boxes = read_boxes_json(detections, "detections") if detections is not None else None
     maps = read_saliency_maps(saliency) if saliency is not None else None
@@ -153,7 +163,7 @@ def report_command(
     shown = [f"{n} {nouns[k]}(s)" for k, n in summary.counts.items() if n]
     what = f" ({', '.join(shown)})" if shown else ""
     index = summary.index.resolve()
-    print(f"wrote {summary.index}{what}; open {index.as_uri()} in a browser", file=sys.stdout)
+    say_done(f"wrote {summary.index}{what}; open {index.as_uri()} in a browser", quiet=quiet)
     if not summary.embedded:
         typer.echo(
             f"pano360: warning: the media exceed {EMBED_LIMIT_BYTES // 2**20} MiB and are not "

@@ -6,7 +6,6 @@ import contextlib
 import math
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -15,22 +14,15 @@ from typing import Annotated
 import numpy as np
 import torch
 import typer
-from tqdm import tqdm
 
-from .._core import (
-    ImageIOError,
-    OutputExistsError,
-    ShapeError,
-    ValueRangeError,
-    check_choice,
-    read_model_card,
-)
+from .._core import ImageIOError, ShapeError, ValueRangeError, check_choice, read_model_card
 from ..geometry import resize_erp
 from ..io import VideoWriter, iter_video_frames, video_info, write_atomic, write_images
 from ..models import create_model, list_models, model_info
 from ..saliency import predict_saliency
 from ..viz import overlay_saliency
 from ._options import Overwrite, Quiet, read_erp
+from ._outputs import prepare_out_dir, prepare_outputs, progress, say_done, written
 
 __all__ = ["VIDEO_SUFFIXES", "saliency_command"]
 
@@ -52,22 +44,6 @@ def _outputs(src: Path, out_dir: Path, video: bool) -> dict[str, Path]:
     if video:
         names["overlay_video"] = out_dir / f"{stem}_overlay.mp4"
     return names
-
-
-def _check_outputs(outputs: dict[str, Path], src: Path, out_dir: Path, overwrite: bool) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ImageIOError(f"--out '{out_dir}' is not a directory")
-    for path in outputs.values():
-        if path.exists() and path.resolve() == src.resolve():
-            raise ValueRangeError(f"output '{path}' is the input; choose another --out directory")
-        if path.is_dir():
-            raise ImageIOError(f"cannot write '{path}': it is a directory")
-        if path.exists() and not overwrite:
-            raise OutputExistsError(
-                f"output '{path}' already exists; pass --overwrite to replace it"
-            )
-    if out_dir.is_dir() and not os.access(out_dir, os.W_OK | os.X_OK):
-        raise ImageIOError(f"--out directory '{out_dir}' is not writable")
 
 
 def _npy_writer(shape: tuple[int, ...], raw) -> Callable:
@@ -190,7 +166,7 @@ def _run_video(
     first = None
     count = 0
     frames = iter_video_frames(src, fps=fps, max_frames=max_frames)
-    bar = tqdm(frames, total=total, unit="frame", desc=src.name, disable=quiet, file=sys.stderr)
+    bar = progress(frames, quiet=quiet, total=total, unit="frame", desc=src.name)
     with tempfile.TemporaryFile(dir=out_dir) as raw:
         try:
             for _, frame in bar:
@@ -258,7 +234,7 @@ def saliency_command(
     ] = "spectral",
     out: Annotated[
         Path,
-        typer.Option("--out", metavar="DIR", help="Folder for the outputs (created if missing)."),
+        typer.Option("--out", metavar="DIR", help="Folder for the outputs; created if missing."),
     ] = Path("."),
     fps: Annotated[
         float | None,
@@ -313,14 +289,15 @@ def saliency_command(
     if not src.is_file():
         what = "it is a directory" if src.is_dir() else "no such file"
         raise ImageIOError(f"cannot read IN '{src}': {what}")
+    prepare_out_dir(out)
     outputs = _outputs(src, out, video)
-    _check_outputs(outputs, src, out, overwrite)
-    # Read (or probe) IN before creating --out: a bad input leaves nothing behind.
-    erp = None if video else read_erp(src)
+    prepare_outputs(
+        [("output", path, path.suffix in (".png", ".jpg")) for path in outputs.values()],
+        [src],
+        overwrite=overwrite,
+    )
     if video:
-        video_info(src)
-    out.mkdir(parents=True, exist_ok=True)
-    if erp is None:
         _run_video(src, outputs, predict, fps, max_frames, overwrite, quiet)
     else:
-        _run_image(erp, outputs, predict, overwrite)
+        _run_image(read_erp(src), outputs, predict, overwrite)
+    say_done(f"{model} saliency of {src}: wrote {written(outputs.values())}", quiet=quiet)

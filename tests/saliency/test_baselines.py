@@ -304,7 +304,7 @@ def test_predict_passes_options_and_rejects_unknown_models():
     torch.testing.assert_close(
         predict_saliency(erp, "equator", sigma_deg=7.0), equator_bias((H, W), 7.0)
     )
-    with pytest.raises(ValueError, match="model must be one of 'equator', .*'spectral'"):
+    with pytest.raises(ValueError, match=r"model must be one of 'equator', .*'spectral'"):
         predict_saliency(erp, "deepnet")
 
 

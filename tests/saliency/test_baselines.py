@@ -322,3 +322,8 @@ def test_plans_cached_under_inference_mode_still_work_with_autograd():
     x = torch.rand(1, 3, H, W, requires_grad=True)
     spectral_saliency(x)[0, 0, 3, 5].backward()
     assert x.grad is not None and bool(torch.isfinite(x.grad).all())
+
+
+def test_predict_saliency_refuses_a_learned_model_without_weights():
+    with pytest.raises(ValueError, match="'planar_unet' is learned and has no weights"):
+        predict_saliency(torch.rand(1, 3, 16, 32), "planar_unet", channels=4)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .._core import check_choice, check_erp, create_model
-from .._core.registry import list_models, register_model
+from .._core.registry import list_models, model_info, register_model
 from ..models import _saliency_task  # noqa: F401  (registers the "saliency" task)
 from ._baselines import EquatorBias, SpectralResidualSaliency, uniform_saliency
 
@@ -64,7 +64,10 @@ def predict_saliency(erp: torch.Tensor, model: str = "spectral", **kwargs) -> to
         (B, 1, H, W) maps summing to 1 over the pixels.
 
     Raises:
-        ValueError: unknown ``model``; plus the model's own errors.
+        ValueError: unknown ``model``, or a learned model (one with parameters, such as
+            ``"spherical_unet"``) that has no weights to run with: train it (``pano360 train
+            saliency``) and load the exported model with ``create_model(PATH)``; plus the
+            model's own errors.
 
     Example:
         >>> predict_saliency(torch.rand(2, 3, 16, 32), "equator").shape
@@ -72,5 +75,12 @@ def predict_saliency(erp: torch.Tensor, model: str = "spectral", **kwargs) -> to
     """
     check_choice(model, "model", list_models(task="saliency"))
     net = create_model(model, **kwargs)
+    if any(True for _ in net.parameters()) and model_info(model).weights is None:
+        # An untrained network's maps would look like predictions and mean nothing.
+        raise ValueError(
+            f"model {model!r} is learned and has no weights: train it with 'pano360 train "
+            "saliency' and run the exported model (create_model(PATH), or pano360 saliency "
+            "--model PATH)"
+        )
     with torch.no_grad():
         return net(erp)

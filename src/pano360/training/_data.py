@@ -113,7 +113,7 @@ def split_by_video(
         ValueRangeError: ``val_fraction`` outside [0, 1), or > 0 with fewer than 2 videos.
 
     Example:
-        >>> split_by_video(["a", "a", "b", "c"], 0.34, seed=0)
+        >>> split_by_video(["a", "a", "b", "c"], 0.3, seed=0)  # ceil(0.3 x 3 videos) = 1 held out
         ([0, 1, 2], [3])
     """
     check_number(val_fraction, "val_fraction", lo=0, hi=1, hi_open=True)

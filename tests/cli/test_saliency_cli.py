@@ -153,8 +153,8 @@ def test_video_fps_max_frames_and_progress_bar(workdir):
          "height, got 70x32"),
         (["wide.mp4"], "IN 'wide.mp4' must be an equirectangular video with width = 2 x height, "
          "got 32x32"),
-        (["pano.png", "--model", "deep"], "--model must be one of 'equator', 'spectral', "
-         "'uniform', got 'deep'"),
+        (["pano.png", "--model", "deep"], "--model must be one of 'equator', 'planar_unet', "
+         "'spectral', 'spherical_unet', 'spherical_unet_tangent', 'uniform', got 'deep'"),
         (["pano.png", "--fps", "5"], "--fps and --max-frames apply to videos only; IN is an image"),
         (["clip.mp4", "--fps", "0"], "--fps must be a positive number of frames per second, got 0"),
         (["clip.mp4", "--max-frames", "0"], "--max-frames must be a positive number of frames, "

@@ -319,7 +319,8 @@ def test_cube_layout_defaults_to_dice_in_python_and_in_the_cli():
     )
     for fn in (erp_to_cubemap, cubemap_to_erp, cubemap_to_faces, cubemap_from_faces):
         assert inspect.signature(fn).parameters["layout"].default == "dice", fn.__name__
-    project = typer.main.get_command(app).commands["project"]
+    root = typer.main.get_command(app)
+    project = root.get_command(None, "project")
     for name in ("e2c", "c2e"):
         (layout,) = [p for p in project.commands[name].params if p.name == "layout"]
         assert layout.default == "dice", name

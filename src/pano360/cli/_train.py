@@ -17,6 +17,13 @@ train_app = typer.Typer(
 )
 
 
+@train_app.callback()
+def _train_group() -> None:
+    # A callback keeps `train` a group of tasks (`pano360 train saliency`) while it has one.
+    """Train models with Lightning (extra 'train'): one GPU or CPU, many GPUs and nodes
+    (--trainer.devices, --trainer.num_nodes, --trainer.strategy ddp), resume, export."""
+
+
 @train_app.command(
     "saliency",
     # Every option is Lightning's CLI's (typed, with defaults): hand them all over, --help too.

@@ -1,8 +1,10 @@
 """Building SphereConv2d's CPU kernel: once per key, never because another ninja is on PATH,
 saying so every time, safe when processes race, and ahead of use with python -m pano360.nn.build.
 
-One real build (the module fixture, about 35 s); every other build here is a stand-in compiler
-that copies the library the real one made.
+The real build is `make`'s (it runs `python -m pano360.nn.build` before the tests); the module
+fixture copies its result into a root of its own, and every other build here is a stand-in
+compiler that copies that library. PANO360_TEST_KERNEL_BUILD=1 makes the fixture build for real
+instead (about 35 s more), as does a machine where no kernel was built yet.
 """
 
 import os
@@ -35,8 +37,13 @@ def run(args, env=None, **extra):
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """The only real build of the suite: `python -m pano360.nn.build` into an empty root."""
+    """A kernel root holding this environment's kernel: a copy of the one `make` built, or (with
+    PANO360_TEST_KERNEL_BUILD=1, or none built yet) `python -m pano360.nn.build` into it."""
     root = tmp_path_factory.mktemp("kernels")
+    made = _fast.kernel_dir()
+    if _fast.find_kernel(made) is not None and not os.environ.get("PANO360_TEST_KERNEL_BUILD"):
+        shutil.copytree(made, root / made.name)
+        return root, str(_fast.find_kernel(root / made.name))
     proc = run(["-m", "pano360.nn.build"], PANO360_KERNEL_DIR=str(root))
     if proc.returncode == 2 and not os.environ.get("PANO360_REQUIRE_EXTENSIONS"):
         pytest.skip(f"the kernel cannot be built here: {proc.stderr.strip()}")

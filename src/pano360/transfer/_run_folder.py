@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from .._core import OutputExistsError, ValueRangeError
-from ..data import write_atomic
+from ..io import write_atomic
 from ._builders import build_student
 
 if TYPE_CHECKING:

@@ -52,6 +52,28 @@ def time_call(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def forward_fn(layer: torch.nn.Module, x: torch.Tensor) -> Callable[[], object]:
+    """A call of ``layer(x)`` without autograd, for :func:`median_times`."""
+
+    def run() -> object:
+        with torch.no_grad():
+            return layer(x)
+
+    return run
+
+
+def backward_fn(layer: torch.nn.Module, x: torch.Tensor) -> Callable[[], object]:
+    """A forward and backward pass of ``layer`` on ``x`` (gradients of the input and weights)."""
+    xg = x.clone().requires_grad_()
+
+    def run() -> object:
+        layer.zero_grad(set_to_none=True)
+        xg.grad = None
+        layer(xg).sum().backward()
+
+    return run
+
+
 def minor_faults() -> int:
     try:
         import resource

@@ -23,7 +23,16 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from _common import DOC, ROOT, machine_info, median_times, parse_args, write_section
+from _common import (
+    DOC,
+    ROOT,
+    backward_fn,
+    forward_fn,
+    machine_info,
+    median_times,
+    parse_args,
+    write_section,
+)
 from torch import nn
 
 from pano360.geometry import spherical_pad
@@ -65,25 +74,6 @@ def layers(c_in: int, c_out: int, h: int) -> dict[str, nn.Module]:
         "RowUntiedConv2d": RowUntiedConv2d.from_conv(conv, (h, 2 * h)),
         "SphereNet-style ref.": SphereNetReference(conv, (h, 2 * h)),
     }
-
-
-def forward_fn(layer: nn.Module, x: torch.Tensor) -> Callable[[], object]:
-    def run() -> object:
-        with torch.no_grad():
-            return layer(x)
-
-    return run
-
-
-def backward_fn(layer: nn.Module, x: torch.Tensor) -> Callable[[], object]:
-    xg = x.clone().requires_grad_()
-
-    def run() -> object:
-        layer.zero_grad(set_to_none=True)
-        xg.grad = None
-        layer(xg).sum().backward()
-
-    return run
 
 
 def peak_memory(fn: Callable[[], object]) -> int:

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 
 import torch
-from _common import ROOT, machine_info, median_times, parse_args, write_section
+from _common import ROOT, backward_fn, machine_info, median_times, parse_args, write_section
 from torch import nn
 
 from pano360.models import (
@@ -97,17 +97,6 @@ def inference_fn(model: nn.Module, x: torch.Tensor, prior) -> Callable[[], objec
     return run
 
 
-def layer_fn(layer: nn.Module, x: torch.Tensor) -> Callable[[], object]:
-    xg = x.clone().requires_grad_()
-
-    def run() -> object:
-        layer.zero_grad(set_to_none=True)
-        xg.grad = None
-        layer(xg).sum().backward()
-
-    return run
-
-
 def logged(label: str, fn: Callable[[], object]) -> Callable[[], object]:
     """``fn`` printing its time on every call, so that a long run shows its progress."""
 
@@ -149,7 +138,7 @@ def time_layers(hw, batch: int, channels: int, repeats: int) -> list[tuple[str, 
         x = torch.rand(*size, generator=torch.Generator().manual_seed(0))
         (t_crown, t_planar), _ = median_times(
             [
-                logged(f"{spec.name} {kind}", layer_fn(getattr(m, spec.name), x))
+                logged(f"{spec.name} {kind}", backward_fn(getattr(m, spec.name), x))
                 for kind, m in (("crown", crown), ("planar", planar))
             ],
             repeats,

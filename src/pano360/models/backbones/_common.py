@@ -88,7 +88,14 @@ class Backbone(nn.Module):
         self.normalize = bool(normalize)
 
     def _stage_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+        # torchvision's MobileNetV2 and VGG are one `features` Sequential whose stages are
+        # children named "features.<i>"; ResNet overrides this.
+        out = {}
+        for name, layer in self.features.named_children():
+            x = layer(x)
+            if f"features.{name}" in self.stages:
+                out[f"features.{name}"] = x
+        return out
 
     def forward_head(self, last: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, num_classes)`` from the stride-32 stage ``(B, C, h, w)``."""

@@ -114,14 +114,6 @@ class MobileNetV2(Backbone):
             self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(1280, num_classes))
         init_like_torchvision(self)
 
-    def _stage_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = {}
-        for name, layer in self.features.named_children():
-            x = layer(x)
-            if f"features.{name}" in self.stages:
-                out[f"features.{name}"] = x
-        return out
-
     def forward_head(self, last: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(last, 1), 1))
 

@@ -71,14 +71,6 @@ class VGG(Backbone):
             )
         init_like_torchvision(self)
 
-    def _stage_outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = {}
-        for name, layer in self.features.named_children():
-            x = layer(x)
-            if f"features.{name}" in self.stages:
-                out[f"features.{name}"] = x
-        return out
-
     def forward_head(self, last: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.avgpool(last), 1))
 

@@ -250,8 +250,8 @@ def check_angle(value: Any, name: str) -> Any:
         ``value`` unchanged.
 
     Warns:
-        AngleUnitWarning: ``|value| > 2 pi`` (any element of a tensor), pointing at the
-        caller's line outside pano360.
+        AngleUnitWarning: ``|value| > 2 pi`` (any element of a CPU tensor; tensors on other
+        devices are not read back), pointing at the caller's line outside pano360.
 
     Example:
         >>> import warnings
@@ -263,6 +263,10 @@ def check_angle(value: Any, name: str) -> Any:
     """
     if isinstance(value, torch.Tensor):
         if value.numel() == 0 or value.dtype == torch.bool or value.is_complex():
+            return value
+        if value.device.type != "cpu":
+            # Reading the largest value back would synchronise the device on every call (a
+            # random camera per sample in training); angles on a GPU are not checked.
             return value
         largest = float(value.detach().abs().max())
     elif isinstance(value, np.ndarray):

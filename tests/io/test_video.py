@@ -144,3 +144,84 @@ def test_writer_repr_counts_frames(tmp_path):
         out.write(_levels(3))
         assert repr(out) == f"VideoWriter('{tmp_path / 'r.mp4'}', fps=12.5, frames_written=3)"
     assert video_info(tmp_path / "r.mp4").fps == 12.5
+
+
+def _write_short_gop(path, n: int, fps: int, gop: int) -> None:
+    """An H.264 video with a keyframe every ``gop`` frames and B-frames, written with PyAV
+    directly (VideoWriter keeps the encoder's long default GOP), so that seeking lands on
+    keyframes other than the first."""
+    import av
+
+    frames = (_levels(n) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        stream.codec_context.gop_size = gop
+        stream.codec_context.options = {"bf": "2", "sc_threshold": "0"}
+        for rgb in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+@pytest.mark.parametrize("start", [0.0, 0.05, 0.1, 0.45, 1.0, 1.3, 2.9])
+def test_start_seeks_and_matches_decoding_from_the_beginning(tmp_path, start):
+    path = tmp_path / "gop.mp4"
+    _write_short_gop(path, 30, fps=10, gop=4)
+    full = list(iter_video_frames(path))
+    expected = [(t, f) for t, f in full if t >= start - 1e-6]
+    got = list(iter_video_frames(path, start=start))
+    assert [round(t, 6) for t, _ in got] == [round(t, 6) for t, _ in expected]
+    for (_, a), (_, b) in zip(got, expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)  # decoding from a keyframe is exact
+    if expected:
+        frames, times = read_video(path, start=start, max_frames=2)
+        want = torch.tensor([t for t, _ in expected[:2]], dtype=torch.float64)
+        torch.testing.assert_close(times, want)
+        torch.testing.assert_close(frames, torch.cat([f for _, f in expected[:2]]))
+
+
+def test_start_decodes_from_the_keyframe_not_from_the_beginning(tmp_path, monkeypatch):
+    import pano360.io._video as video
+
+    path = tmp_path / "gop.mp4"
+    _write_short_gop(path, 30, fps=10, gop=4)
+    decoded = []
+
+    class Counting:  # the container, counting what it decodes
+        def __init__(self, container):
+            self.container = container
+
+        def __getattr__(self, name):
+            return getattr(self.container, name)
+
+        def decode(self, *streams):
+            for frame in self.container.decode(*streams):
+                decoded.append(frame.time)
+                yield frame
+
+    open_input = video._open_input
+    monkeypatch.setattr(video, "_open_input", lambda p: Counting(open_input(p)))
+    got = list(iter_video_frames(path, start=2.5))
+    assert len(got) == 5 and round(got[0][0], 6) == 2.5
+    assert len(decoded) < 10 and min(decoded) >= 2.0  # from the keyframe at 2.4 s (gop 4)
+
+
+@pytest.mark.parametrize(("start", "fps"), [(0.35, 4.0), (1.0, 10.0), (2.05, 25.0)])
+def test_start_with_resampling_shows_the_frame_on_screen(tmp_path, start, fps):
+    path = tmp_path / "gop.mp4"
+    _write_short_gop(path, 30, fps=10, gop=4)
+    full = list(iter_video_frames(path, fps=fps))
+    expected = [(t, f) for t, f in full if t >= start - 1e-6]
+    got = list(iter_video_frames(path, fps=fps, start=start))
+    assert [round(t, 9) for t, _ in got] == [round(t, 9) for t, _ in expected]
+    assert [_which(f, 30) for _, f in got] == [_which(f, 30) for _, f in expected]
+
+
+def test_start_past_the_end_yields_nothing_and_bad_start_is_refused(clip):
+    assert list(iter_video_frames(clip, start=5.0)) == []
+    with pytest.raises(ValueRangeError, match="start must be a time >= 0"):
+        iter_video_frames(clip, start=-0.5)
+    with pytest.raises(ValueRangeError, match="start must be a time >= 0"):
+        iter_video_frames(clip, start=float("nan"))

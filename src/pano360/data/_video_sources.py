@@ -337,26 +337,38 @@ def _read_frame(path: Path) -> torch.Tensor:
 # --- video files --------------------------------------------------------------------------------
 
 
-def _decode(path: Path, indices: Sequence[int]) -> torch.Tensor:
-    """Frames ``indices`` of a video file (T, 3, H, W), decoding from the start up to the last
-    one asked for and keeping only those (never the whole video in memory)."""
+def _decode(path: Path, indices: Sequence[int], fps: float) -> torch.Tensor:
+    """Frames ``indices`` of a video file (T, 3, H, W): frame k is the one shown at k / fps.
+
+    Decoding seeks to the keyframe before the first frame asked for and stops after the last,
+    keeping only those (never the whole video in memory, and a clip late in a long video does
+    not decode the frames before it).
+    """
     wanted = sorted({int(i) for i in indices})
     if wanted and wanted[0] < 0:
         raise DatasetFormatError(f"{path}: no frame {wanted[0]}")
     found: dict[int, torch.Tensor] = {}
     last = wanted[-1] if wanted else -1
-    decoded = 0
-    try:
-        for k, (_, frame) in enumerate(iter_video_frames(path, max_frames=last + 1)):
-            decoded = k + 1
-            if k in wanted:
-                found[k] = frame
-    except ImageIOError as e:
-        raise DatasetFormatError(f"{path}: corrupt video ({e})") from None
+    if wanted:
+        # Half a frame early, so that rounding of the stored times cannot skip the first one.
+        start = max(0.0, (wanted[0] - 0.5) / fps)
+        try:
+            for t, frame in iter_video_frames(path, start=start):
+                k = round(t * fps)
+                if k in wanted:
+                    found[k] = frame
+                if k >= last:
+                    break
+        except ImageIOError as e:
+            raise DatasetFormatError(f"{path}: corrupt video ({e})") from None
     missing = [i for i in wanted if i not in found]
     if missing:
+        try:  # the error path only: count what the video really has
+            count = sum(1 for _ in iter_video_frames(path))
+        except ImageIOError as e:
+            raise DatasetFormatError(f"{path}: corrupt video ({e})") from None
         raise DatasetFormatError(
-            f"{path}: missing frame {missing[0]} (the video has {decoded} frames)"
+            f"{path}: missing frame {missing[0]} (the video has {count} frames)"
         )
     return torch.cat([found[int(i)] for i in indices])
 
@@ -411,7 +423,7 @@ class _GazeVideoSource(VideoSaliencySource):
         return g if len(g) else None
 
     def read_frames(self, video: str, indices: Sequence[int]) -> torch.Tensor:
-        return _decode(self._paths[video], indices)
+        return _decode(self._paths[video], indices, self._lengths[video][1])
 
     def target_maps(self, video: str, indices: Sequence[int], hw: Sequence[int]) -> torch.Tensor:
         hw = check_hw(hw, "hw", erp=True)

@@ -123,24 +123,47 @@ def video_info(path: str | os.PathLike[str]) -> VideoInfo:
         container.close()
 
 
-def _frames(container, path: Path) -> Iterator[tuple[float, torch.Tensor]]:
-    """Every decoded frame with its time in seconds from the first frame."""
+def _frames(container, path: Path, start: float = 0.0) -> Iterator[tuple[float, torch.Tensor]]:
+    """Decoded frames with their time in seconds from the video's first frame.
+
+    With ``start`` > 0 the container seeks to the last keyframe at or before ``start`` first, so
+    decoding begins there rather than at the first frame; frames before ``start`` may still come
+    (those between that keyframe and ``start``): the callers drop or use them.
+    """
     av = _av()
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
     origin = None
     index = 0
     fps = _info_of(container, path).fps
+    if start > 0 and stream.start_time is not None and stream.time_base is not None:
+        # Times stay relative to the first frame, which seeking skips: take it from the header.
+        origin = float(stream.start_time * stream.time_base)
+        target = stream.start_time + int(start / stream.time_base)
+        try:
+            container.seek(target, backward=True, any_frame=False, stream=stream)
+        except av.error.FFmpegError as e:
+            raise VideoIOError(f"cannot read video '{path}': seeking to {start:g} s failed") from e
+        index = None  # the decode count no longer numbers frames from the first one
     try:
         for frame in container.decode(stream):
-            t = frame.time if frame.time is not None else index / fps
+            if frame.time is not None:
+                t = frame.time
+            elif index is not None:
+                t = index / fps
+            else:
+                raise VideoIOError(
+                    f"cannot read video '{path}': its frames carry no time, so it cannot be "
+                    "read from a later start; read it from the beginning"
+                )
             origin = t if origin is None else origin
             rgb = frame.to_ndarray(format="rgb24")
             tensor = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div_(255)
-            index += 1
+            index = None if index is None else index + 1
             yield t - origin, tensor
     except av.error.FFmpegError as e:
-        raise VideoIOError(f"cannot read video '{path}': decoding failed at frame {index}") from e
+        where = f"at frame {index}" if index is not None else f"after seeking to {start:g} s"
+        raise VideoIOError(f"cannot read video '{path}': decoding failed {where}") from e
 
 
 def iter_video_frames(
@@ -148,6 +171,7 @@ def iter_video_frames(
     *,
     fps: float | None = None,
     max_frames: int | None = None,
+    start: float = 0.0,
 ) -> Iterator[tuple[float, torch.Tensor]]:
     """Decode a video lazily, frame by frame.
 
@@ -156,6 +180,10 @@ def iter_video_frames(
         fps: sample the video at this rate: frame k shows the video at time k / fps (the
             source frame on screen then, repeated or skipped as needed). None: every frame.
         max_frames: stop after this many frames.
+        start: begin at this time in seconds from the first frame: the first frame yielded is
+            the first one at or after ``start`` (with ``fps``: the sample at the first multiple
+            of 1 / fps at or after ``start``). The container seeks to the keyframe before
+            ``start``, so reading a clip late in a long video does not decode what precedes it.
 
     Yields:
         ``(time_s, frame)``: time in seconds from the first frame, and a (1, 3, H, W) float32
@@ -164,7 +192,7 @@ def iter_video_frames(
     Raises:
         VideoIOError: missing file, not a video, no video stream, a decoding error, or PyAV
             not installed.
-        ValueRangeError: ``fps`` not positive or ``max_frames`` < 1.
+        ValueRangeError: ``fps`` not positive, ``max_frames`` < 1 or ``start`` negative.
 
     Example:
         >>> import tempfile
@@ -177,38 +205,45 @@ def iter_video_frames(
         raise ValueRangeError(f"fps must be a positive number of frames per second, got {fps}")
     if max_frames is not None and (isinstance(max_frames, bool) or max_frames < 1):
         raise ValueRangeError(f"max_frames must be a positive integer, got {max_frames}")
+    if isinstance(start, bool) or not (math.isfinite(start) and start >= 0):
+        raise ValueRangeError(f"start must be a time >= 0 in seconds, got {start}")
     path = Path(path)
     container = _open_input(path)
-    return _iterate(container, path, fps, max_frames)
+    return _iterate(container, path, fps, max_frames, float(start))
 
 
-def _iterate(container, path, fps, max_frames) -> Iterator[tuple[float, torch.Tensor]]:
+def _iterate(container, path, fps, max_frames, start) -> Iterator[tuple[float, torch.Tensor]]:
     limit = math.inf if max_frames is None else max_frames
+    eps = 1e-6
     count = 0
     try:
         if fps is None:
-            for t, frame in _frames(container, path):
+            for t, frame in _frames(container, path, start):
+                if t < start - eps:
+                    continue
                 if count >= limit:
                     return
                 count += 1
                 yield t, frame
             return
-        # Resample: target k takes the last source frame that starts at or before k / fps.
-        eps = 1e-6
+        # Resample: target k takes the last source frame that starts at or before k / fps. The
+        # first target is the first multiple of 1 / fps at or after start; seeking lands on a
+        # keyframe at or before it, so the frame on screen then is decoded.
         src_fps = _info_of(container, path).fps
+        k = math.ceil(start * fps - eps)
         prev = None
-        for t, frame in _frames(container, path):
-            while prev is not None and count / fps < t - eps:
+        for t, frame in _frames(container, path, start):
+            while prev is not None and k / fps < t - eps:
                 if count >= limit:
                     return
-                yield count / fps, prev[1]
-                count += 1
+                yield k / fps, prev[1]
+                count, k = count + 1, k + 1
             prev = (t, frame)
         if prev is not None:
             end = prev[0] + 1 / src_fps  # the last frame stays on screen one source period
-            while count / fps < end - eps and count < limit:
-                yield count / fps, prev[1]
-                count += 1
+            while k / fps < end - eps and count < limit:
+                yield k / fps, prev[1]
+                count, k = count + 1, k + 1
     finally:
         container.close()
 
@@ -218,11 +253,12 @@ def read_video(
     *,
     fps: float | None = None,
     max_frames: int | None = None,
+    start: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Read a whole (short) video into memory.
+    """Read a whole (short) video, or a clip of it, into memory.
 
     Args:
-        path, fps, max_frames: as in :func:`iter_video_frames`.
+        path, fps, max_frames, start: as in :func:`iter_video_frames`.
 
     Returns:
         ``(frames, times)``: (T, 3, H, W) float32 in [0, 1] and (T,) float64 seconds.
@@ -230,7 +266,7 @@ def read_video(
     Raises:
         The errors of :func:`iter_video_frames`; VideoIOError also when no frame decodes.
     """
-    items = list(iter_video_frames(path, fps=fps, max_frames=max_frames))
+    items = list(iter_video_frames(path, fps=fps, max_frames=max_frames, start=start))
     if not items:
         raise VideoIOError(f"cannot read video '{path}': it has no frames")
     times = torch.tensor([t for t, _ in items], dtype=torch.float64)

@@ -13,6 +13,7 @@ SCRIPTS = {
     "bench_geometry.py": "| py360convert (ms) |",
     "bench_sphere_conv.py": "nn.Conv2d",
     "bench_saliency_metrics.py": "| preset | ours (s) |",
+    "bench_saliency_training.py": "| training step, forward + backward (s) |",
     "bench_transfer.py": "| ratio of seconds per image | measured | goal |",
 }
 

@@ -392,7 +392,7 @@ def test_train_help_lists_every_option_with_its_default(capsys):
     out = capsys.readouterr().out
     for text in (
         "--model.lr LR",
-        "default: 0.3",
+        "default: 0.003",
         "default: 1e-05",
         "--trainer.max_epochs",
         "--data.batch_size",

@@ -88,7 +88,7 @@ _SHARE_PYRAMID, _SHARE_STAGE1 = 0.15, 0.75
 #: Peak bytes per pixel of the largest pyramid level during stage 1 (P-Net's spherical pass:
 #: its input copies and the 10-channel first layer before pooling dominate); measured, with
 #: margin, by benchmarks/bench_faces_hires.py.
-_PNET_BYTES_PER_PIXEL = 100
+_PNET_BYTES_PER_PIXEL = 128
 # What face_detection_memory adds whatever the sizes: the crops of stages 2 and 3 (bounded by
 # _CROP_SAMPLES), the networks, sampling tables.
 _FIXED_BYTES = 400 * 2**20
@@ -236,7 +236,7 @@ def face_detection_memory(
     An upper bound measured on the shipped MTCNN (``benchmarks/bench_faces_hires.py`` prints
     it beside the peak resident memory it measures), for refusing a run up front rather than
     letting it run out of memory. It is dominated by stage 1 on the largest pyramid level
-    (:func:`erp_pyramid_levels`), whose size depends on ``min_face_deg`` only: about 100
+    (:func:`erp_pyramid_levels`), whose size depends on ``min_face_deg`` only: about 128
     bytes per pixel of that level, a quarter as much per doubling of ``min_face_deg``. The
     panorama's own size adds its 2 x 2 halvings (a third of it) and the copies the levels are
     resized from. Stages 2 and 3 render their crops in chunks of bounded size, whatever the
@@ -254,9 +254,8 @@ def face_detection_memory(
         ValueRangeError: settings out of range.
 
     Example:
-        >>> mb = [face_detection_memory((4096, 8192), d) / 2**20 for d in (8.0, 4.0)]
-        >>> round(mb[1] / mb[0], 1)  # halving the smallest face: the finest level takes 4x
-        1.6
+        >>> [round(face_detection_memory((4096, 8192), d) / 2**30, 1) for d in (8, 1, 0.5)]  # GB
+        [0.5, 1.8, 6.1]
     """
     h, w = check_hw(erp_hw, "erp_hw", erp=True)
     _check_settings(min_face_deg, max_face_deg, (0.5, 0.5, 0.5), factor)

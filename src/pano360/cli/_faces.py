@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -143,7 +144,7 @@ def faces(
         erp = erp.expand(-1, 3, -1, -1)
     h, w = erp.shape[-2:]
     # The image's own pixels, at any size: refused up front if that would not fit in memory.
-    check_memory((h, w), min_face, max_face, blur, max_memory)
+    _check_memory((h, w), min_face, max_face, blur, max_memory)
     thresholds = (0.6, 0.7, threshold)
     step("read")
     with torch.inference_mode():
@@ -194,7 +195,7 @@ def _available_bytes() -> int | None:
     return None
 
 
-def check_memory(
+def _check_memory(
     erp_hw: tuple[int, int],
     min_face: float,
     max_face: float,
@@ -203,14 +204,18 @@ def check_memory(
 ) -> None:
     """Refuse, before detecting, a run whose estimated peak memory exceeds ``--max-memory`` (GB)
     or, without it, what the system has available: one line with the estimate and a way out."""
-    import resource
-
     from .._core import ValueRangeError
     from ..detection import face_detection_memory
 
+    try:
+        import resource
+    except ImportError:  # not on Unix: no way to read what the process holds
+        now = 0
+    else:  # the peak so far: python, torch, the image as read
+        now = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        now *= 1 if sys.platform == "darwin" else 1024  # bytes on macOS, kilobytes elsewhere
     gb = 2**30
     h, w = erp_hw
-    now = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # the image read, the nets
     # Detecting holds the panorama; then the outlined and blurred copies and their encodings.
     outputs = 4 * 3 * h * w * (1 + blur) + 2 * 3 * h * w
 

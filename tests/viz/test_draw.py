@@ -161,26 +161,15 @@ def test_blur_removes_detail_inside_and_nothing_outside(box):
 
 
 def whole_sphere_blur(erp, box, strength=0.15, max_view_px=1024):
-    """Oracle: the blur of one RBFoV box pasted over the whole panorama (perspective_to_erp on
-    every ERP pixel, sph_box_mask of the whole image), as blur_regions_on_sphere once did."""
-    from pano360.geometry import erp_to_perspective, perspective_to_erp
-    from pano360.viz._draw import _gaussian_blur
+    """Oracle: the blurred view of one RBFoV box pasted over the whole panorama
+    (perspective_to_erp on every ERP pixel, sph_box_mask of the whole image)."""
+    from pano360.geometry import perspective_to_erp
+    from pano360.viz._draw import _blurred_view
 
-    h, w = erp.shape[-2:]
-    lon, lat, fx, fy, roll = box
-    sigma = strength * min(fx, fy)
-    half_x, half_y = math.tan(fx / 2) + 3 * sigma, math.tan(fy / 2) + 3 * sigma
-    pixel = max(2 * math.pi / w, 2 * max(half_x, half_y) / max_view_px)
-    pool = max(1, math.floor(sigma / pixel / 2))
-    vw = pool * math.ceil(2 * half_x / (pixel * pool))
-    vh = pool * math.ceil(2 * half_y / (pixel * pool))
-    fov = 2 * math.atan(vw * pixel / 2)
-    view = erp_to_perspective(erp, fov, (vh, vw), yaw=lon, pitch=lat, roll=roll)
-    if pool > 1:
-        view = torch.nn.functional.avg_pool2d(view, pool)
-    view = _gaussian_blur(view, sigma / (pixel * pool))
-    pasted, _ = perspective_to_erp(view, fov, (h, w), yaw=lon, pitch=lat, roll=roll)
-    inside = sph_box_mask(torch.tensor([box], dtype=torch.float64), (h, w))[0]
+    lon, lat, _, _, roll = box
+    view, fov = _blurred_view(erp, box, strength, max_view_px)
+    pasted, _ = perspective_to_erp(view, fov, erp.shape[-2:], yaw=lon, pitch=lat, roll=roll)
+    inside = sph_box_mask(torch.tensor([box], dtype=torch.float64), erp.shape[-2:])[0]
     return torch.where(inside, pasted, erp)
 
 

@@ -35,6 +35,9 @@ __all__ = ["blur_regions_on_sphere", "draw_box_outlines"]
 
 # Spacing of the points splatted along an outline, in pixels: dense enough for gap-free lines.
 _STEP_PX = 0.5
+# Samples per pixel and axis of the view a box is blurred in, averaged before blurring: the
+# Gaussian spans a few such pixels, so more would only cost time.
+_BLUR_SUPERSAMPLE = 4
 
 
 def _boxes_per_image(boxes, batch: int, name: str = "boxes") -> list[torch.Tensor]:
@@ -243,8 +246,9 @@ def blur_regions_on_sphere(
 
     Convention:
         Each box is rendered in its own pinhole view (aimed at its centre with its roll, with a
-        margin of 3 standard deviations so the blur reads real surroundings), area-averaged down
-        to a few pixels per standard deviation, blurred with a Gaussian there and pasted back
+        margin of 3 standard deviations so the blur reads real surroundings) at up to 4 x 4
+        samples per pixel of a few pixels per standard deviation, averaged, blurred with a
+        Gaussian there and pasted back
         (:func:`pano360.geometry.perspective_to_erp`'s mapping) onto the pixels inside the box.
         Nothing is done on the ERP grid, so there is no seam at lon +-pi and no smear at the
         poles. Each box reads and writes only the ERP rows and columns its bounding cap reaches
@@ -289,6 +293,30 @@ def _footprint_directions(rows: slice, cols: slice | torch.Tensor, hw) -> torch.
     return lonlat_to_xyz(grid)
 
 
+def _blurred_view(erp: torch.Tensor, box, strength: float, max_view_px: int):
+    """The blurred pinhole view of one RBFoV box and its horizontal fov (radians).
+
+    Aimed at the box with its roll, with a margin of 3 standard deviations; rendered at up to
+    _BLUR_SUPERSAMPLE samples per pixel and axis, area-averaged to a few pixels per standard
+    deviation, then blurred there.
+    """
+    lon, lat, fx, fy, roll = box
+    w = erp.shape[-1]
+    sigma = strength * min(fx, fy)  # in the view's plane: d tan(t) = dt at its centre
+    half_x, half_y = math.tan(fx / 2) + 3 * sigma, math.tan(fy / 2) + 3 * sigma
+    pixel = max(2 * math.pi / w, 2 * max(half_x, half_y) / max_view_px)
+    pool = max(1, math.floor(sigma / pixel / 2))
+    nx, ny = math.ceil(2 * half_x / (pixel * pool)), math.ceil(2 * half_y / (pixel * pool))
+    # Square pixels of `pixel * pool` tangent units: tan(fov / 2) = nx pixel pool / 2. Plain
+    # floats: the view reads only the ERP window it needs (no padded copy of the panorama).
+    fov = 2 * math.atan(nx * pixel * pool / 2)
+    ss = min(pool, _BLUR_SUPERSAMPLE)
+    view = erp_to_perspective(erp, fov, (ny * ss, nx * ss), yaw=lon, pitch=lat, roll=roll)
+    if ss > 1:
+        view = F.avg_pool2d(view, ss)
+    return _gaussian_blur(view, sigma / (pixel * pool)), fov
+
+
 def _blur_box(out: torch.Tensor, erp: torch.Tensor, box, strength: float, max_view_px: int):
     """Blur one RBFoV box of ``erp`` (1, C, H, W) into ``out`` (C, H, W), in place.
 
@@ -309,25 +337,13 @@ def _blur_box(out: torch.Tensor, erp: torch.Tensor, box, strength: float, max_vi
     inside = (tx * z - x >= 0) & (tx * z + x >= 0) & (ty * z - y >= 0) & (ty * z + y >= 0)
     if not inside.any():
         return
-    sigma = strength * min(fx, fy)  # in the view's plane: d tan(t) = dt at its centre
-    half_x, half_y = tx + 3 * sigma, ty + 3 * sigma
-    erp_pixel = 2 * math.pi / w  # angle of one ERP pixel (at the equator)
-    pixel = max(erp_pixel, 2 * max(half_x, half_y) / max_view_px)
-    pool = max(1, math.floor(sigma / pixel / 2))
-    vw = pool * math.ceil(2 * half_x / (pixel * pool))
-    vh = pool * math.ceil(2 * half_y / (pixel * pool))
-    # Square pixels of `pixel` tangent units: tan(fov / 2) = vw pixel / 2. Plain floats: the
-    # view reads only the ERP window it needs (no padded copy of the panorama).
-    fov = 2 * math.atan(vw * pixel / 2)
-    view = erp_to_perspective(erp, fov, (vh, vw), yaw=lon, pitch=lat, roll=roll)
-    if pool > 1:
-        view = F.avg_pool2d(view, pool)
-    view = _gaussian_blur(view, sigma / (pixel * pool))
-    # Paste back on the footprint (perspective_to_erp's mapping, evaluated there only).
-    tan_half = torch.tensor([math.tan(fov / 2)], dtype=torch.float64)
-    points, _ = view_pixel_coords(cam[None], view.shape[-2:], tan_half)
+    view, fov = _blurred_view(erp, box, strength, max_view_px)
+    # Paste back on the footprint (perspective_to_erp's mapping, in the image's dtype as there,
+    # evaluated on the footprint only).
+    opts = {"dtype": erp.dtype, "device": erp.device}
+    tan_half = torch.tensor([math.tan(fov / 2)], **opts)
+    points, _ = view_pixel_coords(cam.to(**opts)[None], view.shape[-2:], tan_half)
     grid = (2 * points + 1) / points.new_tensor([view.shape[-1], view.shape[-2]]) - 1
-    grid = grid.to(device=erp.device, dtype=erp.dtype)
     pasted = F.grid_sample(view, grid, padding_mode="border", align_corners=False)[0]
     inside = inside.to(erp.device)
     out[:, rows, cols] = torch.where(inside, pasted, out[:, rows, cols])

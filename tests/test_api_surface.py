@@ -125,6 +125,7 @@ PUBLIC = {
         "empty_detections",
         "erp_pyramid_levels",
         "evaluate_faces",
+        "face_detection_memory",
         "face_detections",
         "load_pnet_students",
         "mtcnn_pyramid_scales",

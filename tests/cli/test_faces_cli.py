@@ -88,13 +88,25 @@ def test_bad_options_exit_2(small_example, tmp_path):
     assert not list(tmp_path.glob("*"))
 
 
-def test_a_very_wide_image_is_detected_on_a_smaller_copy_with_a_warning(tmp_path, monkeypatch):
-    # The same mechanism that keeps a 16k panorama from running out of memory, at a small size.
-    monkeypatch.setattr(_faces, "DETECT_MAX_WIDTH", 256)
-    src = tmp_path / "wide.png"
-    write_image(src, torch.full((1, 3, 256, 512), 0.5))
-    code, _, err = run("faces", str(src), "--out", str(tmp_path))
-    assert code == 0
-    assert "warning" in err and "256x128 copy" in err
-    assert read_image(tmp_path / "wide_faces.jpg").shape[-2:] == (256, 512)
-    assert json.loads((tmp_path / "wide_faces.json").read_text())["faces"] == []
+def test_a_run_that_would_not_fit_in_memory_is_refused_up_front(small_example, tmp_path):
+    code, _, err = run("faces", str(small_example), "--out", str(tmp_path), "--max-memory", "0.01")
+    assert code == 2 and err.count("\n") == 1, err
+    assert "needs about" in err and "GB of memory" in err and "raise --max-memory" in err
+    code, _, err = run("faces", str(small_example), "--out", str(tmp_path), "--max-memory", "0")
+    assert code == 2 and "--max-memory must be > 0" in err
+    assert not list(tmp_path.glob("*"))
+
+
+def test_the_refusal_names_the_smallest_min_face_that_fits(small_example, tmp_path, monkeypatch):
+    import pano360.detection
+
+    # An estimate that only fits from 2 degrees up, and plenty of memory otherwise.
+    monkeypatch.setattr(
+        pano360.detection, "face_detection_memory", lambda hw, deg, *a: 2**50 if deg < 2 else 0
+    )
+    monkeypatch.setattr(_faces, "_available_bytes", lambda: 2**40)
+    code, _, err = run("faces", str(small_example), "--out", str(tmp_path), "--min-face", "0.5")
+    assert code == 2 and "--min-face 0.5 degrees" in err and "pass --min-face 2 or larger" in err
+    assert "available" in err and not list(tmp_path.glob("*"))
+    code, _, err = run("faces", str(small_example), "--out", str(tmp_path), "--min-face", "8")
+    assert code == 0, err

@@ -11,7 +11,10 @@ import torch.nn.functional as F
 from pano360 import detect_faces
 from pano360.detection import (
     FaceDetection,
+    _faces360,
     check_detections,
+    erp_pyramid_levels,
+    face_detection_memory,
     face_detections,
     tangent_crops,
     view_boxes_to_bfov,
@@ -133,6 +136,38 @@ def test_tangent_crops_from_mipmaps_agree_with_supersampling_the_full_image():
     assert (mipmapped - direct).abs().max() < 0.02
     with pytest.raises(ShapeError, match="pyramid"):
         tangent_crops(erp, boxes, 24, [torch.rand(1, 3, 64, 100)])
+
+
+def test_tangent_crops_in_chunks_are_the_crops_in_one_call(monkeypatch):
+    erp = _smooth_erp(256)
+    boxes = torch.tensor([[0.1 * k - 1.0, 0.05 * k - 0.5, 0.3, 0.3] for k in range(7)])
+    whole = tangent_crops(erp, boxes, 24)
+    monkeypatch.setattr(_faces360, "_CROP_SAMPLES", 2 * 24 * 24)  # two crops per call
+    torch.testing.assert_close(tangent_crops(erp, boxes, 24), whole, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("strategy", ["spherical", "direct"])
+def test_progress_reports_the_share_done_up_to_one(strategy):
+    shares = []
+    detect_faces(torch.full((2, 3, 64, 128), 0.5), strategy, progress=shares.append)
+    assert shares == sorted(shares) and shares[-1] == 1.0 and shares[0] > 0
+    assert 0.5 in shares  # the first of the two images is done half-way
+    if strategy == "spherical":  # the pyramid, then each level, then stages 2 and 3
+        assert len(shares) == 2 * (2 + len(erp_pyramid_levels()))
+
+
+def test_memory_estimate_follows_the_finest_level_and_checks_its_arguments():
+    hw = (1024, 2048)
+    base = face_detection_memory(hw, 8.0)
+    finer = face_detection_memory(hw, 1.0)
+    (h8, w8), (h1, w1) = erp_pyramid_levels(8.0)[0], erp_pyramid_levels(1.0)[0]
+    # Most of the difference is stage 1 on the finest level, which grows as 1 / min_face^2.
+    assert finer - base >= _faces360._PNET_BYTES_PER_PIXEL * (h1 * w1 - h8 * w8)
+    assert face_detection_memory((4096, 8192), 8.0) > base  # the panorama's halvings
+    with pytest.raises(ShapeError, match="erp_hw"):
+        face_detection_memory((100, 100))
+    with pytest.raises(ValueRangeError, match="min_face_deg"):
+        face_detection_memory(hw, 0.0)
 
 
 def test_to_dict_uses_degrees():

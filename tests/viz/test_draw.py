@@ -160,6 +160,40 @@ def test_blur_removes_detail_inside_and_nothing_outside(box):
     assert out.min() >= 0 and out.max() <= 1
 
 
+def whole_sphere_blur(erp, box, strength=0.15, max_view_px=1024):
+    """Oracle: the blurred view of one RBFoV box pasted over the whole panorama
+    (perspective_to_erp on every ERP pixel, sph_box_mask of the whole image)."""
+    from pano360.geometry import perspective_to_erp
+    from pano360.viz._draw import _blurred_view
+
+    lon, lat, _, _, roll = box
+    view, fov = _blurred_view(erp, box, strength, max_view_px)
+    pasted, _ = perspective_to_erp(view, fov, erp.shape[-2:], yaw=lon, pitch=lat, roll=roll)
+    inside = sph_box_mask(torch.tensor([box], dtype=torch.float64), erp.shape[-2:])[0]
+    return torch.where(inside, pasted, erp)
+
+
+@pytest.mark.parametrize(
+    "box",
+    [
+        [math.pi, 0.1, deg(50), deg(40), 0.0],  # across the seam
+        [-math.pi + 0.01, -0.2, deg(12), deg(14), 0.3],  # just east of the seam
+        [0.7, deg(90), deg(30), deg(30), 0.4],  # on the north pole
+        [-2.0, deg(-82), deg(25), deg(20), -0.6],  # reaching over the south pole
+        [1.0, deg(60), deg(150), deg(40), 0.2],  # wide: its cap reaches round the sphere
+        [0.3, deg(20), deg(6), deg(6), 0.0],  # a few pixels
+    ],
+)
+def test_blur_of_each_box_neighbourhood_matches_the_whole_sphere_paste(box):
+    # Each box reads and writes only its cap's footprint: the result is the paste over the whole
+    # sphere, pixel for pixel (so no pixel inside the box is missed, at the seam or the poles).
+    erp = torch.rand(1, 3, *HW, generator=torch.Generator().manual_seed(4))
+    out = blur_regions_on_sphere(erp, torch.tensor([box]), fmt="rbfov")
+    torch.testing.assert_close(out, whole_sphere_blur(erp, box), atol=1e-5, rtol=0)
+    inside = sph_box_mask(torch.tensor([box]), HW)[0]
+    assert inside.any() and (out != erp).any(1)[0][inside].float().mean() > 0.99
+
+
 def test_blur_has_no_seam():
     gen = torch.Generator().manual_seed(1)
     erp = torch.rand(1, 3, *HW, generator=gen)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -15,9 +16,6 @@ __all__ = ["faces"]
 # torch and the detection, geometry, io and viz modules are imported by the command: its help
 # must not import them.
 
-# Detection runs on a copy at most this wide: the P-Net pyramid's sizes come from the face sizes
-# in degrees, and only the crops of stages 2 and 3 read the full image.
-DETECT_MAX_WIDTH = 4096
 _SPHERE_STRATEGIES = ("direct", "cubemap", "multiview", "spherical", "distilled")
 
 
@@ -70,6 +68,16 @@ def faces(
             help="Final face probability threshold (O-Net), in [0, 1].",
         ),
     ] = 0.7,
+    max_memory: Annotated[
+        float | None,
+        typer.Option(
+            "--max-memory",
+            metavar="GB",
+            help="Most memory the command may use, in GB (default: what is available when it "
+            "starts). A run estimated to need more is refused before detecting, with the "
+            "estimate and the --min-face that fits.",
+        ),
+    ] = None,
     overwrite: Overwrite = False,
     max_pixels: MaxPixels = MAX_PIXELS_DEFAULT,
     quiet: Quiet = False,
@@ -93,7 +101,6 @@ def faces(
 
     from .._core import ValueRangeError, check_choice
     from ..detection import detect_faces, face_detections
-    from ..geometry import resize_erp
     from ..io import write_images
     from ..viz import blur_regions_on_sphere, draw_box_outlines
 
@@ -107,6 +114,8 @@ def faces(
         )
     if not 0 <= threshold <= 1:
         raise ValueRangeError(f"--threshold must be in [0, 1], got {threshold:g}")
+    if max_memory is not None and not max_memory > 0:
+        raise ValueRangeError(f"--max-memory must be > 0 GB, got {max_memory:g}")
     prepare_out_dir(out)
     stem = src.stem
     drawn, report = out / f"{stem}_faces.jpg", out / f"{stem}_faces.json"
@@ -117,10 +126,15 @@ def faces(
     prepare_outputs(outputs, [src], overwrite=overwrite)
     steps = ["read", f"detect ({strategy})", "outline"] + ["blur"] * blur + ["write"]
     bar = progress(total=len(steps), quiet=quiet, desc=src.name, unit="step", leave=False)
+    shown = [0.0]  # steps done, with the share of the detection done while it runs
+
+    def advance(to: float) -> None:
+        bar.update(to - shown[0])
+        shown[0] = to
 
     def step(done: str) -> None:
         # `done` finished; show the next step while it runs.
-        bar.update()
+        advance(steps.index(done) + 1.0)
         bar.set_postfix_str(steps[steps.index(done) + 1], refresh=True)
 
     bar.set_postfix_str(steps[0], refresh=True)
@@ -129,18 +143,20 @@ def faces(
     if erp.shape[1] == 1:
         erp = erp.expand(-1, 3, -1, -1)
     h, w = erp.shape[-2:]
-    small = erp
-    if w > DETECT_MAX_WIDTH:
-        typer.echo(
-            f"pano360: warning: IMAGE is {w}x{h}; detecting faces on a {DETECT_MAX_WIDTH}x"
-            f"{DETECT_MAX_WIDTH // 2} copy (outputs keep the full size)",
-            err=True,
-        )
-        small = resize_erp(erp, (DETECT_MAX_WIDTH // 2, DETECT_MAX_WIDTH))
+    # The image's own pixels, at any size: refused up front if that would not fit in memory.
+    _check_memory((h, w), min_face, max_face, blur, max_memory)
     thresholds = (0.6, 0.7, threshold)
     step("read")
     with torch.inference_mode():
-        (found,) = detect_faces(small, strategy, min_face, max_face, thresholds, students=students)
+        (found,) = detect_faces(
+            erp,
+            strategy,
+            min_face,
+            max_face,
+            thresholds,
+            students=students,
+            progress=lambda share: advance(1 + share),
+        )
         boxes = found["boxes"].to(erp.dtype)
         faces = face_detections(found)
         step(steps[1])
@@ -165,3 +181,70 @@ def faces(
     lat = [abs(math.degrees(f.box[1])) for f in faces]
     where = f" (|lat| up to {max(lat):.0f} deg)" if lat else ""
     say_done(f"{len(faces)} face(s){where}; wrote {written(images)}", quiet=quiet)
+
+
+def _available_bytes() -> int | None:
+    """Memory the system can still give (Linux's MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _check_memory(
+    erp_hw: tuple[int, int],
+    min_face: float,
+    max_face: float,
+    blur: bool,
+    max_memory: float | None,
+) -> None:
+    """Refuse, before detecting, a run whose estimated peak memory exceeds ``--max-memory`` (GB)
+    or, without it, what the system has available: one line with the estimate and a way out."""
+    from .._core import ValueRangeError
+    from ..detection import face_detection_memory
+
+    try:
+        import resource
+    except ImportError:  # not on Unix: no way to read what the process holds
+        now = 0
+    else:  # the peak so far: python, torch, the image as read
+        now = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        now *= 1 if sys.platform == "darwin" else 1024  # bytes on macOS, kilobytes elsewhere
+    gb = 2**30
+    h, w = erp_hw
+    # Detecting holds the panorama; then the outlined and blurred copies and their encodings.
+    outputs = 4 * 3 * h * w * (1 + blur) + 2 * 3 * h * w
+
+    def need(deg: float) -> int:
+        return now + max(face_detection_memory((h, w), deg, max(deg, max_face)), outputs)
+
+    if max_memory is not None:
+        limit, source = max_memory * gb, "--max-memory"
+    else:
+        free = _available_bytes()
+        if free is None:
+            return
+        limit, source = now + free, "available"
+    if need(min_face) <= limit:
+        return
+    steps = (d for d in _MIN_FACE_STEPS if min_face < d <= max_face)
+    fits = next((d for d in steps if need(d) <= limit), None)
+    way_out = (
+        f"pass --min-face {fits:g} or larger (about {need(fits) / gb:.1f} GB)"
+        if fits is not None
+        else "use a smaller panorama"
+    )
+    more = "raise --max-memory" if max_memory is not None else "free memory (or set --max-memory)"
+    raise ValueRangeError(
+        f"finding faces of --min-face {min_face:g} degrees in this {w}x{h} panorama needs about "
+        f"{need(min_face) / gb:.1f} GB of memory, more than the {limit / gb:.1f} GB {source}; "
+        f"{way_out}, or {more}"
+    )
+
+
+# The --min-face values a refusal may suggest, smallest first.
+_MIN_FACE_STEPS = (0.5, 0.75, 1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32)

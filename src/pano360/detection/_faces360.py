@@ -32,7 +32,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._core import ShapeError, ValueRangeError, check_angle, check_choice, check_erp
+from .._core import (
+    ShapeError,
+    ValueRangeError,
+    check_angle,
+    check_choice,
+    check_erp,
+    check_hw,
+)
 from ..geometry import (
     ViewRig,
     box_convert,
@@ -57,6 +64,7 @@ __all__ = [
     "detect_faces",
     "distilled_pnet_on_erp",
     "erp_pyramid_levels",
+    "face_detection_memory",
     "face_detections",
     "load_pnet_students",
     "pnet_on_erp",
@@ -74,6 +82,19 @@ _NMS_LEVEL, _NMS_STAGE1, _NMS_STAGE2, _NMS_STAGE3 = 0.5, 0.7, 0.7, 0.7
 _NMS_VIEWS = 0.5
 # Crops are rendered at up to this many samples per crop pixel and side, then averaged.
 _MAX_SUPERSAMPLE = 4
+# Shares of the work reported to detect_faces' progress: building the pyramid, then stage 1
+# (by pixels), then stages 2 and 3 (the rest); roughly what they take on an 8K panorama.
+_SHARE_PYRAMID, _SHARE_STAGE1 = 0.15, 0.75
+#: Peak bytes per pixel of the largest pyramid level during stage 1 (P-Net's spherical pass:
+#: its input copies and the 10-channel first layer before pooling dominate); measured, with
+#: margin, by benchmarks/bench_faces_hires.py.
+_PNET_BYTES_PER_PIXEL = 128
+# What face_detection_memory adds whatever the sizes: the crops of stages 2 and 3 (bounded by
+# _CROP_SAMPLES), the networks, sampling tables.
+_FIXED_BYTES = 400 * 2**20
+# Crop samples (pixels before averaging) rendered per call: about 200 MB of float32 crops,
+# rays and grids together.
+_CROP_SAMPLES = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -203,6 +224,52 @@ def erp_pyramid_levels(
     return _erp_levels(min_face_deg, max_face_deg, factor)
 
 
+def face_detection_memory(
+    erp_hw: Sequence[int],
+    min_face_deg: float = 8.0,
+    max_face_deg: float = 60.0,
+    factor: float = 0.709,
+) -> int:
+    """Estimated peak memory, in bytes, that :func:`detect_faces` adds to a float32 panorama
+    of size ``erp_hw`` with an ERP strategy (``spherical``, ``exact``, ``distilled``).
+
+    An upper bound measured on the shipped MTCNN (``benchmarks/bench_faces_hires.py`` prints
+    it beside the peak resident memory it measures), for refusing a run up front rather than
+    letting it run out of memory. It is dominated by stage 1 on the largest pyramid level
+    (:func:`erp_pyramid_levels`), whose size depends on ``min_face_deg`` only: about 128
+    bytes per pixel of that level, a quarter as much per doubling of ``min_face_deg``. The
+    panorama's own size adds its 2 x 2 halvings (a third of it) and the copies the levels are
+    resized from. Stages 2 and 3 render their crops in chunks of bounded size, whatever the
+    number of candidates.
+
+    Args:
+        erp_hw: (H, W) of the panorama, W == 2H.
+        min_face_deg, max_face_deg, factor: as :func:`detect_faces`.
+
+    Returns:
+        Bytes, not counting the panorama itself.
+
+    Raises:
+        ShapeError: ``erp_hw`` is not a 2:1 size.
+        ValueRangeError: settings out of range.
+
+    Example:
+        >>> [round(face_detection_memory((4096, 8192), d) / 2**30, 1) for d in (8, 1, 0.5)]  # GB
+        [0.5, 1.8, 6.1]
+    """
+    h, w = check_hw(erp_hw, "erp_hw", erp=True)
+    _check_settings(min_face_deg, max_face_deg, (0.5, 0.5, 0.5), factor)
+    sizes = _erp_levels(min_face_deg, max_face_deg, factor)
+    h0, w0 = sizes[0]
+    floats = 4 * 3  # bytes per RGB pixel
+    # The 2 x 2 halvings (mipmaps for stages 2 and 3), the levels, and the image a level is
+    # resized from (one resampling pass holds it at the level's width).
+    halvings = floats * h * w // 3 if w // 2 >= w0 else 0
+    levels = floats * sum(a * b for a, b in sizes)
+    resize = floats * min(h, max(h0, h // 2)) * w0
+    return int(halvings + levels + resize + _PNET_BYTES_PER_PIXEL * h0 * w0 + _FIXED_BYTES)
+
+
 def _erp_levels(min_face_deg: float, max_face_deg: float, factor: float) -> list[tuple[int, int]]:
     levels = []
     width = PNET_WINDOW * 360 / min_face_deg
@@ -218,12 +285,16 @@ def _stage1_sphere(
     pnet_on_erp: Callable[[torch.Tensor], MTCNNOutput],
     pyramid: Sequence[torch.Tensor],
     threshold: float,
+    level_done: Callable[[int], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Square candidate BFoVs (K, 4) and their P-Net scores from P-Net maps on ERP levels."""
+    """Square candidate BFoVs (K, 4) and their P-Net scores from P-Net maps on ERP levels;
+    ``level_done(pixels)`` after each level."""
     found_boxes, found_scores, found_deltas = [], [], []
     for level in pyramid:
         w = level.shape[-1]
         out = pnet_on_erp(level)
+        if level_done is not None:
+            level_done(level.shape[-2] * w)
         prob = out.face_prob[0]  # (h / 2, w / 2) for a level (h, w)
         ho, wo = prob.shape
         rows, cols = torch.nonzero(prob >= threshold, as_tuple=True)
@@ -296,12 +367,15 @@ def tangent_crops(
     factors = torch.ceil(px / size).clamp(1, _MAX_SUPERSAMPLE).long()
     out = erp.new_zeros(boxes.shape[0], erp.shape[1], size, size)
     for lv, ss in torch.unique(torch.stack((level, factors), 1), dim=0).tolist():
-        idx = torch.nonzero((level == lv) & (factors == ss), as_tuple=True)[0]
-        b = boxes[idx]
-        crops = erp_to_perspective(
-            images[lv], b[:, 2], (size * ss, size * ss), yaw=b[:, 0], pitch=b[:, 1]
-        )
-        out[idx] = F.avg_pool2d(crops, ss) if ss > 1 else crops
+        members = torch.nonzero((level == lv) & (factors == ss), as_tuple=True)[0]
+        # A few thousand candidates (a large panorama, a small minimum face) in chunks: the
+        # supersampled crops and their sampling grids stay within a fixed budget.
+        for idx in members.split(max(1, _CROP_SAMPLES // (size * ss) ** 2)):
+            b = boxes[idx]
+            crops = erp_to_perspective(
+                images[lv], b[:, 2], (size * ss, size * ss), yaw=b[:, 0], pitch=b[:, 1]
+            )
+            out[idx] = F.avg_pool2d(crops, ss) if ss > 1 else crops
     return out
 
 
@@ -503,6 +577,7 @@ def detect_faces(
     stage1: Callable[[torch.Tensor], MTCNNOutput] | None = None,
     students: str | os.PathLike[str] | Mapping[tuple[int, int], nn.Module] | None = None,
     nets: Sequence[nn.Module] | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> list[Detections]:
     """Find faces in ERP panoramas with MTCNN, run with one of the transfer strategies.
 
@@ -522,6 +597,10 @@ def detect_faces(
         students: the ``distilled`` strategy's P-Net students (see
             :func:`distilled_pnet_on_erp`).
         nets: (pnet, rnet, onet); default the pretrained ``mtcnn_*`` models.
+        progress: called with the share of the work done, in (0, 1], as it goes: for the ERP
+            strategies after the pyramid, after each of its levels (weighted by pixels) and
+            after stages 2 and 3; for the others after each image (a progress bar on a large
+            panorama).
 
     Returns:
         One detection result per image (:data:`Detections`, the contract every pano360
@@ -566,7 +645,13 @@ def detect_faces(
         else:
             stage1 = pnet_on_erp(pnet, strategy)
     found = []
-    for image in erp.split(1):
+    batch = erp.shape[0]
+
+    def report(i: int, share: float) -> None:
+        if progress is not None:
+            progress((i + share) / batch)
+
+    for i, image in enumerate(erp.split(1)):
         if strategy == "direct":
             found.append(_direct(image, min_face_deg, thresholds, factor, nets))
         elif strategy in ("cubemap", "multiview"):
@@ -574,7 +659,15 @@ def detect_faces(
         else:
             sizes = _erp_levels(min_face_deg, max_face_deg, factor)
             levels, halvings = erp_pyramid(image, sizes, with_halvings=True)
-            boxes, _ = _stage1_sphere(stage1, levels, thresholds[0])
+            report(i, _SHARE_PYRAMID)
+            total, done = sum(h * w for h, w in sizes), [0]
+
+            def level_done(pixels: int, i: int = i, total: int = total, done=done) -> None:
+                done[0] += pixels
+                report(i, _SHARE_PYRAMID + _SHARE_STAGE1 * done[0] / total)
+
+            boxes, _ = _stage1_sphere(stage1, levels, thresholds[0], level_done)
             # The ERP, its halvings and the levels double as mipmaps for stages 2 and 3's crops.
             found.append(_stages23([*halvings, *levels], boxes, thresholds, rnet, onet))
+        report(i, 1.0)
     return found

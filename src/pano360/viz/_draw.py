@@ -21,17 +21,23 @@ from ..geometry import (
     box_convert,
     box_corners,
     box_outline_pixels,
+    cap_footprint,
     erp_to_perspective,
     fold_rows,
     lonlat_to_pixel,
-    perspective_to_erp,
-    sph_box_mask,
+    lonlat_to_xyz,
+    rotation_matrix,
+    view_pixel_coords,
+    window_cap,
 )
 
 __all__ = ["blur_regions_on_sphere", "draw_box_outlines"]
 
 # Spacing of the points splatted along an outline, in pixels: dense enough for gap-free lines.
 _STEP_PX = 0.5
+# Samples per pixel and axis of the view a box is blurred in, averaged before blurring: the
+# Gaussian spans a few such pixels, so more would only cost time.
+_BLUR_SUPERSAMPLE = 4
 
 
 def _boxes_per_image(boxes, batch: int, name: str = "boxes") -> list[torch.Tensor]:
@@ -240,10 +246,15 @@ def blur_regions_on_sphere(
 
     Convention:
         Each box is rendered in its own pinhole view (aimed at its centre with its roll, with a
-        margin of 3 standard deviations so the blur reads real surroundings), area-averaged down
-        to a few pixels per standard deviation, blurred with a Gaussian there and pasted back
-        (:func:`pano360.geometry.perspective_to_erp`) onto the pixels inside the box. Nothing is
-        done on the ERP grid, so there is no seam at lon +-pi and no smear at the poles. The
+        margin of 3 standard deviations so the blur reads real surroundings) at up to 4 x 4
+        samples per pixel of a few pixels per standard deviation, averaged, blurred with a
+        Gaussian there and pasted back
+        (:func:`pano360.geometry.perspective_to_erp`'s mapping) onto the pixels inside the box.
+        Nothing is done on the ERP grid, so there is no seam at lon +-pi and no smear at the
+        poles. Each box reads and writes only the ERP rows and columns its bounding cap reaches
+        (:func:`pano360.geometry.window_cap`, :func:`pano360.geometry.cap_footprint`: a window
+        that wraps the seam, or whole rows round a pole), so a box costs what its
+        neighbourhood costs at any resolution, never a pass over the panorama. The
         Gaussian is isotropic in the view's plane, so towards the corners of very wide boxes
         (fov >~ 120 degrees) its angular width shrinks (by cos^2 of the angle off-centre).
 
@@ -262,33 +273,77 @@ def blur_regions_on_sphere(
     bsz, _, h, w = erp.shape
     per_image = _boxes_per_image(boxes, bsz)
     out = erp.clone()
-    opts = {"dtype": erp.dtype, "device": erp.device}
-    erp_pixel = 2 * math.pi / w  # angle of one ERP pixel (at the equator)
     for i, b in enumerate(per_image):
         if len(b) == 0:
             continue
         b5 = box_convert(b.detach(), fmt, "rbfov", erp_hw=(h, w)).double().cpu()
-        masks = sph_box_mask(b5, (h, w)).to(erp.device)
-        for k, (lon, lat, fx, fy, roll) in enumerate(b5.tolist()):
-            if not masks[k].any():
-                continue
-            sigma = strength * min(fx, fy)  # in the view's plane: d tan(t) = dt at its centre
-            half_x = math.tan(fx / 2) + 3 * sigma
-            half_y = math.tan(fy / 2) + 3 * sigma
-            pixel = max(erp_pixel, 2 * max(half_x, half_y) / max_view_px)
-            pool = max(1, math.floor(sigma / pixel / 2))
-            vw = pool * math.ceil(2 * half_x / (pixel * pool))
-            vh = pool * math.ceil(2 * half_y / (pixel * pool))
-            # Square pixels of `pixel` tangent units: tan(fov / 2) = vw pixel / 2.
-            fov = torch.tensor([2 * math.atan(vw * pixel / 2)], **opts)
-            angles = {
-                n: torch.tensor([v], **opts)
-                for n, v in (("yaw", lon), ("pitch", lat), ("roll", roll))
-            }
-            view = erp_to_perspective(erp[i : i + 1], fov, (vh, vw), **angles)
-            if pool > 1:
-                view = F.avg_pool2d(view, pool)
-            view = _gaussian_blur(view, sigma / (pixel * pool))
-            pasted, _ = perspective_to_erp(view, fov, (h, w), **angles)
-            out[i, :, masks[k]] = pasted[0, :, masks[k]]
+        for lon, lat, fx, fy, roll in b5.tolist():
+            _blur_box(out[i], erp[i : i + 1], (lon, lat, fx, fy, roll), strength, max_view_px)
     return out
+
+
+def _footprint_directions(rows: slice, cols: slice | torch.Tensor, hw) -> torch.Tensor:
+    """(r, c, 3) float64 unit directions of the ERP pixel centres in ``[rows, cols]``."""
+    h, w = hw
+    r = torch.arange(h, dtype=torch.float64)[rows]
+    c = torch.arange(w, dtype=torch.float64)[cols]
+    lat = math.pi / 2 - (r + 0.5) * (math.pi / h)
+    lon = (c + 0.5) * (2 * math.pi / w) - math.pi
+    grid = torch.stack(torch.broadcast_tensors(lon[None, :], lat[:, None]), dim=-1)
+    return lonlat_to_xyz(grid)
+
+
+def _blurred_view(erp: torch.Tensor, box, strength: float, max_view_px: int):
+    """The blurred pinhole view of one RBFoV box and its horizontal fov (radians).
+
+    Aimed at the box with its roll, with a margin of 3 standard deviations; rendered at up to
+    _BLUR_SUPERSAMPLE samples per pixel and axis, area-averaged to a few pixels per standard
+    deviation, then blurred there.
+    """
+    lon, lat, fx, fy, roll = box
+    w = erp.shape[-1]
+    sigma = strength * min(fx, fy)  # in the view's plane: d tan(t) = dt at its centre
+    half_x, half_y = math.tan(fx / 2) + 3 * sigma, math.tan(fy / 2) + 3 * sigma
+    pixel = max(2 * math.pi / w, 2 * max(half_x, half_y) / max_view_px)
+    pool = max(1, math.floor(sigma / pixel / 2))
+    nx, ny = math.ceil(2 * half_x / (pixel * pool)), math.ceil(2 * half_y / (pixel * pool))
+    # Square pixels of `pixel * pool` tangent units: tan(fov / 2) = nx pixel pool / 2. Plain
+    # floats: the view reads only the ERP window it needs (no padded copy of the panorama).
+    fov = 2 * math.atan(nx * pixel * pool / 2)
+    ss = min(pool, _BLUR_SUPERSAMPLE)
+    view = erp_to_perspective(erp, fov, (ny * ss, nx * ss), yaw=lon, pitch=lat, roll=roll)
+    if ss > 1:
+        view = F.avg_pool2d(view, ss)
+    return _gaussian_blur(view, sigma / (pixel * pool)), fov
+
+
+def _blur_box(out: torch.Tensor, erp: torch.Tensor, box, strength: float, max_view_px: int):
+    """Blur one RBFoV box of ``erp`` (1, C, H, W) into ``out`` (C, H, W), in place.
+
+    Only the ERP rows and columns the box's bounding cap reaches are read and written, so a
+    box costs what its neighbourhood costs, not what the panorama does.
+    """
+    lon, lat, fx, fy, roll = box
+    h, w = erp.shape[-2:]
+    tx, ty = math.tan(fx / 2), math.tan(fy / 2)
+    window = torch.tensor([-tx, -ty, tx, ty], dtype=torch.float64)
+    centre, radius = window_cap(window, lon, lat, roll)
+    rows, cols = cap_footprint(centre, float(radius), (h, w))
+    # Camera coordinates of the footprint's pixel centres: c = R^T d, i.e. d^T R.
+    R = rotation_matrix(lon, lat, roll, dtype=torch.float64)
+    cam = _footprint_directions(rows, cols, (h, w)) @ R
+    x, y, z = cam.unbind(-1)
+    # The box: |x| <= tan(fov_x / 2) z and |y| <= tan(fov_y / 2) z (sph_box_mask's half-spaces).
+    inside = (tx * z - x >= 0) & (tx * z + x >= 0) & (ty * z - y >= 0) & (ty * z + y >= 0)
+    if not inside.any():
+        return
+    view, fov = _blurred_view(erp, box, strength, max_view_px)
+    # Paste back on the footprint (perspective_to_erp's mapping, in the image's dtype as there,
+    # evaluated on the footprint only).
+    opts = {"dtype": erp.dtype, "device": erp.device}
+    tan_half = torch.tensor([math.tan(fov / 2)], **opts)
+    points, _ = view_pixel_coords(cam.to(**opts)[None], view.shape[-2:], tan_half)
+    grid = (2 * points + 1) / points.new_tensor([view.shape[-1], view.shape[-2]]) - 1
+    pasted = F.grid_sample(view, grid, padding_mode="border", align_corners=False)[0]
+    inside = inside.to(erp.device)
+    out[:, rows, cols] = torch.where(inside, pasted, out[:, rows, cols])

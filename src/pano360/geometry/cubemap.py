@@ -26,6 +26,7 @@ from .sampling import (
     FoldedGrid,
     _erp_axes,
     direction_grid,
+    grid_dtype,
     grid_sample_parallel,
     plan_folded,
     sample_folded,
@@ -250,9 +251,12 @@ def erp_to_cubemap(erp: torch.Tensor, face_w: int, layout: str = "dice", mode: s
     b, c = erp.shape[:2]
     hw = tuple(erp.shape[-2:])
     key = (face_w, hw, mode, erp.dtype, erp.device)
-    plan = _CUBE_PLANS.get(
-        key, lambda: plan_folded(_cube_grid(face_w, erp.dtype, erp.device), hw, mode)
-    )
+
+    def build():
+        grid = _cube_grid(face_w, grid_dtype(erp.dtype, hw[1]), erp.device)
+        return plan_folded(grid.to(erp.dtype), hw, mode)
+
+    plan = _CUBE_PLANS.get(key, build)
     if b == 1:
         # One pseudo-batch entry per face: grid_sample spreads the faces over the CPU threads
         # and returns them already in (6, C, w, w) order, with no copy.
@@ -391,8 +395,9 @@ def _erp_from_cube_grid(face_w: int, erp_hw, mode: str, dtype, device) -> torch.
     the direction cos(lat) (sin lon, tan lat, cos lon) is located by (sin lon, tan lat, cos lon):
     rows times columns, never a stored (H, W, 3) tensor."""
     slon, clon, slat, clat = _erp_axes(erp_hw, torch.float64, device)
-    tlat = (slat / clat).to(dtype)
-    return _cube_sampling_grid(slon.to(dtype), tlat, clon.to(dtype), face_w, mode)
+    work = grid_dtype(dtype, 6 * (face_w + 2 * _PAD[mode]))
+    x, y, z = (t.to(work) for t in (slon, slat / clat, clon))
+    return _cube_sampling_grid(x, y, z, face_w, mode).to(dtype)
 
 
 def sample_cube_faces(faces: torch.Tensor, dirs: torch.Tensor, mode: str = "bilinear"):
@@ -407,6 +412,7 @@ def sample_cube_faces(faces: torch.Tensor, dirs: torch.Tensor, mode: str = "bili
         (B, C, h, w), differentiable with respect to ``faces``.
     """
     check_choice(mode, "mode", MODES)
-    dirs = dirs.to(faces.dtype)
-    grid = _cube_sampling_grid(*dirs.unbind(-1), faces.shape[-1], mode)
+    face_w = faces.shape[-1]
+    dirs = dirs.to(grid_dtype(faces.dtype, 6 * (face_w + 2 * _PAD[mode])))
+    grid = _cube_sampling_grid(*dirs.unbind(-1), face_w, mode).to(faces.dtype)
     return grid_sample_parallel(_pad_faces(faces, mode), grid, mode)

@@ -25,7 +25,14 @@ from .._core import (
 )
 from ._cache import GridCache
 from .rotation import _rotation_matrix
-from .sampling import MODES, direction_grid, plan_folded, sample_folded, shared_erp_directions
+from .sampling import (
+    MODES,
+    direction_grid,
+    grid_dtype,
+    plan_folded,
+    sample_folded,
+    shared_erp_directions,
+)
 
 __all__ = [
     "PastedView",
@@ -206,13 +213,15 @@ def erp_to_perspective(
         key += (erp.device,)
 
         def build():
-            tan_half = torch.tensor([math.tan(fov / 2)], dtype=erp.dtype, device=erp.device)
-            R = _rotation_matrix(yaw, pitch, roll, dtype=erp.dtype, device=erp.device)
-            return plan_folded(view_grid(tan_half, R[None], (h, w)), hw, mode)
+            opts = {"dtype": grid_dtype(erp.dtype, hw[1]), "device": erp.device}
+            tan_half = torch.tensor([math.tan(fov / 2)], **opts)
+            R = _rotation_matrix(yaw, pitch, roll, **opts)
+            return plan_folded(view_grid(tan_half, R[None], (h, w)).to(erp.dtype), hw, mode)
 
         return spec.restore(sample_folded(erp, _VIEW_PLANS.get(key, build), mode))
-    tan_half, R = _view_params(fov, yaw, pitch, roll, batch, erp.dtype, erp.device)
-    plan = plan_folded(view_grid(tan_half, R, (h, w)), hw, mode)
+    opts = (grid_dtype(erp.dtype, hw[1]), erp.device)
+    tan_half, R = _view_params(fov, yaw, pitch, roll, batch, *opts)
+    plan = plan_folded(view_grid(tan_half, R, (h, w)).to(erp.dtype), hw, mode)
     return spec.restore(sample_folded(erp, plan, mode))
 
 

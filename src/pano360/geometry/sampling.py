@@ -10,10 +10,12 @@ samples whose taps cross the seam or a pole (a band one or two pixels wide) are 
 their taps folded onto the sphere (:class:`FoldedGrid`), so no padded copy of the image is made.
 Both reads are differentiable with respect to the image and the sampling positions.
 
-Precision: grids are computed in the image's dtype. In float32 a coordinate is off by a few
-units in the last place of an angle (about 2.4e-7 rad), i.e. below 1e-4 pixel at W = 2048 and
-below 1e-3 pixel at W = 16384 (tested against float64 in tests/geometry/test_fast_paths.py);
-``grid_sample`` itself then works in that dtype too. Float64 images get float64 grids.
+Precision (:func:`grid_dtype`): grids are computed in the image's dtype up to 4096 pixels wide:
+in float32 a coordinate is then within 3e-7 grid units of exact (longitudes scaled by cos(lat),
+as a longitude near a pole is ill-conditioned), 6e-4 pixel at W = 4096 and 3e-4 at 2048
+(tested against float64 in tests/geometry/test_fast_paths.py). Wider float32 images compute
+their grids in float64 and round them (5e-4 pixel at W = 16384). ``grid_sample`` itself works
+in the image's dtype. Float64 images get float64 grids.
 
 Caches: sampling geometry of fixed parameters (constant rotations, cube maps, views with float
 angles) is kept in :class:`~pano360.geometry._cache.GridCache` caches of at most
@@ -49,6 +51,7 @@ __all__ = [
     "direction_grid",
     "erp_directions",
     "erp_sampling_grid",
+    "grid_dtype",
     "grid_sample_parallel",
     "plan_erp_sampling",
     "plan_folded",
@@ -241,6 +244,25 @@ def sample_erp_grid(erp: torch.Tensor, grid: torch.Tensor, mode: str) -> torch.T
     return grid_sample_parallel(spherical_pad(erp, _PAD[mode]), grid.to(erp.dtype), mode)
 
 
+#: The widest image (or stack of cube faces, in rows) whose sampling grids are computed in float32
+#: for a float32 image; wider ones compute theirs in float64 and round the result.
+FLOAT32_GRID_EXTENT = 4096
+
+
+def grid_dtype(dtype: torch.dtype, extent: int) -> torch.dtype:
+    """The dtype to compute a sampling grid in, for an image of ``dtype`` and ``extent`` pixels
+    along its longer side.
+
+    Float32 images up to :data:`FLOAT32_GRID_EXTENT` pixels: float32, whose grids are within
+    3e-7 of exact (grid units, longitudes scaled by cos(lat); 6e-4 pixel at 4096 pixels).
+    Wider float32 images: float64, rounded to float32 afterwards (within half a unit in the
+    last place, 5e-4 pixel at 16384). Float64 images: float64.
+    """
+    if dtype == torch.float64 or extent > FLOAT32_GRID_EXTENT:
+        return torch.float64
+    return torch.float32
+
+
 def direction_grid(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """grid_sample coordinates, on the ERP image itself, of directions given by components.
 
@@ -257,8 +279,11 @@ def direction_grid(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> torch.T
         that lon = pi stays pi: gx = 1 and gx = -1 are the same seam.
     """
     lon, lat = xyz_components_to_lonlat(x, y, z)
-    grid = torch.stack(torch.broadcast_tensors(lon, lat), dim=-1)
-    return grid * grid.new_tensor([1 / math.pi, -2 / math.pi])
+    if lon.requires_grad or lat.requires_grad:
+        lon, lat = lon / math.pi, lat * (-2 / math.pi)
+    else:  # fresh tensors: scaled in place
+        lon, lat = lon.mul_(1 / math.pi), lat.mul_(-2 / math.pi)
+    return torch.stack(torch.broadcast_tensors(lon, lat), dim=-1)
 
 
 @dataclass(frozen=True)
@@ -311,7 +336,17 @@ def plan_folded(grid: torch.Tensor, hw: tuple[int, int], mode: str) -> FoldedGri
     k = 2 * pad
     with torch.no_grad():
         limit = grid.new_tensor([1 - 2 * pad / w, 1 - 2 * pad / h])
-        points = (grid.detach().abs() > limit).any(-1).flatten().nonzero().flatten()
+        g = grid.detach().reshape(grid.shape[0], -1, 2)
+        # Which grids may come near the seam or a pole (one read-only pass, both coordinates
+        # against the smaller limit), then which of their samples: either coordinate past its
+        # limit, the two bools of a sample read as one int16.
+        low, high = torch.aminmax(g.view(g.shape[0], -1), dim=1)
+        near_grid = torch.maximum(high, -low) > limit.min()
+        points = []
+        for b in near_grid.nonzero().flatten().tolist():
+            near = (g[b].abs() > limit).view(torch.int16).flatten()
+            points.append(near.nonzero().flatten() + b * g.shape[1])
+        points = torch.cat(points) if points else g.new_empty(0, dtype=torch.long)
     g = grid.reshape(-1, 2)[points]
     # Pixel coordinates as grid_sample computes them (align_corners=False).
     x = ((g[:, 0] + 1) * w - 1) / 2
@@ -415,8 +450,8 @@ def sample_erp(erp: torch.Tensor, lonlat: torch.Tensor, mode: str = "bilinear") 
             f"erp batch {erp.shape[0]} and lonlat batch {lonlat.shape[0]} do not broadcast"
         )
     hw = tuple(erp.shape[-2:])
-    x, y = _erp_pixel_coords(lonlat.to(erp.dtype), hw)
-    plan = plan_folded(_normalise(x, y, hw), hw, mode)
+    x, y = _erp_pixel_coords(lonlat.to(grid_dtype(erp.dtype, hw[1])), hw)
+    plan = plan_folded(_normalise(x, y, hw).to(erp.dtype), hw, mode)
     return spec.restore(sample_folded(erp, plan, mode))
 
 
@@ -570,13 +605,16 @@ def rotate_erp(
     if R.ndim == 3 and R.shape[0] not in (1, erp.shape[0]) and erp.shape[0] != 1:
         raise ShapeError(f"R batch {R.shape[0]} does not match erp batch {erp.shape[0]}")
     hw = tuple(erp.shape[-2:])
-    R = R.to(erp.dtype).reshape(-1, 3, 3)
+    R = R.to(grid_dtype(erp.dtype, hw[1])).reshape(-1, 3, 3)
+
+    def build():
+        return plan_folded(rotation_grid(R, hw).to(erp.dtype), hw, mode)
+
     if R.requires_grad:
-        plan = plan_folded(rotation_grid(R, hw), hw, mode)
+        plan = build()
     else:
         key = (tuple(R.detach().to("cpu", torch.float64).flatten().tolist()), hw, mode)
-        key += (erp.dtype, erp.device)
-        plan = _ROTATION_PLANS.get(key, lambda: plan_folded(rotation_grid(R, hw), hw, mode))
+        plan = _ROTATION_PLANS.get((*key, erp.dtype, erp.device), build)
     return spec.restore(sample_folded(erp, plan, mode))
 
 

@@ -383,7 +383,9 @@ def _cube_sampling_grid(x, y, z, face_w: int, mode: str) -> torch.Tensor:
     # x = ((a + 1) w - 1) / 2 + pad on sp columns, y likewise plus face * sp on 6 sp rows:
     # gx = a w / sp, gy = (b w + (2 face + 1) sp) / (6 sp) - 1.
     gx = fa * (face_w / sp)
-    gy = torch.addcmul(face * (1 / 3) + (1 / 6 - 1), fb, fa.new_tensor(face_w / (6 * sp)))
+    gy = torch.addcmul(
+        face.to(fb.dtype) * (1 / 3) + (1 / 6 - 1), fb, fa.new_tensor(face_w / (6 * sp))
+    )
     return torch.stack(torch.broadcast_tensors(gx, gy), dim=-1)
 
 

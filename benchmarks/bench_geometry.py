@@ -107,6 +107,8 @@ def caches() -> dict[str, object]:
                 isinstance(obj, functools._lru_cache_wrapper) and obj.__module__ == module.__name__
             ):
                 found[f"{module.__name__}.{name}"] = obj
+            elif isinstance(getattr(obj, "cache", None), GridCache):  # grid_cache functions
+                found[f"{module.__name__}.{name}"] = obj.cache
             elif isinstance(obj, type) and obj.__module__ == module.__name__:
                 for attr, member in vars(obj).items():
                     inner = getattr(member, "__func__", member)

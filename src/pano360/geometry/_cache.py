@@ -8,6 +8,7 @@ result depends on a cache: a miss computes exactly what a hit returns.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, NamedTuple
@@ -89,3 +90,23 @@ class GridCache:
 
     def __repr__(self) -> str:
         return f"GridCache({self.name!r}, max_bytes={self.max_bytes})"
+
+
+def grid_cache(name: str, max_bytes: int = GRID_CACHE_BYTES):
+    """Decorator: ``functools.lru_cache`` for functions of hashable positional arguments that
+    return tensors, bounded by :class:`GridCache` (``max_bytes``) rather than by a count. The
+    wrapped function keeps ``cache_info()``, ``cache_clear()`` and its ``cache``."""
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        cache = GridCache(name, max_bytes)
+
+        @functools.wraps(fn)
+        def cached(*args: Hashable) -> Any:
+            return cache.get(args, lambda: fn(*args))
+
+        cached.cache = cache  # type: ignore[attr-defined]
+        cached.cache_info = cache.cache_info  # type: ignore[attr-defined]
+        cached.cache_clear = cache.cache_clear  # type: ignore[attr-defined]
+        return cached
+
+    return wrap

@@ -234,6 +234,11 @@ def erp_to_cubemap(erp: torch.Tensor, face_w: int, layout: str = "dice", mode: s
         ValueRangeError: ``face_w`` is not a positive integer.
         ValueError: unknown ``layout`` or ``mode``.
 
+    Precision:
+        Sampling coordinates are computed in the image's dtype (float32 images up to 4096
+        pixels wide: within 6e-4 pixel of exact) and in float64 for wider float32 images
+        (:func:`~pano360.geometry.sampling.grid_dtype`); no padded copy of the image is made.
+
     Convention:
         Face orientations of :mod:`pano360.geometry.conventions`; each face is a 90-degree
         :func:`erp_to_perspective` view (F: yaw 0, R: 90, B: 180, L: -90 degrees, U: pitch 90,
@@ -337,6 +342,13 @@ def cubemap_to_erp(
             itself), of another dtype, or the faces differ in kind or dtype.
         ShapeError: the cube does not match ``layout`` or faces are not square; ``erp_hw`` not 2:1.
         ValueError: unknown ``layout`` or ``mode``.
+
+    Precision:
+        Sampling coordinates are computed in the faces' dtype while the six padded faces
+        stack to at most 4096 rows (float32: within 6e-4 pixel), else in float64
+        (:func:`~pano360.geometry.sampling.grid_dtype`); an ERP pixel's face and face
+        coordinates come from rows times columns (cos(lat) cancels), never a stored
+        (H, W, 3) direction tensor.
 
     Convention:
         Each ERP pixel reads the face its direction hits (largest component along a face normal).

@@ -167,3 +167,11 @@ def test_grid_cache_keeps_at_most_its_bytes():
     assert calls == [60, 60, 500, 60]
     cache.cache_clear()
     assert cache.cache_info() == (0, 0, None, 0, 0)
+
+
+def test_empty_inputs_give_empty_results():
+    from pano360.geometry import sample_erp, xyz_to_lonlat
+
+    assert xyz_to_lonlat(torch.empty(0, 32, 3)).shape == (0, 32, 2)
+    out = sample_erp(torch.rand(1, 2, 8, 16), torch.empty(1, 0, 5, 2))
+    assert out.shape == (1, 2, 0, 5)

@@ -246,10 +246,11 @@ def xyz_components_to_lonlat(
     # bilinear ERP samples at the pole depend on it), so directions within 1e-12 of the axis get
     # lon = 0. Safe arguments keep atan2's gradient finite there. Three reductions tell whether
     # any direction can be at a pole; only then is the rule applied element by element.
-    y_min, y_max = torch.aminmax(y.detach())
-    if rho.numel() and bool(rho.min() <= 1e-12 * torch.maximum(y_max, -y_min)):
-        pole = rho <= 1e-12 * y.abs()
-        x, z = torch.where(pole, 0.0, x), torch.where(pole, 1.0, z)
+    if rho.numel():
+        y_min, y_max = torch.aminmax(y.detach())
+        if bool(rho.min() <= 1e-12 * torch.maximum(y_max, -y_min)):
+            pole = rho <= 1e-12 * y.abs()
+            x, z = torch.where(pole, 0.0, x), torch.where(pole, 1.0, z)
     return torch.atan2(x, z), torch.atan2(y, rho)
 
 

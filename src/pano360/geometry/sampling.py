@@ -340,8 +340,10 @@ def plan_folded(grid: torch.Tensor, hw: tuple[int, int], mode: str) -> FoldedGri
         # Which grids may come near the seam or a pole (one read-only pass, both coordinates
         # against the smaller limit), then which of their samples: either coordinate past its
         # limit, the two bools of a sample read as one int16.
-        low, high = torch.aminmax(g.view(g.shape[0], -1), dim=1)
-        near_grid = torch.maximum(high, -low) > limit.min()
+        near_grid = torch.zeros(g.shape[0], dtype=torch.bool, device=g.device)
+        if g.numel():
+            low, high = torch.aminmax(g.view(g.shape[0], -1), dim=1)
+            near_grid = torch.maximum(high, -low) > limit.min()
         points = []
         for b in near_grid.nonzero().flatten().tolist():
             near = (g[b].abs() > limit).view(torch.int16).flatten()

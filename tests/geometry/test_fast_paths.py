@@ -175,3 +175,18 @@ def test_empty_inputs_give_empty_results():
     assert xyz_to_lonlat(torch.empty(0, 32, 3)).shape == (0, 32, 2)
     out = sample_erp(torch.rand(1, 2, 8, 16), torch.empty(1, 0, 5, 2))
     assert out.shape == (1, 2, 0, 5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, D])
+def test_cube_grid_by_symmetry_equals_every_face_from_its_frame(dtype):
+    from pano360.geometry.sampling import direction_grid
+
+    c = _face_coords(6, dtype=dtype)
+    a, b = c.view(1, 1, 6), c.view(1, 6, 1)
+    frames = _FRAMES.to(dtype)[:, :, :, None, None]
+    xyz = (frames[:, k, 0] * a + (frames[:, k, 1] * b + frames[:, k, 2]) for k in range(3))
+    expected = direction_grid(*xyz)
+    got = _cube_grid(6, dtype, None)
+    err = (got - expected).abs()
+    err[..., 0] = torch.minimum(err[..., 0], 2 - err[..., 0])  # gx = 1 and -1: the same seam
+    assert err.max() < (1e-14 if dtype == D else 3e-7)

@@ -278,13 +278,23 @@ _CUBE_PLANS = GridCache("erp_to_cubemap sampling plans")
 
 
 def _cube_grid(face_w: int, dtype, device) -> torch.Tensor:
-    """(6, w, w, 2) ERP coordinates (:func:`direction_grid`) of every face pixel, in ``dtype``:
-    face f pixel (a, b) looks along _FRAMES[f] (a, b, 1), each component an outer sum."""
+    """(6, w, w, 2) ERP coordinates (:func:`direction_grid`) of every face pixel, in ``dtype``.
+
+    Face f pixel (a, b) looks along _FRAMES[f] (a, b, 1), each component an outer sum; only F
+    and U are computed so. R, B and L are F turned by a quarter, a half and three quarters of a
+    turn of longitude (gx + k / 2, wrapped into [-1, 1]; same latitudes), and D is U upside
+    down (rows reversed, latitudes negated). Tested against all six frames.
+    """
     c = _face_coords(face_w, dtype=dtype, device=device)
     a, b = c.view(1, 1, face_w), c.view(1, face_w, 1)
-    frames = _FRAMES.to(dtype=dtype, device=device)[:, :, :, None, None]  # (6, 3, 3, 1, 1)
+    frames = _FRAMES[[0, 4]].to(dtype=dtype, device=device)[:, :, :, None, None]
     xyz = (frames[:, k, 0] * a + (frames[:, k, 1] * b + frames[:, k, 2]) for k in range(3))
-    return direction_grid(*xyz)
+    front, up = direction_grid(*xyz).unbind(0)
+    gx = front[..., 0] + front.new_tensor([0.0, 0.5, 1.0, 1.5]).view(4, 1, 1)
+    gx = torch.where(gx > 1, gx - 2, gx)
+    sides = torch.stack((gx, front[..., 1].expand_as(gx)), dim=-1)
+    down = up.flip(0) * up.new_tensor([1.0, -1.0])
+    return torch.cat((sides, up[None], down[None]))
 
 
 def _restore_cube(cube, spec):

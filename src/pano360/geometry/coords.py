@@ -22,6 +22,7 @@ __all__ = [
     "lonlat_to_xyz",
     "pixel_to_lonlat",
     "wrap_lon",
+    "xyz_components_to_lonlat",
     "xyz_to_lonlat",
 ]
 
@@ -226,17 +227,31 @@ def xyz_to_lonlat(xyz: torch.Tensor) -> torch.Tensor:
                 [ 0.0000,  1.5708]])
     """
     _check_last(xyz, 3, "xyz")
-    x, y, z = xyz.unbind(-1)
+    lon, lat = xyz_components_to_lonlat(*xyz.unbind(-1))
+    # atan2 returns (-pi, pi]; map +pi onto -pi so lon lies in [-pi, pi) as the convention says.
+    lon = torch.where(lon >= math.pi, lon - 2 * math.pi, lon)
+    return torch.stack((lon, lat), dim=-1)
+
+
+def xyz_components_to_lonlat(
+    x: torch.Tensor, y: torch.Tensor, z: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`xyz_to_lonlat` on separate components that broadcast together, with lon in
+    [-pi, pi] (+pi is not mapped onto -pi: both are the seam), for samplers that fold anyway.
+
+    The one home of the pole rule: at a pole (hypot(x, z) <= 1e-12 |y|) lon is 0.
+    """
     rho = torch.hypot(x, z)
     # At a pole lon is undefined; rounding noise there would pick an arbitrary meridian (and
     # bilinear ERP samples at the pole depend on it), so directions within 1e-12 of the axis get
-    # lon = 0. Safe arguments keep atan2's gradient finite there.
-    pole = rho <= 1e-12 * y.abs()
-    lon = torch.atan2(torch.where(pole, 0.0, x), torch.where(pole, 1.0, z))
-    # atan2 returns (-pi, pi]; map +pi onto -pi so lon lies in [-pi, pi) as the convention says.
-    lon = torch.where(lon >= math.pi, lon - 2 * math.pi, lon)
-    lat = torch.atan2(y, rho)
-    return torch.stack((lon, lat), dim=-1)
+    # lon = 0. Safe arguments keep atan2's gradient finite there. Three reductions tell whether
+    # any direction can be at a pole; only then is the rule applied element by element.
+    if rho.numel():
+        y_min, y_max = torch.aminmax(y.detach())
+        if bool(rho.min() <= 1e-12 * torch.maximum(y_max, -y_min)):
+            pole = rho <= 1e-12 * y.abs()
+            x, z = torch.where(pole, 0.0, x), torch.where(pole, 1.0, z)
+    return torch.atan2(x, z), torch.atan2(y, rho)
 
 
 def erp_lonlat_grid(

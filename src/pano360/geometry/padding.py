@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from .._core import ShapeError, ValueRangeError, memory_format_of
+from ._cache import grid_cache
 from .coords import fold_rows
 
 __all__ = ["check_feature_map", "spherical_pad", "spherical_pad_index"]
@@ -139,7 +140,7 @@ def spherical_pad(x: torch.Tensor, pad: int | Sequence[int]) -> torch.Tensor:
     return out
 
 
-@functools.lru_cache(maxsize=32)
+@grid_cache("spherical padding index maps")
 def spherical_pad_index(h: int, w: int, pad: int, device: torch.device) -> torch.Tensor:
     """Flat indices (row * W + column) that pad an (H, W) ERP image by ``pad`` on every side.
 

@@ -3,39 +3,63 @@
 Convention: see :mod:`pano360.geometry.conventions`. Columns wrap at the seam; a row past a pole
 continues on the mirrored row shifted by W/2 columns. Nothing is ever zero-padded or clamped.
 
-How: the image is padded by one or two pixels with exactly those rules
-(:func:`~pano360.geometry.padding.spherical_pad`), then sampled with
-``torch.nn.functional.grid_sample``, which gives bilinear and bicubic sampling that is
-differentiable with respect to both the image and the sampling positions. Sampling grids of fixed
-geometry (constant rotations, cube maps, views with float angles) are computed once and cached
-(a few per function); differentiable parameters always take the uncached path.
+How: directions become ``grid_sample`` coordinates on the image itself (gx = lon / pi,
+gy = -2 lat / pi, folded by :func:`~pano360.geometry.coords.fold_rows`), and
+``torch.nn.functional.grid_sample`` reads every sample whose taps lie on the image. The few
+samples whose taps cross the seam or a pole (a band one or two pixels wide) are read again from
+their taps folded onto the sphere (:class:`FoldedGrid`), so no padded copy of the image is made.
+Both reads are differentiable with respect to the image and the sampling positions.
+
+Precision (:func:`grid_dtype`): grids are computed in the image's dtype up to 4096 pixels wide:
+in float32 a coordinate is then within 3e-7 grid units of exact (longitudes scaled by cos(lat),
+as a longitude near a pole is ill-conditioned), 6e-4 pixel at W = 4096 and 3e-4 at 2048
+(tested against float64 in tests/geometry/test_fast_paths.py). Wider float32 images compute
+their grids in float64 and round them (5e-4 pixel at W = 16384). ``grid_sample`` itself works
+in the image's dtype. Float64 images get float64 grids.
+
+Caches: sampling geometry of fixed parameters (constant rotations, cube maps, views with float
+angles) is kept in :class:`~pano360.geometry._cache.GridCache` caches of at most
+:data:`~pano360.geometry._cache.GRID_CACHE_BYTES` each (256 MiB); differentiable parameters
+always take the uncached path, and a miss costs what an uncached call costs.
 """
 
 from __future__ import annotations
 
-import functools
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from .._core import ShapeError, as_image, check_choice, check_erp
-from .coords import erp_lonlat_grid, fold_rows, lonlat_to_pixel, lonlat_to_xyz, xyz_to_lonlat
+from ._cache import GridCache
+from .coords import (
+    erp_lonlat_grid,
+    fold_rows,
+    lonlat_to_pixel,
+    lonlat_to_xyz,
+    xyz_components_to_lonlat,
+)
 from .padding import spherical_pad
 from .rotation import rotation_matrix
 
 __all__ = [
     "MODES",
     "ErpWindow",
+    "FoldedGrid",
     "bilinear_corners",
+    "direction_grid",
     "erp_directions",
     "erp_sampling_grid",
+    "grid_dtype",
     "grid_sample_parallel",
     "plan_erp_sampling",
+    "plan_folded",
     "rotate_erp",
     "sample_erp",
     "sample_erp_grid",
     "sample_erp_planned",
+    "sample_folded",
     "shared_erp_directions",
 ]
 
@@ -220,6 +244,176 @@ def sample_erp_grid(erp: torch.Tensor, grid: torch.Tensor, mode: str) -> torch.T
     return grid_sample_parallel(spherical_pad(erp, _PAD[mode]), grid.to(erp.dtype), mode)
 
 
+#: The widest image (or stack of cube faces, in rows) whose sampling grids are computed in float32
+#: for a float32 image; wider ones compute theirs in float64 and round the result.
+FLOAT32_GRID_EXTENT = 4096
+
+
+def grid_dtype(dtype: torch.dtype, extent: int) -> torch.dtype:
+    """The dtype to compute a sampling grid in, for an image of ``dtype`` and ``extent`` pixels
+    along its longer side.
+
+    Float32 images up to :data:`FLOAT32_GRID_EXTENT` pixels: float32, whose grids are within
+    3e-7 of exact (grid units, longitudes scaled by cos(lat); 6e-4 pixel at 4096 pixels).
+    Wider float32 images: float64, rounded to float32 afterwards (within half a unit in the
+    last place, 5e-4 pixel at 16384). Float64 images: float64.
+    """
+    if dtype == torch.float64 or extent > FLOAT32_GRID_EXTENT:
+        return torch.float64
+    return torch.float32
+
+
+def direction_grid(x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """grid_sample coordinates, on the ERP image itself, of directions given by components.
+
+    Args:
+        x, y, z: direction components (any length) that broadcast together to shape (...).
+
+    Returns:
+        (..., 2) coordinates (gx, gy) = (lon / pi, -2 lat / pi) in [-1, 1], for
+        ``grid_sample(erp, grid, align_corners=False)`` and :func:`plan_folded`; computed in
+        the components' dtype (see the module docstring for the float32 error bound).
+
+    Convention:
+        lon and lat as :func:`~pano360.geometry.coords.xyz_to_lonlat` (its pole rule), except
+        that lon = pi stays pi: gx = 1 and gx = -1 are the same seam.
+    """
+    lon, lat = xyz_components_to_lonlat(x, y, z)
+    if lon.requires_grad or lat.requires_grad:
+        lon, lat = lon / math.pi, lat * (-2 / math.pi)
+    else:  # fresh tensors: scaled in place
+        lon, lat = lon.mul_(1 / math.pi), lat.mul_(-2 / math.pi)
+    return torch.stack(torch.broadcast_tensors(lon, lat), dim=-1)
+
+
+@dataclass(frozen=True)
+class FoldedGrid:
+    """Sampling coordinates on an ERP image, and how to read the samples that cross its edges.
+
+    Attributes:
+        grid: (B or 1, h, w, 2) grid_sample coordinates (align_corners=False) on the image
+            itself, in [-1, 1] (folded onto the sphere).
+        points: (N,) flat indices into ``grid``'s (B * h * w) samples whose taps leave the
+            image (within one tap of the seam or a pole).
+        taps: (N, k * k) flat pixel indices (row * W + column) of those samples' k x k taps
+            (k = 2 for bilinear, 4 for bicubic), folded onto the image by
+            :func:`~pano360.geometry.coords.fold_rows`. For nearest: (B or 1, h * w), the
+            pixel of every sample (``points`` and ``local`` are then empty).
+        local: (N, 1, 1, 2) grid_sample coordinates of those samples inside their k x k taps.
+    """
+
+    grid: torch.Tensor
+    points: torch.Tensor
+    taps: torch.Tensor
+    local: torch.Tensor
+
+
+def plan_folded(grid: torch.Tensor, hw: tuple[int, int], mode: str) -> FoldedGrid:
+    """Plan sampling of ERP images of size ``hw`` at ``grid`` without a padded copy.
+
+    Args:
+        grid: (B, h, w, 2) coordinates on the image (:func:`direction_grid`), in [-1, 1].
+        hw: (H, W) of the ERP image.
+        mode: the interpolation mode (it sets how many taps a sample reads).
+
+    Returns:
+        A :class:`FoldedGrid` for :func:`sample_folded`, differentiable with respect to
+        ``grid``. Samples are marked when a tap may leave the image (with half a pixel to
+        spare); reading a marked sample from its folded taps is exact wherever it lies.
+    """
+    h, w = hw
+    if mode == "nearest":
+        # The pixel each sample rounds to, as grid_sample rounds on the image padded by one
+        # pixel (ties to even there), folded onto the sphere: read by indexing.
+        with torch.no_grad():
+            x = ((grid[..., 0] + 1) * w - 1) / 2
+            y = ((grid[..., 1] + 1) * h - 1) / 2
+            rows, cols = fold_rows(torch.round(y + 1).long() - 1, torch.round(x + 1).long() - 1, hw)
+            index = (rows * w + cols).reshape(grid.shape[0], -1)
+        empty = index.new_empty(0)
+        return FoldedGrid(grid, empty, index, grid.new_empty(0, 1, 1, 2))
+    pad = _PAD[mode]
+    k = 2 * pad
+    with torch.no_grad():
+        limit = grid.new_tensor([1 - 2 * pad / w, 1 - 2 * pad / h])
+        g = grid.detach().reshape(grid.shape[0], -1, 2)
+        # Which grids may come near the seam or a pole (one read-only pass, both coordinates
+        # against the smaller limit), then which of their samples: either coordinate past its
+        # limit, the two bools of a sample read as one int16.
+        near_grid = torch.zeros(g.shape[0], dtype=torch.bool, device=g.device)
+        if g.numel():
+            low, high = torch.aminmax(g.view(g.shape[0], -1), dim=1)
+            near_grid = torch.maximum(high, -low) > limit.min()
+        points = []
+        for b in near_grid.nonzero().flatten().tolist():
+            near = (g[b].abs() > limit).view(torch.int16).flatten()
+            points.append(near.nonzero().flatten() + b * g.shape[1])
+        points = torch.cat(points) if points else g.new_empty(0, dtype=torch.long)
+    g = grid.reshape(-1, 2)[points]
+    # Pixel coordinates as grid_sample computes them (align_corners=False).
+    x = ((g[:, 0] + 1) * w - 1) / 2
+    y = ((g[:, 1] + 1) * h - 1) / 2
+    col0 = x.detach().floor() - (pad - 1)
+    row0 = y.detach().floor() - (pad - 1)
+    offsets = torch.arange(k, device=grid.device)
+    rows, cols = fold_rows(
+        row0.long()[:, None, None] + offsets[:, None], col0.long()[:, None, None] + offsets, hw
+    )
+    taps = (rows * w + cols).reshape(-1, k * k)
+    local = torch.stack(((2 * (x - col0) + 1) / k - 1, (2 * (y - row0) + 1) / k - 1), dim=-1)
+    return FoldedGrid(grid, points, taps, local.view(-1, 1, 1, 2))
+
+
+def sample_folded(erp: torch.Tensor, plan: FoldedGrid, mode: str) -> torch.Tensor:
+    """Sample ``erp`` (B or 1, C, H, W) with a plan from :func:`plan_folded` (same mode and
+    size): (B, C, h, w). A batch of 1 on either side broadcasts; an image expanded along the
+    batch (stride 0) is read once."""
+    if erp.shape[0] > 1 and erp.stride(0) == 0:
+        erp = erp[:1]
+    if mode == "nearest":
+        return _gather_nearest(erp, plan)
+    grid = plan.grid.to(erp.dtype)
+    out = grid_sample_parallel(erp, grid, mode)
+    n = len(plan.points)
+    if n == 0:
+        return out
+    batch, c, h, w = out.shape
+    image, points = erp.reshape(erp.shape[0], c, -1), plan.points
+    grid_batch, taps, local = plan.grid.shape[0], plan.taps, plan.local.to(erp.dtype)
+    if grid_batch == 1 and batch > 1:  # one grid for every image: its samples in each
+        out_b = torch.arange(batch, device=erp.device).repeat_interleave(n)
+        points, taps, local = (
+            points.repeat(batch),
+            taps.repeat(batch, 1),
+            local.repeat(batch, 1, 1, 1),
+        )
+    else:
+        out_b = torch.div(points, h * w, rounding_mode="floor")
+    if image.shape[0] == 1:
+        patches = image[0][:, taps].permute(1, 0, 2)  # (N, C, k * k)
+    else:
+        patches = image[out_b[:, None], :, taps].transpose(1, 2)
+    k = 2 * _PAD[mode]
+    values = F.grid_sample(
+        patches.reshape(-1, c, k, k), local, mode=mode, padding_mode="border", align_corners=False
+    )
+    out.view(batch, c, h * w)[out_b, :, points % (h * w)] = values.view(-1, c)
+    return out
+
+
+def _gather_nearest(erp: torch.Tensor, plan: FoldedGrid) -> torch.Tensor:
+    """Nearest samples: the pixels of ``plan.taps`` (B or 1, h * w), batches broadcast."""
+    _, h, w, _ = plan.grid.shape
+    image, index = erp.reshape(erp.shape[0], erp.shape[1], -1), plan.taps
+    if index.shape[0] == 1:
+        out = image[:, :, index[0]]
+    elif image.shape[0] == 1:
+        out = image[0][:, index].transpose(0, 1)
+    else:
+        out = torch.gather(image, 2, index[:, None].expand(-1, image.shape[1], -1))
+    return out.reshape(out.shape[0], out.shape[1], h, w)
+
+
 def sample_erp(erp: torch.Tensor, lonlat: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
     """Sample an ERP image at given directions.
 
@@ -242,6 +436,11 @@ def sample_erp(erp: torch.Tensor, lonlat: torch.Tensor, mode: str = "bilinear") 
             their batches do not broadcast.
         ValueError: unknown ``mode``.
 
+    Precision:
+        Sampling coordinates are computed in the image's dtype (float32 images up to 4096
+        pixels wide: within 6e-4 pixel of exact) and in float64 for wider float32 images
+        (:func:`~pano360.geometry.sampling.grid_dtype`); no padded copy of the image is made.
+
     Convention:
         Pixel centres as in :mod:`pano360.geometry.conventions`; the seam wraps and the poles
         continue on the mirrored row shifted by W/2.
@@ -257,21 +456,57 @@ def sample_erp(erp: torch.Tensor, lonlat: torch.Tensor, mode: str = "bilinear") 
         raise ShapeError(
             f"erp batch {erp.shape[0]} and lonlat batch {lonlat.shape[0]} do not broadcast"
         )
-    grid = erp_sampling_grid(lonlat.to(erp.dtype), erp.shape[-2:], mode)
-    return spec.restore(sample_erp_grid(erp, grid, mode))
+    hw = tuple(erp.shape[-2:])
+    x, y = _erp_pixel_coords(lonlat.to(grid_dtype(erp.dtype, hw[1])), hw)
+    plan = plan_folded(_normalise(x, y, hw).to(erp.dtype), hw, mode)
+    return spec.restore(sample_folded(erp, plan, mode))
 
 
-@functools.lru_cache(maxsize=16)
-def _erp_directions_cached(h: int, w: int, dtype: torch.dtype, device: torch.device):
-    grid = erp_lonlat_grid((h, w), dtype=torch.float64, device=device)
-    return lonlat_to_xyz(grid).to(dtype)
+_ERP_DIRECTIONS = GridCache("ERP pixel directions")
 
 
 def shared_erp_directions(hw, dtype: torch.dtype, device=None) -> torch.Tensor:
     """:func:`erp_directions` without the copy: the cached tensor itself, for pano360's own
     geometry, which only reads it. Never modify it."""
     device = torch.device(device) if device is not None else torch.device("cpu")
-    return _erp_directions_cached(int(hw[0]), int(hw[1]), dtype, device)
+    h, w = int(hw[0]), int(hw[1])
+
+    def build():
+        grid = erp_lonlat_grid((h, w), dtype=torch.float64, device=device)
+        return lonlat_to_xyz(grid).to(dtype)
+
+    return _ERP_DIRECTIONS.get((h, w, dtype, device), build)
+
+
+def _erp_axes(hw, dtype, device) -> tuple[torch.Tensor, ...]:
+    """sin and cos of the longitudes (1, 1, W) and latitudes (1, H, 1) of ERP pixel centres,
+    computed in float64 and given in ``dtype``: (sin lon, cos lon, sin lat, cos lat)."""
+    h, w = hw
+    lon = (torch.arange(w, dtype=torch.float64, device=device) + 0.5) / w * (2 * math.pi) - math.pi
+    lat = math.pi / 2 - (torch.arange(h, dtype=torch.float64, device=device) + 0.5) / h * math.pi
+    lon, lat = lon.view(1, 1, w), lat.view(1, h, 1)
+    return tuple(t.to(dtype) for t in (lon.sin(), lon.cos(), lat.sin(), lat.cos()))
+
+
+def rotation_grid(R: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    """grid_sample coordinates on an ERP image of the source directions R^T d of its pixels.
+
+    Args:
+        R: (B, 3, 3) rotations moving the content (as :func:`rotate_erp` takes them).
+        hw: (H, W) of the ERP image.
+
+    Returns:
+        (B, H, W, 2) coordinates (:func:`direction_grid`) in R's dtype, differentiable with
+        respect to R. One fused pass: pixel directions are never stored, each component of
+        R^T d is cos(lat) (sin(lon) R[0, k] + cos(lon) R[2, k]) + sin(lat) R[1, k].
+    """
+    slon, clon, slat, clat = _erp_axes(hw, R.dtype, R.device)
+    r = R[:, :, :, None, None]  # (B, 3, 3, 1, 1)
+    src = [
+        torch.addcmul(slat * r[:, 1, k], clat, slon * r[:, 0, k] + clon * r[:, 2, k])
+        for k in range(3)
+    ]
+    return direction_grid(*src)
 
 
 def erp_directions(
@@ -340,6 +575,11 @@ def rotate_erp(
     Warns:
         AngleUnitWarning: an angle larger than 2 pi in magnitude (degrees by mistake).
 
+    Precision:
+        Sampling coordinates are computed in the image's dtype (float32 images up to 4096
+        pixels wide: within 6e-4 pixel of exact) and in float64 for wider float32 images
+        (:func:`~pano360.geometry.sampling.grid_dtype`); no padded copy of the image is made.
+
     Convention:
         Matrix form: active rotation, ``out(d) = erp(R^T d)``; ``rotate_erp(rotate_erp(x, R),
         R.T)`` returns ``x`` (up to resampling). Camera form: R = R_cam^T with R_cam =
@@ -376,21 +616,18 @@ def rotate_erp(
         raise ShapeError(f"R must be (3, 3) or (B, 3, 3), got {tuple(R.shape)}")
     if R.ndim == 3 and R.shape[0] not in (1, erp.shape[0]) and erp.shape[0] != 1:
         raise ShapeError(f"R batch {R.shape[0]} does not match erp batch {erp.shape[0]}")
-    _, _, h, w = erp.shape
-    if R.ndim == 2 and not R.requires_grad:
-        key = tuple(R.detach().to("cpu", torch.float64).flatten().tolist())
-        grid = _rotation_grid(key, h, w, mode, erp.dtype, erp.device)
-        return spec.restore(sample_erp_grid(erp, grid[None], mode))
-    dirs = shared_erp_directions((h, w), erp.dtype, erp.device)
-    # Row vectors: (R^T d)^T = d^T R.
-    src = torch.einsum("hwi,...ij->...hwj", dirs, R.to(erp.dtype))
-    if src.ndim == 3:
-        src = src[None]
-    return spec.restore(sample_erp(erp, xyz_to_lonlat(src), mode=mode))
+    hw = tuple(erp.shape[-2:])
+    R = R.to(grid_dtype(erp.dtype, hw[1])).reshape(-1, 3, 3)
+
+    def build():
+        return plan_folded(rotation_grid(R, hw).to(erp.dtype), hw, mode)
+
+    if R.requires_grad:
+        plan = build()
+    else:
+        key = (tuple(R.detach().to("cpu", torch.float64).flatten().tolist()), hw, mode)
+        plan = _ROTATION_PLANS.get((*key, erp.dtype, erp.device), build)
+    return spec.restore(sample_folded(erp, plan, mode))
 
 
-@functools.lru_cache(maxsize=8)
-def _rotation_grid(key: tuple[float, ...], h: int, w: int, mode: str, dtype, device):
-    R = torch.tensor(key, dtype=torch.float64, device=device).reshape(3, 3)
-    src = shared_erp_directions((h, w), torch.float64, device) @ R
-    return erp_sampling_grid(xyz_to_lonlat(src), (h, w), mode).to(dtype)
+_ROTATION_PLANS = GridCache("rotate_erp sampling plans")

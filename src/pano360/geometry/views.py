@@ -14,7 +14,6 @@ Convention:
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from .._core import (
     check_hw,
     check_number,
 )
+from ._cache import grid_cache
 from .coords import xyz_to_lonlat
 from .perspective import camera_rays, view_pixel_coords
 from .rotation import rotation_matrix
@@ -254,7 +254,7 @@ def render_views(erp: torch.Tensor, rig: ViewRig, mode: str = "bilinear") -> tor
     return torch.cat([sample_erp_planned(erp[i : i + 1], plan, mode) for i in range(len(erp))])
 
 
-@functools.lru_cache(maxsize=16)
+@grid_cache("render_views sampling plans")
 @torch.inference_mode(False)  # cached: must stay usable outside inference mode
 def _render_plan(rig: ViewRig, view_hw, erp_hw, mode: str, dtype, device):
     """The sampling plan of every view pixel (the rays of :func:`erp_to_perspective`)."""
@@ -266,7 +266,7 @@ def _render_plan(rig: ViewRig, view_hw, erp_hw, mode: str, dtype, device):
     return window, grid.to(dtype)
 
 
-@functools.lru_cache(maxsize=16)
+@grid_cache("merge_views sampling grids and weights")
 @torch.inference_mode(False)  # cached: must stay usable outside inference mode
 def _merge_plan(rig: ViewRig, view_hw, erp_hw, blend: str, dtype, device):
     """Where each ERP pixel of (H, W) lands in each view of ``view_hw`` pixels, and its weight.

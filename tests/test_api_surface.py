@@ -384,8 +384,10 @@ PUBLIC = {
     "pano360.training": (
         "PRIORS",
         "ConfigError",
+        "DistillTask",
         "SaliencyDataModule",
         "SaliencyTask",
+        "distill",
         "export_model",
         "plot_learning_curve",
         "read_epoch_metrics",
@@ -401,7 +403,6 @@ PUBLIC = {
         "build_spherical",
         "build_student",
         "default_rig",
-        "distill",
         "distillable_models",
         "exact_outputs",
         "layer_rmse",

@@ -27,7 +27,6 @@ from pathlib import Path
 
 from jsonargparse import ActionYesNo
 from jsonargparse import ArgumentError as _ArgumentError
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 
@@ -36,6 +35,7 @@ from ..io import write_atomic
 from ._curves import plot_learning_curve
 from ._data import SaliencyDataModule
 from ._export import export_model
+from ._lightning import last_checkpoint
 from ._saliency_task import SaliencyTask
 
 __all__ = ["ConfigError", "train_saliency"]
@@ -78,16 +78,7 @@ class _SaliencyCLI(LightningCLI):
         if config["trainer"].get("logger") in (None, True):
             kwargs["logger"] = CSVLogger(save_dir=str(root), name="logs", version="")
         callbacks = list(config["trainer"].get("callbacks") or [])
-        callbacks.append(
-            ModelCheckpoint(
-                dirpath=str(root / "checkpoints"),
-                filename="step{step}",
-                every_n_train_steps=config["checkpoint_every_n_steps"],
-                save_top_k=0,
-                save_last=True,
-                save_on_train_epoch_end=True,
-            )
-        )
+        callbacks.append(last_checkpoint(root / "checkpoints", config["checkpoint_every_n_steps"]))
         kwargs["callbacks"] = callbacks
         return super().instantiate_trainer(**kwargs)
 

@@ -6,8 +6,8 @@ default and is listed by ``--help``; a YAML file given with ``--config`` sets an
 command line overrides it. The run folder, ``--trainer.default_root_dir`` (default
 ``runs/saliency``), receives:
 
-- ``checkpoints/last.ckpt`` (Lightning's checkpoint, every ``--checkpoint_every_n_steps`` steps
-  and at each epoch's end): ``--resume`` continues from it, bitwise as if never stopped;
+- ``checkpoints/last.ckpt`` (Lightning's checkpoint, every ``--checkpoint_every_n_steps``
+  steps): ``--resume`` continues from it, bitwise as if never stopped;
 - ``logs/metrics.csv`` (Lightning's CSVLogger) and ``logs/config.yaml`` (the full config);
 - ``learning_curve.png``: loss and validation metrics by epoch, drawn at the end;
 - ``model.safetensors`` and ``model.json``: the exported model (see :func:`export_model`).
@@ -62,7 +62,8 @@ class _SaliencyCLI(LightningCLI):
             "--checkpoint_every_n_steps",
             type=int,
             default=50,
-            help="Save checkpoints/last.ckpt every N optimizer steps (and at each epoch's end).",
+            help="Save checkpoints/last.ckpt every N optimizer steps (only then: Lightning's "
+            "step and epoch triggers exclude each other).",
         )
         parser.add_argument(
             "--export",

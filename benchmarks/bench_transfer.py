@@ -43,11 +43,11 @@ from pano360.detection import (
 )
 from pano360.geometry import resize_erp
 from pano360.models import create_model
+from pano360.training import distill
 from pano360.transfer import (
     LAT_BANDS,
     DistillConfig,
     build_spherical,
-    distill,
     layer_rmse,
     model_stack,
 )

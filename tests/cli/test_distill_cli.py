@@ -13,7 +13,8 @@ from pano360.cli import main
 from pano360.cli._distill import read_erp_folder
 from pano360.geometry import resize_erp
 from pano360.io import write_image
-from pano360.transfer import DistillConfig, distill, load_student, model_stack
+from pano360.training import distill
+from pano360.transfer import DistillConfig, load_student, model_stack
 
 ARGS = ["--model", "mtcnn_pnet", "--images", "imgs", "--out", "out", "--erp-size", "32x16"]
 FAST = ["--epochs", "1", "--rows-per-image", "4", "--eval-images", "1"]
@@ -64,8 +65,9 @@ def test_distill_writes_the_student_the_library_computes(workdir):
     assert "distilled mtcnn_pnet on 3 image(s) of 32x16: wrote out/student.safetensors" in out
     assert "per-layer RMSE against exact on 1 image(s)" in out and "conv3 (Conv2d)" in out
     assert sorted(p.name for p in Path("out").iterdir()) == [
-        "checkpoint-0001.safetensors", "distill.json", "evaluation.json", "student.safetensors",
+        "checkpoints", "distill.json", "evaluation.json", "student.safetensors",
     ]  # fmt: skip
+    assert [p.name for p in Path("out/checkpoints").iterdir()] == ["last.ckpt"]  # Lightning's
     stack = model_stack("mtcnn_pnet")
     images = read_erp_folder(Path("imgs"), (16, 32), 3)
     expected, _ = distill(stack, images, DistillConfig(epochs=1, rows_per_image=4, seed=3))
@@ -113,6 +115,7 @@ def test_images_are_read_as_rgb_erps_of_the_requested_size(workdir):
         (["--lr", "0"], "--lr must be a finite number in (0, inf)"),
         (["--row-group-size", "0"], "--row-group-size must be a positive integer"),
         (["--eval-images", "-1"], "--eval-images must be 0 or more"),
+        (["--checkpoint-every", "-1"], "--checkpoint-every must be 0 or more"),
         (["--model", "nope"], "--model must be one of mtcnn_pnet"),
         (["--out", "afile"], "--out 'afile' is not a folder"),
         (["--out", "afile/run"], "--out 'afile/run' cannot be created: 'afile' is not a folder"),
@@ -133,5 +136,6 @@ def test_bad_input_is_one_line_and_exit_2(workdir, change, message):
 def test_help_names_the_options(workdir):
     code, out, _ = run("distill", "--help")
     assert code == 0
-    for option in ("--model", "--images", "--out", "--erp-size", "--epochs", "--seed"):
+    for option in ("--model", "--images", "--out", "--erp-size", "--epochs", "--seed",
+                   "--checkpoint-every"):  # fmt: skip
         assert option in out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 from pathlib import Path
 
@@ -168,6 +169,12 @@ def test_video_fps_max_frames_and_progress_bar(workdir):
          "'file.txt' is not a folder"),
         (["wide.png", "--out", "new/sub"], "IN 'wide.png' must be an equirectangular panorama "
          "with width = 2 x height, got 70x32"),  # and new/sub is not left behind
+        (["clip.mp4", "--map-format", "jpeg"], "--map-format must be one of 'npy', 'npy16', "
+         "'npz', 'png8', 'png16', got 'jpeg'"),
+        (["clip.mp4", "--map-size", "30x20"], "--map-size must be 2:1 (width = 2 x height) for an "
+         "equirectangular image, got 30x20"),
+        (["clip.mp4", "--map-size", "big"], "--map-size must be WIDTHxHEIGHT in pixels, e.g. "
+         "800x600, got 'big'"),
     ],
 )  # fmt: skip
 def test_errors_are_one_line_and_write_nothing(workdir, args, message):
@@ -184,21 +191,106 @@ def test_errors_are_one_line_and_write_nothing(workdir, args, message):
     assert _listing(workdir) == before
 
 
-@pytest.mark.parametrize("src", ["pano.png", "clip.mp4"])
-def test_a_failure_while_writing_leaves_no_output(workdir, monkeypatch, src):
+@pytest.mark.parametrize(
+    "src, fmt", [("pano.png", "npy"), ("clip.mp4", "npy"), ("clip.mp4", "npz")]
+)
+def test_a_failure_while_writing_leaves_no_output(workdir, monkeypatch, src, fmt):
     import pano360.cli._saliency as cli
+    import pano360.io._saliency_maps as maps_io
 
     def broken(path, write, overwrite):
         raise ImageIOError(f"cannot write '{path}': disk full")
 
     monkeypatch.setattr(cli, "write_atomic", broken)
-    code, _, err = run("saliency", src, "--out", "res", "-q")
+    monkeypatch.setattr(maps_io, "write_atomic", broken)  # the video maps' writer
+    code, _, err = run("saliency", src, "--out", "res", "-q", "--map-format", fmt)
     assert code == 2 and "disk full" in err
     assert not (workdir / "res").exists()  # created by the command, removed with its files
     Path("res").mkdir()
-    code, _, err = run("saliency", src, "--out", "res", "-q")
+    code, _, err = run("saliency", src, "--out", "res", "-q", "--map-format", fmt)
     assert code == 2 and "disk full" in err
     assert os.listdir(workdir / "res") == []  # no output, no temporary file
+
+
+def test_a_failure_while_writing_png_frames_leaves_no_output(workdir, monkeypatch):
+    import pano360.io._saliency_maps as maps_io
+
+    calls = []
+
+    def broken(path, image, bit_depth=8):
+        calls.append(path)
+        if len(calls) == 3:
+            raise ImageIOError(f"cannot write '{path}': disk full")
+        return maps_io.__dict__["_real_write_image"](path, image, bit_depth=bit_depth)
+
+    monkeypatch.setitem(maps_io.__dict__, "_real_write_image", maps_io.write_image)
+    monkeypatch.setattr(maps_io, "write_image", broken)
+    Path("res").mkdir()
+    code, _, err = run("saliency", "clip.mp4", "--out", "res", "-q", "--map-format", "png16")
+    assert code == 2 and "disk full" in err and len(calls) == 3
+    assert os.listdir(workdir / "res") == []  # no frames folder, no temporary one
+
+
+def test_video_map_formats_and_sizes_are_read_back_by_eval(workdir):
+    from pano360.data import write_saliency_sample
+    from pano360.io import read_saliency_maps
+
+    code, _, err = run("saliency", "clip.mp4", "--out", "npy", "-q", "--map-size", "32x16")
+    assert (code, err) == (0, "")
+    ref = torch.from_numpy(np.load("npy/clip_saliency.npy"))
+    assert ref.shape == (4, 16, 32)  # --map-size
+    torch.testing.assert_close(ref.sum(dim=(1, 2)), torch.ones(4), rtol=1e-5, atol=0)
+    write_saliency_sample(Path("gt"), "clip", saliency=ref[:, None])
+    paths = {"npy16": "clip_saliency.npy", "npz": "clip_saliency.npz"}
+    steps = {"npy16": 2**-11, "npz": 2**-11, "png8": 0.5 / 255, "png16": 0.5 / 65535}
+    sizes = {"npy": Path("npy/clip_saliency.npy").stat().st_size}
+    for fmt, step in steps.items():
+        args = ("--map-size", "32x16", "--map-format", fmt)
+        code, _, err = run("saliency", "clip.mp4", "--out", fmt, "-q", *args)
+        assert (code, err) == (0, ""), fmt
+        path = Path(fmt) / paths.get(fmt, "clip_saliency")
+        got = read_saliency_maps(path)[:, 0]
+        peak = ref.amax(dim=(1, 2), keepdim=True)
+        torch.testing.assert_close(got, ref / peak, rtol=0, atol=step)  # each frame to peak 1
+        if fmt in paths:
+            sizes[fmt] = path.stat().st_size
+        # eval saliency reads every format: the same maps up to scale, CC 1.
+        code, _, err = run("eval", "saliency", "--pred", fmt, "--gt", "gt", "--out", f"e_{fmt}")
+        assert code == 0, err
+        cc = json.loads(Path(f"e_{fmt}/saliency_eval.json").read_text())["summary"]["cc"]
+        assert cc["n"] == 1 and cc["mean"] == pytest.approx(
+            1.0, abs=1e-3 if fmt != "png8" else 1e-2
+        )
+    assert sizes["npz"] < sizes["npy16"] < sizes["npy"]
+    # Without --map-size: the model's working resolution, never more than the video's.
+    from pano360.cli._saliency import _map_hw, _saliency_model
+
+    assert _saliency_model("spectral")[1] == (128, 256)  # spectral's work_height
+    assert _saliency_model("equator")[1] is None  # a function of latitude: any size
+    assert _map_hw(None, (128, 256), (1024, 2048), video=True) == (128, 256)
+    assert _map_hw(None, (128, 256), (32, 64), video=True) == (32, 64)
+    assert _map_hw(None, (128, 256), (1024, 2048), video=False) == (1024, 2048)
+    assert _map_hw(None, None, (1024, 2048), video=True) == (1024, 2048)
+    assert _map_hw("input", (128, 256), (1024, 2048), video=True) == (1024, 2048)
+    assert _map_hw("64x32", (128, 256), (1024, 2048), video=True) == (32, 64)
+    code, _, _ = run("saliency", "clip.mp4", "--out", "default", "-q", "--max-frames", "1")
+    assert code == 0 and np.load("default/clip_saliency.npy").shape == (1, H, W)
+
+
+def test_image_maps_in_the_frame_formats(workdir):
+    from pano360.io import read_saliency_maps
+
+    code, _, err = run("saliency", "pano.png", "--out", "r", "-q", "--map-format", "png16")
+    assert (code, err) == (0, "")
+    assert sorted(p.name for p in Path("r").iterdir()) == [
+        "pano_overlay.jpg", "pano_saliency", "pano_saliency.png",
+    ]  # fmt: skip
+    assert read_saliency_maps("r/pano_saliency").shape == (1, 1, H, W)
+    code, _, err = run("saliency", "pano.png", "--out", "r", "-q", "--map-format", "png16")
+    assert code == 2 and "already exists; pass --overwrite" in err
+    code, _, err = run("saliency", "pano.png", "--out", "r", "-q", "--map-format", "png16",
+                       "--overwrite")  # fmt: skip
+    assert (code, err) == (0, "")
 
 
 def test_help_lists_models_and_outputs():

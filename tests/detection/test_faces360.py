@@ -202,7 +202,8 @@ def test_blank_panorama_has_no_faces():
 
 def test_distilled_strategy_uses_one_student_per_pyramid_level(panorama, tmp_path):
     from pano360.detection import erp_pyramid_levels, load_pnet_students
-    from pano360.transfer import DistillConfig, distill, model_stack
+    from pano360.training import distill
+    from pano360.transfer import DistillConfig, model_stack
 
     erp = panorama[0]
     levels = erp_pyramid_levels(min_face_deg=40, max_face_deg=60)

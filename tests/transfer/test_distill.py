@@ -1,29 +1,32 @@
 """Layer-wise SphConv distillation: the student, row-restricted training, error reduction against
-the zero-shot spherical network, determinism, checkpoints and kill-and-resume, the documented
-errors. (RowUntiedConv2d.forward_rows, which the training calls, is tested in tests/nn.)"""
+the zero-shot spherical network, determinism, the run folder, Lightning's checkpoints and
+kill-and-resume, the documented errors. (RowUntiedConv2d.forward_rows, which the training calls,
+is tested in tests/nn; resuming after SIGKILL in tests/training/test_distill_resume.py.)"""
 
 import dataclasses
 import importlib.util
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import safetensors.torch
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
 from torch import nn
 
-from pano360 import transfer
+from pano360 import training, transfer
 from pano360.errors import ChoiceError, OutputExistsError, ShapeError, ValueRangeError
 from pano360.models import create_model, mtcnn_normalize
 from pano360.nn import RowUntiedConv2d, SphericalAvgPool2d, SphericalMaxPool2d
+from pano360.training import DistillTask, distill
 from pano360.transfer import (
     LAT_BANDS,
     DistillConfig,
     build_spherical,
     build_student,
-    distill,
     distillable_models,
     exact_outputs,
     layer_rmse,
@@ -31,7 +34,7 @@ from pano360.transfer import (
     model_stack,
     receptive_field,
 )
-from pano360.transfer._train import _row_mse  # no public API: the loss of sampled rows
+from pano360.transfer._distillation import _row_mse  # no public API: the loss of sampled rows
 
 D = torch.float64
 POLAR = LAT_BANDS[2]
@@ -225,31 +228,36 @@ class Kill(Exception):
     pass
 
 
-def kill_at(epoch, step):
-    def hook(info):
-        if (info["epoch"], info["step"]) == (epoch, step):
-            raise Kill
+class Steps(Callback):
+    """Records (epoch, batch index) of every training step; raises Kill after global step
+    ``kill_at`` (before that step's checkpoint is written)."""
 
-    return hook
+    def __init__(self, kill_at: int | None = None) -> None:
+        self.kill_at, self.steps = kill_at, []
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.steps.append((trainer.current_epoch, batch_idx))
+        if trainer.global_step == self.kill_at:
+            raise Kill
 
 
 def test_a_run_killed_mid_epoch_and_resumed_ends_with_the_same_weights(tmp_path):
     stack = tiny_stack()
-    imgs = blurry_erps(3, 8, seed=6)
+    imgs = blurry_erps(3, 8, seed=6)  # 2 steps an epoch
     config = DistillConfig(epochs=2, finetune_epochs=2, rows_per_image=3, batch_size=2, seed=3)
     reference, ref_history = distill(stack, imgs, config, tmp_path / "whole")
 
     out = tmp_path / "killed"
-    with pytest.raises(Kill):  # killed in the second layer-wise epoch, after its first step
-        distill(stack, imgs, config, out, on_step=kill_at(2, 1))
+    with pytest.raises(Kill):  # killed after step 4 (layer-wise epoch 2): checkpoint of step 3
+        distill(stack, imgs, config, out, checkpoint_every_n_steps=1, callbacks=[Steps(4)])
     record = json.loads((out / "distill.json").read_text())
-    assert record["completed_epochs"] == 1 and not record["complete"]
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint-0001.safetensors", "distill.json"]
-    with pytest.raises(Kill):  # resumed, then killed again in the second fine-tuning epoch
-        distill(stack, imgs, config, out, on_step=kill_at(4, 2))
-    steps = []
-    resumed, history = distill(stack, imgs, config, out, on_step=steps.append)
-    assert [(s["epoch"], s["step"]) for s in steps] == [(4, 1), (4, 2)]  # epoch 4 from its start
+    assert not record["complete"] and not (out / "student.safetensors").exists()
+    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
+    with pytest.raises(Kill):  # resumed, then killed again after step 7 (fine-tuning epoch 4)
+        distill(stack, imgs, config, out, checkpoint_every_n_steps=2, callbacks=[Steps(7)])
+    steps = Steps()
+    resumed, history = distill(stack, imgs, config, out, callbacks=[steps])
+    assert steps.steps == [(3, 0), (3, 1)]  # from the checkpoint of step 6, the end of epoch 3
     assert states_equal(resumed, reference)
     assert history == ref_history
     assert states_equal(load_student(stack, out), reference)
@@ -260,25 +268,74 @@ def test_a_finished_run_is_loaded_not_retrained(tmp_path):
     imgs = blurry_erps(2, 8, seed=7)
     config = DistillConfig(epochs=1, rows_per_image=2)
     first, history = distill(stack, imgs, config, tmp_path)
-    steps = []
-    again, again_history = distill(stack, imgs, config, tmp_path, on_step=steps.append)
-    assert steps == [] and again_history == history and states_equal(first, again)
+    steps = Steps()
+    again, again_history = distill(stack, imgs, config, tmp_path, callbacks=[steps])
+    assert steps.steps == [] and again_history == history and states_equal(first, again)
 
 
-def test_checkpoints_are_safetensors_and_json_never_pickles(tmp_path):
+def test_the_run_folder_holds_json_safetensors_and_lightnings_checkpoint(tmp_path):
     stack = tiny_stack()
     distill(stack, blurry_erps(2, 8, seed=8), DistillConfig(epochs=2, rows_per_image=2), tmp_path)
-    names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["checkpoint-0002.safetensors", "distill.json", "student.safetensors"]
+    names = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    assert names == ["checkpoints", "checkpoints/last.ckpt", "distill.json", "student.safetensors"]
     record = json.loads((tmp_path / "distill.json").read_text())
     assert record["complete"] and record["completed_epochs"] == record["total_epochs"] == 2
-    # The format's name and version are what lets folders of earlier releases resume.
-    assert (record["format"], record["version"]) == ("pano360.transfer.distill", 1)
+    assert (record["format"], record["version"]) == ("pano360.transfer.distill", 2)
     assert record["config"]["epochs"] == 2 and record["fingerprint"]["erp_hw"] == [8, 16]
-    tensors = safetensors.torch.load_file(str(tmp_path / "checkpoint-0002.safetensors"))
-    assert any(k.startswith("optimizer.") and k.endswith(".exp_avg") for k in tensors)
+    assert [r["epoch"] for r in record["history"]] == [1, 2]
+    # Lightning's checkpoint, read without unpickling code: the student, Adam, our stream.
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert "exp_avg" in ckpt["optimizer_states"][0]["state"][0]
+    assert ckpt["distill"]["generator"].dtype == torch.uint8
+    assert all(k.startswith("student.") for k in ckpt["state_dict"])  # the stack is not saved
     student = safetensors.torch.load_file(str(tmp_path / "student.safetensors"))
     assert student.keys() == build_student(stack, (8, 16)).state_dict().keys()
+
+
+def test_finished_runs_of_format_version_1_load_and_unfinished_ones_are_refused(tmp_path):
+    stack = tiny_stack()
+    imgs = blurry_erps(2, 8, seed=8)
+    config = DistillConfig(epochs=1, rows_per_image=2)
+    student, _ = distill(stack, imgs, config, tmp_path)
+    record = json.loads((tmp_path / "distill.json").read_text())
+    (tmp_path / "distill.json").write_text(json.dumps({**record, "version": 1}))
+    assert states_equal(load_student(stack, tmp_path), student)
+    assert states_equal(distill(stack, imgs, config, tmp_path)[0], student)
+    (tmp_path / "distill.json").write_text(json.dumps({**record, "version": 1, "complete": False}))
+    with pytest.raises(OutputExistsError, match="unfinished distill run of format version 1"):
+        distill(stack, imgs, config, tmp_path)
+    (tmp_path / "distill.json").write_text(json.dumps({**record, "version": 3}))
+    with pytest.raises(OutputExistsError, match="format version 3, this pano360 reads versions"):
+        distill(stack, imgs, config, tmp_path)
+
+
+def test_the_student_stays_in_eval_mode_while_training():
+    class Modes(Callback):
+        def __init__(self):
+            self.seen = []
+
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            self.seen.append(any(m.training for m in module.student.modules()))
+
+    stack = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Dropout(0.5), nn.Conv2d(4, 2, 3)
+    )
+    stack.eval()
+    before = stack[1].running_mean.clone()
+    task_steps = Modes()
+    distill(stack, blurry_erps(2, 8, seed=2), DistillConfig(epochs=1), callbacks=[task_steps])
+    assert task_steps.seen and not any(task_steps.seen)
+    assert torch.equal(stack[1].running_mean, before)
+
+
+def test_training_step_returns_the_loss_and_its_components():
+    task = DistillTask(tiny_stack(), blurry_erps(2, 8, seed=3), DistillConfig(epochs=1))
+    assert [type(m).__name__ for m in task.children()] == ["Sequential"]  # the student only
+    assert task.distillation.steps_per_epoch == 2
+    assert set(task.distillation.parameters("layerwise")) == {
+        *task.student[3].parameters(),
+        *task.student[5].parameters(),
+    }
 
 
 def test_existing_out_dirs_are_never_overwritten(tmp_path):
@@ -298,7 +355,11 @@ def test_existing_out_dirs_are_never_overwritten(tmp_path):
 
     run = tmp_path / "run"
     distill(stack, imgs, config, run)
-    before = {p.name: p.read_bytes() for p in run.iterdir()}
+
+    def files():
+        return {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+
+    before = files()
     with pytest.raises(OutputExistsError, match=r"config lr: 0\.001 there, 0\.01 now"):
         distill(stack, imgs, DistillConfig(epochs=1, rows_per_image=2, lr=1e-2), run)
     with pytest.raises(OutputExistsError, match="the images differ"):
@@ -313,21 +374,8 @@ def test_existing_out_dirs_are_never_overwritten(tmp_path):
     (run / "distill.json").write_text(json.dumps({"format": "other"}))
     with pytest.raises(OutputExistsError, match="not a pano360 distill run"):
         distill(stack, imgs, config, run)
-    (run / "distill.json").write_bytes(before["distill.json"])
-    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
-
-
-def test_a_checkpoint_of_another_epoch_is_refused(tmp_path):
-    stack = tiny_stack()
-    imgs = blurry_erps(2, 8, seed=11)
-    config = DistillConfig(epochs=3, rows_per_image=2)
-    with pytest.raises(Kill):
-        distill(stack, imgs, config, tmp_path, on_step=kill_at(3, 1))
-    record = json.loads((tmp_path / "distill.json").read_text())
-    record["completed_epochs"] = 1
-    (tmp_path / "distill.json").write_text(json.dumps(record))
-    with pytest.raises(OutputExistsError, match=r"is of epoch 2, distill\.json says 1"):
-        distill(stack, imgs, config, tmp_path)
+    (run / "distill.json").write_bytes(before[Path("distill.json")])
+    assert files() == before
 
 
 def test_load_student_errors(tmp_path):
@@ -393,8 +441,9 @@ def test_config_stores_numpy_scalars_as_python_numbers_for_its_json_record():
 
 
 def test_distill_is_the_function_and_no_module_shares_its_name():
-    assert transfer.distill is distill and callable(distill)
-    assert importlib.util.find_spec("pano360.transfer.distill") is None
+    assert training.distill is distill and callable(distill)
+    assert importlib.util.find_spec("pano360.training.distill") is None
+    assert not hasattr(transfer, "distill")  # one home: Lightning's, in pano360.training
 
 
 @pytest.mark.parametrize(
@@ -421,6 +470,8 @@ def test_bad_stack_or_config_type_raise():
         distill(nn.Sequential(nn.Conv2d(3, 3, 1), nn.MaxPool2d(2)), imgs)
     with pytest.raises(TypeError, match="config must be a DistillConfig"):
         distill(tiny_stack(), imgs, {"epochs": 1})
+    with pytest.raises(ValueRangeError, match="checkpoint_every_n_steps must be"):
+        distill(tiny_stack(), imgs, DistillConfig(epochs=1), checkpoint_every_n_steps=0)
     with pytest.raises(TypeError, match="Linear"):
         distill(nn.Sequential(nn.Linear(3, 3)), imgs)
 

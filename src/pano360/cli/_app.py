@@ -36,7 +36,7 @@ class _Root(LazyGroup):
         "saliency": LazyCommand(
             "._saliency",
             "saliency_command",
-            "Predict where people look in a 360-degree image or video.",
+            "Saliency maps of a 360-degree image or video (training-free or trained models).",
         ),
         "report": LazyCommand(
             "._report",

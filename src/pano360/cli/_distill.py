@@ -1,4 +1,5 @@
-"""``pano360 distill``: distil a perspective CNN into spherical layers (SphConv)."""
+"""``pano360 distill``: distil a perspective CNN into spherical layers (SphConv), trained on
+Lightning by :func:`pano360.training.distill` (extra ``train``; imported when the command runs)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,9 @@ import torch
 import typer
 
 from .. import transfer
-from .._core import ImageIOError, OutputExistsError, ShapeError, ValueRangeError
-from ..data import write_atomic
+from .._core import ImageIOError, OutputExistsError, Pano360Error, ShapeError, ValueRangeError
 from ..geometry import resize_erp
-from ..io import IMAGE_EXTENSIONS, read_image
+from ..io import IMAGE_EXTENSIONS, read_image, write_atomic
 from ._options import Quiet, parse_size
 from ._outputs import prepare_out_dir, say_done
 
@@ -221,6 +221,15 @@ def distill_command(
             "already holds it.",
         ),
     ] = True,
+    checkpoint_every: Annotated[
+        int,
+        typer.Option(
+            "--checkpoint-every",
+            metavar="N",
+            help="Save --out/checkpoints/last.ckpt (Lightning's) every N optimizer steps; 0: at "
+            "the end of every epoch.",
+        ),
+    ] = 50,
     eval_images: Annotated[
         int,
         typer.Option(
@@ -236,10 +245,11 @@ def distill_command(
 
     Each convolution of the model becomes a RowUntiedConv2d (a kernel per ERP row) trained on
     the panoramas of DIR, without labels, to reproduce the model's exact outputs: the model
-    applied to the tangent-plane projection around every location. Every epoch is
-    checkpointed in --out (safetensors): a run stopped at any point (Ctrl-C, a kill) continues
-    where it stopped when the same command is run again, and ends with the same weights as an
-    uninterrupted run. The result is --out/student.safetensors (load it with
+    applied to the tangent-plane projection around every location. Training runs on Lightning
+    (extra 'train'), which checkpoints it in --out/checkpoints/last.ckpt: a run stopped at any
+    point (Ctrl-C, a kill) continues from its last checkpoint when the same command is run
+    again, and ends with the same weights as an uninterrupted run. The result is
+    --out/student.safetensors (pano360 faces --strategy distilled --students; in Python
     pano360.transfer.load_student).
 
     \b
@@ -262,6 +272,15 @@ def distill_command(
     )
     if eval_images < 0:
         raise ValueRangeError(f"--eval-images must be 0 or more, got {eval_images}")
+    if checkpoint_every < 0:
+        raise ValueRangeError(f"--checkpoint-every must be 0 or more, got {checkpoint_every}")
+    try:
+        from ..training import distill
+    except ImportError as exc:  # the optional extra is missing
+        raise Pano360Error(
+            f"distill trains with Lightning: it needs the 'train' extra (pip install "
+            f"'pano360[train]'): {exc}"
+        ) from None
     try:
         stack = transfer.model_stack(model)
     except ValueRangeError as e:
@@ -276,8 +295,14 @@ def distill_command(
     channels = next(m.in_channels for m in stack if isinstance(m, torch.nn.Conv2d))
     batch = read_erp_folder(images, erp_hw, channels)
     try:
-        student, history = transfer.distill(
-            stack, batch, config, out, resume=resume, progress=not quiet and sys.stderr.isatty()
+        student, history = distill(
+            stack,
+            batch,
+            config,
+            out,
+            resume=resume,
+            progress=not quiet and sys.stderr.isatty(),
+            checkpoint_every_n_steps=checkpoint_every or None,
         )
     except OutputExistsError as e:
         raise OutputExistsError(_as_options(str(e))) from None

@@ -20,10 +20,9 @@ from .._core import DatasetFormatError, ImageIOError, ValueRangeError, check_cho
 from ..data import (
     SaliencyFolder,
     read_fixations_csv,
-    read_saliency_map,
 )
 from ..geometry import resize_erp
-from ..io import video_info, write_images
+from ..io import read_saliency_maps, video_info, write_images
 from ..saliency import (
     FIXATION_PLACEMENTS,
     METRICS,
@@ -38,22 +37,34 @@ from ._outputs import prepare_out_dir, prepare_outputs, progress, say_done
 
 __all__ = ["eval_saliency"]
 
-_PRED_SUFFIXES = (".npy", ".png")
+# What a prediction may be, most precise first: of two with one NAME the first kind wins.
+_PRED_KINDS = (".npy", ".npz", "folder", ".png")
 
 
 def _predictions(folder: Path) -> dict[str, Path]:
-    """NAME -> map file; ``NAME_saliency.npy`` (what ``pano360 saliency`` writes) counts as NAME.
-    A .npy file wins over a .png of the same name (full precision)."""
+    """NAME -> predicted maps: ``NAME.npy`` (float32 or float16), ``NAME.npz`` (compressed),
+    a folder ``NAME/`` of PNG frames, or ``NAME.png``, in every format ``pano360 saliency
+    --map-format`` writes; ``NAME_saliency.*`` (its names) counts as NAME. Of several for one
+    NAME the most precise wins (in that order)."""
     if not folder.is_dir():
         raise ImageIOError(f"--pred '{folder}' is not a directory")
-    found: dict[str, Path] = {}
+    found: dict[str, tuple[int, Path]] = {}
     for path in sorted(folder.iterdir()):
-        if path.suffix.lower() not in _PRED_SUFFIXES or path.name.startswith("."):
+        if path.name.startswith("."):
             continue
-        name = path.stem.removesuffix("_saliency")
-        if name not in found or path.suffix.lower() == ".npy":
-            found[name] = path
-    return found
+        if path.is_dir():
+            if not any(p.suffix.lower() == ".png" for p in path.iterdir()):
+                continue
+            kind, name = "folder", path.name
+        else:
+            kind, name = path.suffix.lower(), path.stem
+            if kind not in _PRED_KINDS:
+                continue
+        name = name.removesuffix("_saliency")
+        rank = _PRED_KINDS.index(kind)
+        if name not in found or rank < found[name][0]:
+            found[name] = (rank, path)
+    return {name: path for name, (_, path) in found.items()}
 
 
 def _fit(pred: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
@@ -158,8 +169,9 @@ def eval_saliency(
         typer.Option(
             "--pred",
             metavar="DIR",
-            help="Predicted maps: NAME.npy or NAME.png (NAME_saliency.npy as written by "
-            "'pano360 saliency' also counts as NAME); (T, H, W) .npy for a video.",
+            help="Predicted maps: NAME.npy (float32 or float16; (T, H, W) for a video), "
+            "NAME.npz (compressed), a folder NAME/ of PNG frames (8 or 16 bits), or NAME.png: "
+            "every --map-format of 'pano360 saliency' (whose NAME_saliency.* counts as NAME).",
         ),
     ],
     gt: Annotated[
@@ -328,7 +340,7 @@ def eval_saliency(
         sample, fix, times = samples[name]
         gt_map = sample.saliency
         hw = tuple(gt_map.shape[-2:]) if gt_map is not None else None
-        p = read_saliency_map(predictions[name]).double()
+        p = read_saliency_maps(predictions[name]).double()
         if hw is None:
             hw = tuple(p.shape[-2:])
         p = _fit(p, hw)

@@ -1,4 +1,5 @@
-"""``pano360 saliency``: predict where people look in a panorama or a 360-degree video."""
+"""``pano360 saliency``: saliency maps of a panorama or a 360-degree video, from a training-free
+model or a trained one."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import contextlib
 import math
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -15,13 +15,29 @@ import numpy as np
 import torch
 import typer
 
-from .._core import ImageIOError, ShapeError, ValueRangeError, check_choice, read_model_card
+from .._core import (
+    ImageIOError,
+    OutputExistsError,
+    ShapeError,
+    ValueRangeError,
+    check_choice,
+    read_model_card,
+)
 from ..geometry import resize_erp
-from ..io import VideoWriter, iter_video_frames, video_info, write_atomic, write_images
+from ..io import (
+    SALIENCY_MAP_FORMATS,
+    SaliencyMapWriter,
+    VideoWriter,
+    iter_video_frames,
+    saliency_map_path,
+    video_info,
+    write_atomic,
+    write_images,
+)
 from ..models import create_model, list_models, model_info
 from ..saliency import predict_saliency
 from ..viz import overlay_saliency
-from ._options import Overwrite, Quiet, read_erp
+from ._options import Overwrite, Quiet, parse_size, read_erp
 from ._outputs import prepare_out_dir, prepare_outputs, progress, say_done, written
 
 __all__ = ["VIDEO_SUFFIXES", "saliency_command"]
@@ -34,28 +50,21 @@ def _is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_SUFFIXES
 
 
-def _outputs(src: Path, out_dir: Path, video: bool) -> dict[str, Path]:
+def _maps_stem(src: Path, out_dir: Path) -> Path:
+    """The maps' output without its suffix (pano360.io.saliency_map_path adds it)."""
+    return out_dir / f"{src.stem}_saliency"
+
+
+def _outputs(src: Path, out_dir: Path, video: bool, map_format: str) -> dict[str, Path]:
     stem = src.stem
     names = {
         "map": out_dir / f"{stem}_saliency.png",
-        "npy": out_dir / f"{stem}_saliency.npy",
+        "maps": saliency_map_path(_maps_stem(src, out_dir), map_format),
         "overlay": out_dir / f"{stem}_overlay.jpg",
     }
     if video:
         names["overlay_video"] = out_dir / f"{stem}_overlay.mp4"
     return names
-
-
-def _npy_writer(shape: tuple[int, ...], raw) -> Callable:
-    """Write a float32 .npy of ``shape`` whose data are the bytes of the open file ``raw``."""
-
-    def write(f) -> None:
-        header = {"descr": "<f4", "fortran_order": False, "shape": shape}
-        np.lib.format.write_array_header_1_0(f, header)
-        raw.seek(0)
-        shutil.copyfileobj(raw, f)
-
-    return write
 
 
 def _commit(steps: list[tuple[list[Path], Callable[[], None]]]) -> None:
@@ -69,20 +78,30 @@ def _commit(steps: list[tuple[list[Path], Callable[[], None]]]) -> None:
             created.extend(new)
     except BaseException:
         for p in created:
+            if p.is_dir():  # a folder of PNG frames
+                shutil.rmtree(p, ignore_errors=True)
             with contextlib.suppress(OSError):
                 p.unlink()
         raise
 
 
-def _saliency_model(model: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    """--model as a function frame (1, 3, H, W) -> map (1, 1, H, W) summing to 1: a registered
-    model by name, or an exported model (a path; ``pano360 train`` writes them), run at the size
-    it was trained at and fed its own previous output when it takes an earlier-frame map."""
+def _saliency_model(
+    model: str,
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], tuple[int, int] | None]:
+    """--model as (a function frame (1, 3, H, W) -> map (1, 1, H, W) summing to 1, the model's
+    working resolution (H, W) or None when it has none): a registered model by name, or an
+    exported model (a path; ``pano360 train`` writes them), run at the size it was trained at
+    and fed its own previous output when it takes an earlier-frame map."""
     if model in list_models(task="saliency") or not (
         model.endswith((".json", ".safetensors")) or os.sep in model or Path(model).exists()
     ):
         check_choice(model, "--model", list_models(task="saliency"))
-        return lambda erp: predict_saliency(erp, model)
+        # A training-free model that works at a fixed height (spectral's work_height) has no
+        # more detail than that; the others (equator, uniform) are smooth at any size.
+        config = getattr(create_model(model), "config", None) or {}
+        height = config.get("work_height")
+        working = (int(height), 2 * int(height)) if height else None
+        return (lambda erp: predict_saliency(erp, model)), working
     card = read_model_card(model)
     if card.get("task") != "saliency":
         raise ValueRangeError(f"--model '{model}' is a {card.get('task')!r} model, not saliency")
@@ -100,21 +119,61 @@ def _saliency_model(model: str) -> Callable[[torch.Tensor], torch.Tensor]:
             previous[:] = [out / scale]  # the earlier map goes in on the targets' scale
         else:
             out = net(x).clamp_min(0)
-        out = resize_erp(out, erp.shape[-2:]).clamp_min(0)
-        total = out.sum(dim=(-2, -1), keepdim=True)
-        uniform = torch.full_like(out, 1.0 / out[0, 0].numel())
-        return torch.where(total > 0, out / total.clamp_min(1e-30), uniform)
+        return _as_density(resize_erp(out, erp.shape[-2:]))
 
-    return run
+    return run, (tuple(hw) if hw else None)
+
+
+def _as_density(maps: torch.Tensor) -> torch.Tensor:
+    """Maps (B, 1, H, W) clamped at 0 and divided by their sums (uniform where all zero)."""
+    maps = maps.clamp_min(0)
+    total = maps.sum(dim=(-2, -1), keepdim=True)
+    uniform = torch.full_like(maps, 1.0 / maps[0, 0].numel())
+    return torch.where(total > 0, maps / total.clamp_min(1e-30), uniform)
+
+
+def _map_hw(
+    choice: str | None, working: tuple[int, int] | None, in_hw: tuple[int, int], video: bool
+) -> tuple[int, int]:
+    """The size of the written maps: --map-size WxH, 'input', 'model' (the working resolution,
+    never above IN's), or by default 'model' for videos and 'input' for images."""
+    choice = choice if choice is not None else ("model" if video else "input")
+    if choice == "input":
+        return in_hw
+    if choice == "model":
+        return working if working is not None and working[0] < in_hw[0] else in_hw
+    return parse_size(choice, "--map-size", erp=True)
 
 
 def _run_image(
-    erp: torch.Tensor, outputs: dict[str, Path], model: Callable, overwrite: bool
+    src: Path,
+    erp: torch.Tensor,
+    outputs: dict[str, Path],
+    model: Callable,
+    map_hw: tuple[int, int],
+    map_format: str,
+    overwrite: bool,
 ) -> None:
     with torch.inference_mode():
         sal = model(erp)
     peak = sal.amax()
-    arr = sal[0, 0].numpy().astype("<f4")
+    small = sal if tuple(sal.shape[-2:]) == map_hw else _as_density(resize_erp(sal, map_hw))
+    arr = small[0, 0].numpy().astype("<f4")
+    if map_format != "npy":  # the other formats hold frames (T, H, W), one here
+        writer = SaliencyMapWriter(
+            _maps_stem(src, outputs["maps"].parent), map_format, overwrite=overwrite
+        )
+        try:
+            writer.write(small)
+        except BaseException:
+            writer.abort()
+            raise
+        write_maps = writer.close
+    else:
+
+        def write_maps() -> None:
+            write_atomic(outputs["maps"], lambda f: np.save(f, arr, allow_pickle=False), overwrite)
+
     _commit(
         [
             (
@@ -127,12 +186,7 @@ def _run_image(
                     overwrite=overwrite,
                 ),
             ),
-            (
-                [outputs["npy"]],
-                lambda: write_atomic(
-                    outputs["npy"], lambda f: np.save(f, arr, allow_pickle=False), overwrite
-                ),
-            ),
+            ([outputs["maps"]], write_maps),
         ]
     )
 
@@ -141,6 +195,9 @@ def _run_video(
     src: Path,
     outputs: dict[str, Path],
     model: Callable,
+    working: tuple[int, int] | None,
+    map_size: str | None,
+    map_format: str,
     fps: float | None,
     max_frames: int | None,
     overwrite: bool,
@@ -152,6 +209,7 @@ def _run_video(
         raise ShapeError(
             f"IN '{src}' must be an equirectangular video with width = 2 x height, got {w}x{h}"
         )
+    map_hw = _map_hw(map_size, working, (h, w), video=True)
     out_fps = fps if fps is not None else info.fps
     total = None
     if fps is not None and info.duration_s:
@@ -160,19 +218,21 @@ def _run_video(
         total = info.num_frames
     if total is not None and max_frames is not None:
         total = min(total, max_frames)
-    out_dir = outputs["npy"].parent
+    maps_path = outputs["maps"]
     writer = VideoWriter(outputs["overlay_video"], out_fps, overwrite=overwrite)
+    maps = SaliencyMapWriter(_maps_stem(src, maps_path.parent), map_format, overwrite=overwrite)
     mean = torch.zeros(1, 1, h, w, dtype=torch.float64)
     first = None
     count = 0
     frames = iter_video_frames(src, fps=fps, max_frames=max_frames)
     bar = progress(frames, quiet=quiet, total=total, unit="frame", desc=src.name)
-    with tempfile.TemporaryFile(dir=out_dir) as raw:
+    try:
         try:
             for _, frame in bar:
                 with torch.inference_mode():
                     sal = model(frame)
-                raw.write(sal[0, 0].numpy().astype("<f4").tobytes())
+                small = sal if map_hw == (h, w) else _as_density(resize_erp(sal, map_hw))
+                maps.write(small)
                 writer.write(overlay_saliency(frame, sal))
                 mean += sal.double()
                 first = frame if first is None else first
@@ -180,37 +240,30 @@ def _run_video(
             if count == 0:
                 raise ImageIOError(f"cannot read video '{src}': it has no frames")
             writer.finish()
-        except BaseException:
-            writer.abort()
-            raise
         finally:
             bar.close()
         mean = (mean / count).float()
         peak = mean.amax()
-        try:
-            _commit(
-                [
-                    (
-                        [outputs["map"], outputs["overlay"]],
-                        lambda: write_images(
-                            {
-                                outputs["map"]: mean[0] / peak if peak > 0 else mean[0],
-                                outputs["overlay"]: overlay_saliency(first, mean),
-                            },
-                            overwrite=overwrite,
-                        ),
+        _commit(
+            [
+                (
+                    [outputs["map"], outputs["overlay"]],
+                    lambda: write_images(
+                        {
+                            outputs["map"]: mean[0] / peak if peak > 0 else mean[0],
+                            outputs["overlay"]: overlay_saliency(first, mean),
+                        },
+                        overwrite=overwrite,
                     ),
-                    (
-                        [outputs["npy"]],
-                        lambda: write_atomic(
-                            outputs["npy"], _npy_writer((count, h, w), raw), overwrite
-                        ),
-                    ),
-                    ([outputs["overlay_video"]], writer.close),
-                ]
-            )
-        finally:
-            writer.abort()  # removes the temporary video if it was not moved into place
+                ),
+                ([maps_path], maps.close),
+                ([outputs["overlay_video"]], writer.close),
+            ]
+        )
+    finally:
+        # Remove what was not put in place (temporary files; after close(), nothing).
+        writer.abort()
+        maps.abort()
 
 
 def saliency_command(
@@ -227,9 +280,14 @@ def saliency_command(
         typer.Option(
             "--model",
             metavar="NAME|PATH",
-            help="Saliency model: "
-            + "; ".join(f"{n}: {model_info(n).description}" for n in list_models(task="saliency"))
-            + "; or PATH, a model exported by 'pano360 train' (its .json card or .safetensors).",
+            help="Saliency model. "
+            + " ".join(
+                f"{n}: {model_info(n).description.rstrip('.').replace('``', chr(39))}."
+                for n in list_models(task="saliency")
+            )
+            + " Learned models run from PATH, a model exported by 'pano360 train' (its .json "
+            "card or .safetensors; its card says what it was trained on). pano360 ships no "
+            "learned saliency weights.",
         ),
     ] = "spectral",
     out: Annotated[
@@ -254,31 +312,62 @@ def saliency_command(
             show_default=False,
         ),
     ] = None,
+    map_size: Annotated[
+        str | None,
+        typer.Option(
+            "--map-size",
+            metavar="WxH|model|input",
+            help="Size of the written maps: WxH (2:1), 'model' (the model's working resolution, "
+            "all the detail it has; IN's size if it has none or IN is smaller) or 'input'.  "
+            "[default: model for videos, input for images]",
+            show_default=False,
+        ),
+    ] = None,
+    map_format: Annotated[
+        str,
+        typer.Option(
+            "--map-format",
+            metavar="[" + "|".join(SALIENCY_MAP_FORMATS) + "]",
+            help="How the maps are stored: "
+            + "; ".join(f"{k}: {v}" for k, v in SALIENCY_MAP_FORMATS.items())
+            + ". 'pano360 eval saliency' reads them all.",
+        ),
+    ] = "npy",
     overwrite: Overwrite = False,
     quiet: Quiet = False,
 ) -> None:
-    """Predict where people look in a 360-degree image or video.
+    """Saliency maps of a 360-degree image or video: where a model puts the attention.
 
     Writes, in --out, for IN named NAME.ext:
 
     \b
-      NAME_saliency.png   the saliency map, scaled so its peak is white
-      NAME_saliency.npy   float32 map(s) summing to 1 over the pixels: (H, W) for an
-                          image, (T, H, W) for a video (one per frame)
+      NAME_saliency.png   the saliency map, scaled so its peak is white (videos: mean map)
+      NAME_saliency.npy   the map(s), --map-format npy (the default): float32 summing to 1
+                          over the pixels, (H, W) for an image, (T, H, W) for a video;
+                          npy16: float16 (T, H, W); npz: NAME_saliency.npz, compressed;
+                          png8, png16: the folder NAME_saliency/ of one PNG per frame
       NAME_overlay.jpg    the map in colour over the image (videos: mean map, first frame)
       NAME_overlay.mp4    videos only: the overlay of every frame
 
-    The default model, spectral, needs no weights: spectral-residual saliency on 14 views of
-    the sphere, merged on the sphere and weighted towards the horizon. Models are run frame by
-    frame on videos. Outputs appear only when everything succeeded.
+    What the maps mean depends on the model: the default, spectral, is training-free (image
+    statistics: spectral residual on 14 views of the sphere, times an equator prior), not
+    learned from where people look; equator and uniform are baselines; a model trained on
+    gaze data (--model PATH) predicts what its data taught it. Videos are streamed frame by
+    frame (a model that takes an earlier frame's map gets its own previous prediction), and
+    their maps are written at the model's working resolution unless --map-size says
+    otherwise. Outputs appear only when everything succeeded.
 
     \b
     Examples:
       pano360 saliency pano.jpg --out results
       pano360 saliency tour.mp4 --fps 5 --out results
+      pano360 saliency tour.mp4 --map-format npz --map-size 256x128 --out results
       pano360 saliency pano.jpg --model equator
     """
-    predict = _saliency_model(model)
+    predict, working = _saliency_model(model)
+    check_choice(map_format, "--map-format", tuple(SALIENCY_MAP_FORMATS))
+    if map_size is not None and map_size not in ("model", "input"):
+        parse_size(map_size, "--map-size", erp=True)
     if fps is not None and not (math.isfinite(fps) and fps > 0):
         raise ValueRangeError(f"--fps must be a positive number of frames per second, got {fps:g}")
     if max_frames is not None and max_frames < 1:
@@ -290,14 +379,27 @@ def saliency_command(
         what = "it is a directory" if src.is_dir() else "no such file"
         raise ImageIOError(f"cannot read IN '{src}': {what}")
     prepare_out_dir(out)
-    outputs = _outputs(src, out, video)
+    outputs = _outputs(src, out, video, map_format)
+    folder = map_format.startswith("png")  # a PNG sequence: a folder, checked here
     prepare_outputs(
-        [("output", path, path.suffix in (".png", ".jpg")) for path in outputs.values()],
+        [
+            ("output", path, path.suffix in (".png", ".jpg"))
+            for path in outputs.values()
+            if not (folder and path == outputs["maps"])
+        ],
         [src],
         overwrite=overwrite,
     )
+    if folder and outputs["maps"].exists() and not overwrite:
+        raise OutputExistsError(
+            f"output '{outputs['maps']}' already exists; pass --overwrite to replace it"
+        )
     if video:
-        _run_video(src, outputs, predict, fps, max_frames, overwrite, quiet)
+        _run_video(
+            src, outputs, predict, working, map_size, map_format, fps, max_frames, overwrite, quiet
+        )
     else:
-        _run_image(read_erp(src), outputs, predict, overwrite)
+        erp = read_erp(src)
+        map_hw = _map_hw(map_size, working, tuple(erp.shape[-2:]), video=False)
+        _run_image(src, erp, outputs, predict, map_hw, map_format, overwrite)
     say_done(f"{model} saliency of {src}: wrote {written(outputs.values())}", quiet=quiet)

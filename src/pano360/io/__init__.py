@@ -5,7 +5,9 @@
 writes PNG, JPEG, TIFF or WebP atomically (a temporary file renamed into place), at 8 or 16 bits,
 with that metadata when asked. Like ``open(path, "w")`` it replaces an existing file unless given
 ``overwrite=False`` (the command line refuses without ``--overwrite``). Pixels are read and
-written as stored: no EXIF rotation, no colour management.
+written as stored: no EXIF rotation, no colour management. Saliency maps, one per frame, are
+written by :class:`SaliencyMapWriter` (float32 or float16 ``.npy``, a compressed ``.npz``, or a
+folder of 8- or 16-bit PNGs: :data:`SALIENCY_MAP_FORMATS`) and read by :func:`read_saliency_maps`.
 """
 
 from ._image import (
@@ -18,6 +20,12 @@ from ._image import (
     write_images,
 )
 from ._metadata import ImageInfo, rotate_metadata
+from ._saliency_maps import (
+    SALIENCY_MAP_FORMATS,
+    SaliencyMapWriter,
+    read_saliency_maps,
+    saliency_map_path,
+)
 from ._video import (
     VIDEO_EXTENSIONS,
     VideoInfo,
@@ -32,16 +40,20 @@ from ._video import (
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
+    "SALIENCY_MAP_FORMATS",
     "VIDEO_EXTENSIONS",
     "ImageInfo",
+    "SaliencyMapWriter",
     "VideoIOError",
     "VideoInfo",
     "VideoWriter",
     "check_output_path",
     "iter_video_frames",
     "read_image",
+    "read_saliency_maps",
     "read_video",
     "rotate_metadata",
+    "saliency_map_path",
     "video_info",
     "write_atomic",
     "write_image",

@@ -1,6 +1,7 @@
-"""Training on Lightning (optional extra ``train``): a LightningModule per task, a
-LightningDataModule over the dataset readers, the ``pano360 train`` command and the export of
-trained models (safetensors plus a JSON model card).
+"""Training on Lightning (optional extra ``train``): a LightningModule per task (saliency,
+SphConv distillation), a LightningDataModule over the dataset readers, the ``pano360 train``
+command, :func:`distill` (``pano360 distill``) and the export of trained models (safetensors plus
+a JSON model card).
 
 The Trainer is Lightning's, so devices, DDP on many GPUs and nodes (torchrun, SLURM), mixed
 precision, gradient accumulation and checkpoints are Lightning's; nothing here is distributed
@@ -10,14 +11,17 @@ code of our own. See docs/training.md.
 from ._cli import ConfigError, train_saliency
 from ._curves import plot_learning_curve, read_epoch_metrics
 from ._data import SaliencyDataModule, split_by_video
+from ._distill import DistillTask, distill
 from ._export import export_model
 from ._saliency_task import PRIORS, SaliencyTask
 
 __all__ = [
     "PRIORS",
     "ConfigError",
+    "DistillTask",
     "SaliencyDataModule",
     "SaliencyTask",
+    "distill",
     "export_model",
     "plot_learning_curve",
     "read_epoch_metrics",

@@ -6,8 +6,8 @@ default and is listed by ``--help``; a YAML file given with ``--config`` sets an
 command line overrides it. The run folder, ``--trainer.default_root_dir`` (default
 ``runs/saliency``), receives:
 
-- ``checkpoints/last.ckpt`` (Lightning's checkpoint, every ``--checkpoint_every_n_steps`` steps
-  and at each epoch's end): ``--resume`` continues from it, bitwise as if never stopped;
+- ``checkpoints/last.ckpt`` (Lightning's checkpoint, every ``--checkpoint_every_n_steps``
+  steps): ``--resume`` continues from it, bitwise as if never stopped;
 - ``logs/metrics.csv`` (Lightning's CSVLogger) and ``logs/config.yaml`` (the full config);
 - ``learning_curve.png``: loss and validation metrics by epoch, drawn at the end;
 - ``model.safetensors`` and ``model.json``: the exported model (see :func:`export_model`).
@@ -27,7 +27,6 @@ from pathlib import Path
 
 from jsonargparse import ActionYesNo
 from jsonargparse import ArgumentError as _ArgumentError
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 
@@ -36,6 +35,7 @@ from ..io import write_atomic
 from ._curves import plot_learning_curve
 from ._data import SaliencyDataModule
 from ._export import export_model
+from ._lightning import last_checkpoint
 from ._saliency_task import SaliencyTask
 
 __all__ = ["ConfigError", "train_saliency"]
@@ -62,7 +62,8 @@ class _SaliencyCLI(LightningCLI):
             "--checkpoint_every_n_steps",
             type=int,
             default=50,
-            help="Save checkpoints/last.ckpt every N optimizer steps (and at each epoch's end).",
+            help="Save checkpoints/last.ckpt every N optimizer steps (only then: Lightning's "
+            "step and epoch triggers exclude each other).",
         )
         parser.add_argument(
             "--export",
@@ -78,16 +79,7 @@ class _SaliencyCLI(LightningCLI):
         if config["trainer"].get("logger") in (None, True):
             kwargs["logger"] = CSVLogger(save_dir=str(root), name="logs", version="")
         callbacks = list(config["trainer"].get("callbacks") or [])
-        callbacks.append(
-            ModelCheckpoint(
-                dirpath=str(root / "checkpoints"),
-                filename="step{step}",
-                every_n_train_steps=config["checkpoint_every_n_steps"],
-                save_top_k=0,
-                save_last=True,
-                save_on_train_epoch_end=True,
-            )
-        )
+        callbacks.append(last_checkpoint(root / "checkpoints", config["checkpoint_every_n_steps"]))
         kwargs["callbacks"] = callbacks
         return super().instantiate_trainer(**kwargs)
 

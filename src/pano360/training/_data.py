@@ -15,7 +15,7 @@ loader of known length without prefetching, so "delivered" is "trained on".
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import lightning.pytorch as pl
@@ -38,14 +38,31 @@ __all__ = ["SaliencyDataModule", "split_by_video"]
 
 class _ResumableSampler(DistributedSampler):
     """torch's DistributedSampler (seeded shuffle, one shard per rank; Lightning leaves a
-    DistributedSampler in place), which can start an epoch part-way through."""
+    DistributedSampler in place), which can start an epoch part-way through.
 
-    def __init__(self, dataset, num_replicas: int, rank: int, shuffle: bool, seed: int) -> None:
+    ``order``, when given, replaces the shuffle: epoch -> the order of all the dataset's
+    indices (a task with a random stream of its own, such as distillation's), of which rank r
+    takes every ``num_replicas``-th from r.
+    """
+
+    def __init__(
+        self,
+        dataset,
+        num_replicas: int,
+        rank: int,
+        shuffle: bool,
+        seed: int,
+        order: Callable[[int], Sequence[int]] | None = None,
+    ) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
+        self.order = order
         self.skip = 0  # indices to skip at the start of the next iteration (a resumed epoch)
 
     def __iter__(self) -> Iterator[int]:
-        indices = list(super().__iter__())
+        if self.order is None:
+            indices = list(super().__iter__())
+        else:
+            indices = list(self.order(self.epoch))[self.rank :: self.num_replicas]
         skip, self.skip = self.skip, 0
         return iter(indices[skip:])
 

@@ -1,7 +1,7 @@
 r"""Spherical versions of a perspective conv stack, layer for layer (SphConv's student).
 
 :func:`build_student` lays every convolution of a stack on the sphere as a
-:class:`pano360.nn.RowUntiedConv2d` (the network :func:`pano360.transfer.distill` trains);
+:class:`pano360.nn.RowUntiedConv2d` (the network :func:`pano360.training.distill` trains);
 :func:`build_spherical` as a tangent-plane :class:`pano360.nn.SphereConv2d` (the zero-shot
 network, SphereNet's transfer). Both turn pools into spherical pools whose windows sit on the
 ERP grid and copy pointwise layers, so layer l of either maps the ERP to the grid the exact
@@ -97,7 +97,7 @@ def build_student(
     row_group_size: int | None = 1,
     tap_spacing: float | None = None,
 ) -> nn.Sequential:
-    """The spherical student of a conv stack, ready for :func:`~pano360.transfer.distill`.
+    """The spherical student of a conv stack, ready for :func:`pano360.training.distill`.
 
     Layer for layer (same names and indices): every spatial ``nn.Conv2d`` becomes
     :meth:`pano360.nn.RowUntiedConv2d.from_conv` at its input's resolution, pools become

@@ -1,14 +1,16 @@
-"""The run folder of :func:`pano360.transfer.distill`: claim, resume, checkpoint, finish, load.
+"""The folder of a distillation run (:func:`pano360.training.distill`): claim, match, finish,
+and :func:`load_student`, the reader of the student it leaves.
 
 Layout of ``out_dir``:
-    ``distill.json`` (config, fingerprints of the stack and the images, completed epochs,
-    history; the commit point, written last and atomically), ``checkpoint-NNNN.safetensors``
-    (student and optimizer state after epoch NNNN), and when done ``student.safetensors`` (the
-    distilled weights, :func:`load_student`). Tensors are only ever stored as safetensors, never
-    pickled. An existing folder is resumed only when its run matches (same config, stack and
-    images); anything else there is an error, never overwritten. ``distill.json`` carries a
-    format name and version (``pano360.transfer.distill``, 1): folders written by earlier
-    releases of the same version resume.
+    ``distill.json`` (config, fingerprints of the stack and the images, and when done the
+    history; written atomically when the folder is claimed and when the run finishes),
+    ``checkpoints/last.ckpt`` (Lightning's checkpoint, what a stopped run resumes from), and
+    when done ``student.safetensors`` (the distilled weights, :func:`load_student`; safetensors,
+    never a pickle). An existing folder is resumed only when its run matches (same config, stack
+    and images); anything else there is an error, never overwritten. ``distill.json`` carries a
+    format name and version (``pano360.transfer.distill``, 2). Finished runs of version 1 (the
+    release whose checkpoints were our own ``checkpoint-NNNN.safetensors``) load as before; an
+    unfinished one cannot be resumed (its checkpoints are not Lightning's).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import json
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import safetensors.torch
 import torch
@@ -29,16 +31,20 @@ from ..io import write_atomic
 from ._builders import build_student
 
 if TYPE_CHECKING:
-    from ._train import DistillConfig
+    from ._distillation import DistillConfig
 
 __all__ = ["load_student"]
 
-# The name and version of distill.json's format: unchanged since the first release, so that
-# run folders written before keep resuming.
+# The name and version of distill.json's format. Version 2: the checkpoints are Lightning's
+# (checkpoints/last.ckpt); version 1's were checkpoint-NNNN.safetensors. The student file is
+# the same in both, so finished runs of either load.
 _FORMAT = "pano360.transfer.distill"
-_VERSION = 1
+_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 _RUN_FILE = "distill.json"
 _STUDENT_FILE = "student.safetensors"
+#: Lightning's checkpoint of a run in progress, relative to its folder.
+CHECKPOINT = Path("checkpoints") / "last.ckpt"
 
 
 def _stack_fingerprint(stack: nn.Sequential) -> str:
@@ -84,10 +90,11 @@ def _read_run(out_dir: Path) -> dict | None:
             f"out_dir '{out_dir}' holds a {_RUN_FILE} that is not a pano360 distill run; "
             "choose another out_dir"
         )
-    if record.get("version") != _VERSION:
+    if record.get("version") not in _READABLE_VERSIONS:
         raise OutputExistsError(
             f"out_dir '{out_dir}' holds a distill run of format version "
-            f"{record.get('version')}, this pano360 writes version {_VERSION}"
+            f"{record.get('version')}, this pano360 reads versions "
+            f"{', '.join(map(str, _READABLE_VERSIONS))}"
         )
     return record
 
@@ -106,30 +113,34 @@ def _differences(record: dict, config: dict, fingerprint: dict) -> list[str]:
 
 
 class _RunDir:
-    """The checkpoint folder of one run: claim, resume, save each epoch, finish."""
+    """The folder of one run: claim it (or find the run to resume), and finish it."""
 
     def __init__(self, out_dir, config: DistillConfig, fingerprint: dict) -> None:
         self.dir = Path(out_dir)
         self.config = _jsonable(asdict(config))
         self.fingerprint = fingerprint
         self.total = config.epochs + config.finetune_epochs
+        self.checkpoint = self.dir / CHECKPOINT
 
-    def _record(self, completed: int, checkpoint: str | None, history: list, done: bool) -> dict:
+    def _record(self, history: list, done: bool) -> dict:
         return {
             "format": _FORMAT,
             "version": _VERSION,
             "config": self.config,
             "fingerprint": self.fingerprint,
-            "completed_epochs": completed,
             "total_epochs": self.total,
-            "checkpoint": checkpoint,
+            "completed_epochs": self.total if done else None,
+            "checkpoint": str(CHECKPOINT.as_posix()),
             "complete": done,
             "student": _STUDENT_FILE if done else None,
             "history": history,
         }
 
     def open(self, resume: bool) -> dict | None:
-        """The run to resume (its record), or None after claiming an empty folder."""
+        """The run to resume (its record), or None after claiming an empty folder.
+
+        A record that is not complete resumes from :data:`CHECKPOINT` when it exists (a run
+        stopped before its first checkpoint starts over)."""
         if self.dir.exists() and not self.dir.is_dir():
             raise OutputExistsError(f"out_dir '{self.dir}' exists and is not a folder")
         record = _read_run(self.dir) if self.dir.is_dir() else None
@@ -140,7 +151,7 @@ class _RunDir:
                     "empty or new folder (nothing there was changed)"
                 )
             self.dir.mkdir(parents=True, exist_ok=True)
-            _write_json(self.dir / _RUN_FILE, self._record(0, None, [], False))
+            _write_json(self.dir / _RUN_FILE, self._record([], False))
             return None
         diffs = _differences(record, self.config, self.fingerprint)
         if diffs:
@@ -149,74 +160,51 @@ class _RunDir:
                 "choose another out_dir, or repeat that run's settings to resume it"
             )
         if not resume:
+            done = "finished" if record.get("complete") else "not finished"
             raise OutputExistsError(
-                f"out_dir '{self.dir}' already holds this distill run "
-                f"({record['completed_epochs']} of {record['total_epochs']} epochs done); pass "
+                f"out_dir '{self.dir}' already holds this distill run ({done}); pass "
                 "resume=True to continue it, or choose another out_dir"
+            )
+        if record.get("version") != _VERSION and not record.get("complete"):
+            raise OutputExistsError(
+                f"out_dir '{self.dir}' holds an unfinished distill run of format version "
+                f"{record.get('version')}, whose checkpoints this pano360 cannot resume; "
+                "choose another out_dir"
             )
         return record
 
-    def load(self, name: str, epoch: int) -> dict[str, torch.Tensor]:
-        path = self.dir / name
-        try:
-            with safetensors.safe_open(str(path), "pt") as f:
-                meta = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-        except (OSError, safetensors.SafetensorError) as e:
-            raise OutputExistsError(f"cannot read the checkpoint '{path}': {e}") from None
-        if meta.get("epoch") != str(epoch):
-            raise OutputExistsError(
-                f"the checkpoint '{path}' is of epoch {meta.get('epoch')}, {_RUN_FILE} says "
-                f"{epoch}; the folder was changed by hand"
-            )
-        tensors["__phase__"] = meta.get("phase")
-        return tensors
-
-    def save(self, epoch: int, student, optimizer, phase: str, history: list) -> None:
-        name = f"checkpoint-{epoch:04d}.safetensors"
-        tensors = {f"student.{k}": v for k, v in student.state_dict().items()}
-        states = optimizer.state_dict()["state"] if optimizer is not None else {}
-        for pid, state in states.items():
-            for key, value in state.items():
-                tensors[f"optimizer.{pid}.{key}"] = torch.as_tensor(value)
-        _write_tensors(self.dir / name, tensors, {"epoch": epoch, "phase": phase})
-        _write_json(self.dir / _RUN_FILE, self._record(epoch, name, history, False))
-        for old in self.dir.glob("checkpoint-*.safetensors"):
-            if old.name != name:
-                old.unlink(missing_ok=True)
-
-    def finish(self, student, history: list) -> None:
+    def finish(self, student: nn.Module, history: list) -> None:
+        """Write the student, then the record that says the run is complete (the commit)."""
         _write_tensors(
             self.dir / _STUDENT_FILE,
             student.state_dict(),
             {"format": _FORMAT, "stack": self.fingerprint["stack"]},
         )
-        checkpoint = f"checkpoint-{self.total:04d}.safetensors"
-        _write_json(self.dir / _RUN_FILE, self._record(self.total, checkpoint, history, True))
+        _write_json(self.dir / _RUN_FILE, self._record(history, True))
 
 
-def _optimizer_state(tensors: dict) -> dict:
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optimizer."):
-            _, pid, name = key.split(".", 2)
-            state.setdefault(int(pid), {})[name] = value
-    return state
-
-
-def _student_state(tensors: dict) -> dict:
-    return {k[len("student.") :]: v for k, v in tensors.items() if k.startswith("student.")}
+def _read_student(stack: nn.Sequential, out_dir: Path, record: dict[str, Any]) -> nn.Sequential:
+    """The student of the finished run ``record`` in ``out_dir``, in eval mode."""
+    cfg = record["config"]
+    student = build_student(
+        stack, tuple(record["fingerprint"]["erp_hw"]), cfg["row_group_size"], cfg["tap_spacing"]
+    )
+    state = safetensors.torch.load_file(str(out_dir / _STUDENT_FILE))
+    student.to(dtype=next(v.dtype for v in state.values() if v.is_floating_point()))
+    student.load_state_dict(state)
+    return student.eval()
 
 
 def load_student(stack: nn.Sequential, out_dir: str | os.PathLike[str]) -> nn.Sequential:
-    """The distilled student of a finished :func:`~pano360.transfer.distill` run.
+    """The distilled student of a finished distillation run (:func:`pano360.training.distill`,
+    ``pano360 distill``).
 
     Args:
         stack: the source stack the run distilled (checked against the run's fingerprint).
         out_dir: the run's folder.
 
     Returns:
-        The student in eval mode, as :func:`~pano360.transfer.distill` returned it.
+        The student in eval mode, as :func:`pano360.training.distill` returned it.
 
     Raises:
         ValueRangeError: ``out_dir`` holds no finished distill run, or ``stack`` is not the
@@ -225,7 +213,8 @@ def load_student(stack: nn.Sequential, out_dir: str | os.PathLike[str]) -> nn.Se
 
     Example:
         >>> import tempfile
-        >>> from pano360.transfer import DistillConfig, distill
+        >>> from pano360.training import distill
+        >>> from pano360.transfer import DistillConfig
         >>> stack = nn.Sequential(nn.Conv2d(3, 2, 3))
         >>> with tempfile.TemporaryDirectory() as run:
         ...     student, _ = distill(stack, torch.rand(1, 3, 8, 16), DistillConfig(epochs=1), run)
@@ -241,11 +230,4 @@ def load_student(stack: nn.Sequential, out_dir: str | os.PathLike[str]) -> nn.Se
         raise ValueRangeError(
             f"stack differs from the one distilled in '{out_dir}' (layers or weights)"
         )
-    cfg = record["config"]
-    student = build_student(
-        stack, tuple(record["fingerprint"]["erp_hw"]), cfg["row_group_size"], cfg["tap_spacing"]
-    )
-    state = safetensors.torch.load_file(str(out_dir / _STUDENT_FILE))
-    student.to(dtype=next(v.dtype for v in state.values() if v.is_floating_point()))
-    student.load_state_dict(state)
-    return student.eval()
+    return _read_student(stack, out_dir, record)

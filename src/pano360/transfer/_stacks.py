@@ -1,4 +1,4 @@
-"""Conv stacks of registered models, for :func:`pano360.transfer.distill` to distil: read from
+"""Conv stacks of registered models, for :func:`pano360.training.distill` to distil: read from
 the one model registry, where a model that can be distilled names its stack's builder
 (``register_model(..., stack=...)``)."""
 

@@ -8,7 +8,12 @@ poles) trained so that the spherical network reproduces the source network's *ex
 location), layer by layer, on unlabelled panoramas. Once trained, one pass over the ERP costs
 about as much as the source network on the same image.
 
-How it trains (:func:`distill`):
+This module holds what distillation computes: its configuration (:class:`DistillConfig`), the
+student, the rows drawn, the losses and the learning-rate schedule. The training loop, its
+checkpoints and resuming are Lightning's: :func:`pano360.training.distill` runs
+:class:`pano360.training.DistillTask` (extra ``train``), which calls ``_Distillation`` below.
+
+How it trains:
 
 - The student (:func:`~pano360.transfer.build_student`) has one layer per layer of the stack,
   at the same index: convolutions become RowUntiedConv2d initialised from their weights (so it
@@ -29,17 +34,12 @@ How it trains (:func:`distill`):
   at most) and has untied rows, is exact from the start and is left as it is.
 - Optional end-to-end fine-tuning epochs: the whole student on the image against the exact
   output of the last layer.
-- Adam; the learning rate decays to 0 along a cosine over each phase's steps.
+- Adam (one per phase); the learning rate decays to 0 along a cosine over each phase's steps.
 
-Runs are deterministic: epoch e of seed s draws from its own generator (``SeedSequence([s, e])``)
-and computes the same exact targets, so a run killed at any point and resumed restarts its
-interrupted epoch from the checkpoint of the previous one and ends with the same weights as an
-uninterrupted run.
-
-Output folder (``out_dir``):
-    ``distill.json`` (the run's record, the commit point), a checkpoint of the last finished
-    epoch, and when done ``student.safetensors`` (:func:`~pano360.transfer.load_student`); the
-    layout and the rules of resuming are in :mod:`pano360.transfer._run_folder`.
+Runs are deterministic: epoch e of seed s draws its image order and then its rows, step after
+step, from its own generator (``SeedSequence([s, e])``), and computes the same exact targets;
+the generator's state goes into the training checkpoints, so a run resumed at any step draws
+what the uninterrupted run drew.
 
 Convention:
     :mod:`pano360.geometry.conventions`. Layer l's output is the ERP grid of
@@ -52,15 +52,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from .._core import (
     ShapeError,
@@ -74,9 +72,9 @@ from .._core import (
 from ..geometry import fold_rows, pixel_solid_angle
 from ._builders import _check_erp_hw, build_student
 from ._exact import StackLayer, _matching, exact_outputs, plan_stack
-from ._run_folder import _optimizer_state, _RunDir, _stack_fingerprint, _student_state
+from ._run_folder import _stack_fingerprint
 
-__all__ = ["DistillConfig", "distill"]
+__all__ = ["DistillConfig"]
 
 # Pointwise layers that are affine maps in eval mode (they commute with bilinear sampling).
 _AFFINE = (nn.Conv2d, nn.BatchNorm2d, nn.Identity, nn.Dropout, nn.Dropout2d)
@@ -87,7 +85,8 @@ STAGE_INPUTS: tuple[str, ...] = ("conv", "layer")
 
 @dataclass(frozen=True)
 class DistillConfig:
-    """How :func:`distill` trains. Every field takes part in deciding whether a run resumes.
+    """How a distillation trains (:func:`pano360.training.distill`). Every field takes part in
+    deciding whether a run resumes.
 
     Attributes:
         epochs: layer-wise epochs (every conv layer against exact inputs and targets); one
@@ -363,153 +362,71 @@ def _phase_parameters(student: nn.Sequential, plan, phase: str) -> list[nn.Param
     return [p for p in student.parameters() if p.requires_grad]
 
 
-def distill(
-    stack: nn.Sequential,
-    images: torch.Tensor | Sequence[torch.Tensor],
-    config: DistillConfig | None = None,
-    out_dir: str | os.PathLike[str] | None = None,
-    *,
-    resume: bool = True,
-    progress: bool = False,
-    on_step: Callable[[dict[str, Any]], None] | None = None,
-) -> tuple[nn.Sequential, list[dict[str, Any]]]:
-    """Distil a perspective conv stack into a spherical student (SphConv), layer by layer.
+class _Distillation:
+    """What one distillation computes, step by step, without the loop that runs it.
 
-    See the module docstring for the method, the folder layout and determinism.
-
-    Args:
-        stack: the source ``nn.Sequential`` (convs, pools, pointwise layers; see
-            :func:`~pano360.transfer.receptive_field`), e.g. :func:`model_stack`
-            ("mtcnn_pnet"). Frozen: it is only run, in eval mode, without gradients.
-        images: unlabelled ERP images, float in the stack's input range: a (N, C, H, W) tensor
-            or a sequence (e.g. a lazy dataset) of (C, H, W) or (1, C, H, W) tensors, all of
-            one size with W == 2H and H a multiple of the stack's total stride.
-        config: how to train (default ``DistillConfig()``).
-        out_dir: folder for checkpoints (created if missing); None keeps everything in memory.
-        resume: continue the run found in ``out_dir`` when it matches (same config, stack and
-            images); a finished run is loaded and returned without training. False refuses a
-            folder that already holds the run.
-        progress: show a progress bar (tqdm) per epoch.
-        on_step: called after every optimizer step with ``{"phase", "epoch", "step", "steps",
-            "mse"}`` (epoch and step 1-based; mse a dict of floats per layer name). An
-            exception it raises stops the run like a kill: resuming restarts that epoch.
-
-    Returns:
-        ``(student, history)``: the trained :func:`build_student` network in eval mode, and one
-        record per epoch ``{"epoch", "phase": "layerwise" | "finetune", "mse": {layer name:
-        mean over the epoch's steps}}``.
-
-    Raises:
-        TypeError: unsupported stack or images.
-        ShapeError: images that are not ERP images of one size fitting the stack.
-        ValueRangeError: no conv to distil; bad config (see :class:`DistillConfig`).
-        OutputExistsError: ``out_dir`` holds something else (files of no distill run, or a run
-            with other settings, stack or images), or this run and ``resume`` is False.
-
-    Example:
-        >>> stack = nn.Sequential(
-        ...     nn.Conv2d(3, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 2, 3)
-        ... )
-        >>> student, history = distill(stack, torch.rand(2, 3, 8, 16), DistillConfig(epochs=1))
-        >>> history[0]["phase"], list(history[0]["mse"])  # conv 0 is exact from the start
-        ('layerwise', ['3'])
+    :class:`pano360.training.DistillTask` (Lightning) drives it: the student, the parameters
+    and learning rate of each phase, every epoch's image order and random stream, and the
+    losses of one step. Kept here, next to the losses, so that the numbers have one home.
     """
-    config = DistillConfig() if config is None else config
-    if not isinstance(config, DistillConfig):
-        raise TypeError(f"config must be a DistillConfig, got {type(config).__name__}")
-    plan = plan_stack(stack)
-    if not _conv_stages(plan):
-        raise ValueRangeError(
-            "stack has no spatial convolution to distil (only pools and pointwise layers)"
+
+    def __init__(self, stack: nn.Sequential, images, config: DistillConfig | None) -> None:
+        config = DistillConfig() if config is None else config
+        if not isinstance(config, DistillConfig):
+            raise TypeError(f"config must be a DistillConfig, got {type(config).__name__}")
+        plan = plan_stack(stack)
+        if not _conv_stages(plan):
+            raise ValueRangeError(
+                "stack has no spatial convolution to distil (only pools and pointwise layers)"
+            )
+        self.config, self.plan, self.stack = config, plan, stack
+        self.images = _Images(images, plan, _first_in_channels(stack))
+        # One copy of the stack on the images' dtype and device, if needed; frozen, only run.
+        self.source = _matching(stack, self.images[0])
+        self.student = build_student(
+            self.source, self.images.erp_hw, config.row_group_size, config.tap_spacing
         )
-    data = _Images(images, plan, _first_in_channels(stack))
-    source = _matching(stack, data[0])  # one copy on the images' dtype and device, if needed
-    student = build_student(source, data.erp_hw, config.row_group_size, config.tap_spacing)
-    student.eval()  # running statistics, no dropout: the student mimics the frozen stack
-    history: list[dict[str, Any]] = []
-    start, checkpoint = 0, None
-    run = None
-    if out_dir is not None:
-        fingerprint = {
-            "stack": _stack_fingerprint(stack),
-            "images": data.fingerprint(),
-            "erp_hw": list(data.erp_hw),
+        self.student.eval()  # running statistics, no dropout: the student mimics the stack
+        self.total_epochs = config.epochs + config.finetune_epochs
+        self.steps_per_epoch = -(-len(self.images) // config.batch_size)
+
+    def phase(self, epoch: int) -> str:
+        """``"layerwise"`` or ``"finetune"``: the phase of 0-based ``epoch``."""
+        return "layerwise" if epoch < self.config.epochs else "finetune"
+
+    def parameters(self, phase: str) -> list[nn.Parameter]:
+        """The parameters ``phase`` trains (possibly none)."""
+        return _phase_parameters(self.student, self.plan, phase)
+
+    def base_lr(self, phase: str) -> float:
+        return self.config.lr if phase == "layerwise" else self.config.finetune_lr
+
+    def lr(self, epoch: int, step: int) -> float:
+        """The learning rate of 0-based ``step`` of ``epoch``: a cosine from the phase's base
+        to 0 over the phase's steps."""
+        c, n = self.config, self.steps_per_epoch
+        layerwise = epoch < c.epochs
+        first = (epoch if layerwise else epoch - c.epochs) * n
+        phase_steps = (c.epochs if layerwise else c.finetune_epochs) * n
+        return _cosine_lr(self.base_lr(self.phase(epoch)), first + step, phase_steps)
+
+    def epoch_stream(self, epoch: int) -> tuple[list[int], torch.Generator]:
+        """(the image order of ``epoch``, the generator after drawing it: the rows of the
+        epoch's steps are drawn from it, in order)."""
+        generator = _epoch_generator(self.config.seed, epoch)
+        return torch.randperm(len(self.images), generator=generator).tolist(), generator
+
+    def losses(
+        self, phase: str, erp: torch.Tensor, generator: torch.Generator
+    ) -> dict[str, torch.Tensor]:
+        """The losses of one step on the batch ``erp`` (B, C, H, W): layer name -> MSE."""
+        fn = _layerwise_losses if phase == "layerwise" else _finetune_losses
+        return fn(self.source, self.student, self.plan, erp, self.config, generator)
+
+    def fingerprint(self) -> dict:
+        """What a run folder checks before resuming: the stack, the images, the ERP size."""
+        return {
+            "stack": _stack_fingerprint(self.stack),
+            "images": self.images.fingerprint(),
+            "erp_hw": list(self.images.erp_hw),
         }
-        run = _RunDir(out_dir, config, fingerprint)
-        record = run.open(resume)
-        if record is not None:
-            history = record["history"]
-            start = record["completed_epochs"]
-            if record["checkpoint"]:
-                checkpoint = run.load(record["checkpoint"], start)
-                student.load_state_dict(_student_state(checkpoint))
-            if record["complete"]:
-                return student, history
-
-    total = config.epochs + config.finetune_epochs
-    optimizer, opt_phase = None, None
-    for epoch in range(start, total):
-        phase = "layerwise" if epoch < config.epochs else "finetune"
-        if phase != opt_phase:
-            optimizer, opt_phase = _optimizer(student, plan, phase, config, checkpoint), phase
-        checkpoint = None
-        record = _train_epoch(
-            source, student, plan, data, config, optimizer, epoch, progress, on_step
-        )
-        history.append(record)
-        if run is not None:
-            run.save(epoch + 1, student, optimizer, phase, history)
-    if run is not None:
-        run.finish(student, history)
-    return student, history
-
-
-def _optimizer(student, plan, phase: str, config: DistillConfig, checkpoint: dict | None):
-    """Adam over the phase's parameters, with the checkpoint's state when it is of this phase
-    (None when the phase has nothing to train)."""
-    params = _phase_parameters(student, plan, phase)
-    if not params:
-        return None
-    lr = config.lr if phase == "layerwise" else config.finetune_lr
-    optimizer = torch.optim.Adam(params, lr=lr)
-    if checkpoint is not None and checkpoint["__phase__"] == phase:
-        groups = optimizer.state_dict()["param_groups"]
-        optimizer.load_state_dict({"state": _optimizer_state(checkpoint), "param_groups": groups})
-    return optimizer
-
-
-def _train_epoch(source, student, plan, data, config, optimizer, epoch, progress, on_step):
-    """One pass over the images; returns the epoch's history record."""
-    layerwise = epoch < config.epochs
-    phase = "layerwise" if layerwise else "finetune"
-    steps = -(-len(data) // config.batch_size)
-    base = config.lr if layerwise else config.finetune_lr
-    first = (epoch if layerwise else epoch - config.epochs) * steps
-    phase_steps = (config.epochs if layerwise else config.finetune_epochs) * steps
-    losses_fn = _layerwise_losses if layerwise else _finetune_losses
-    generator = _epoch_generator(config.seed, epoch)
-    order = torch.randperm(len(data), generator=generator).tolist()
-    sums: dict[str, float] = {}
-    total = config.epochs + config.finetune_epochs
-    bar = tqdm(
-        range(steps), desc=f"{phase} epoch {epoch + 1}/{total}", disable=not progress, unit="step"
-    )
-    for step in bar:
-        if optimizer is None:
-            break
-        for group in optimizer.param_groups:
-            group["lr"] = _cosine_lr(base, first + step, phase_steps)
-        batch = data.batch(order[step * config.batch_size : (step + 1) * config.batch_size])
-        losses = losses_fn(source, student, plan, batch, config, generator)
-        optimizer.zero_grad(set_to_none=True)
-        sum(losses.values()).backward()
-        optimizer.step()
-        mse = {k: float(v.detach()) for k, v in losses.items()}
-        for k, v in mse.items():
-            sums[k] = sums.get(k, 0.0) + v
-        bar.set_postfix({k: f"{v:.3g}" for k, v in mse.items()}, refresh=False)
-        if on_step is not None:
-            info = {"phase": phase, "epoch": epoch + 1, "step": step + 1, "steps": steps}
-            on_step({**info, "mse": mse})
-    bar.close()
-    return {"epoch": epoch + 1, "phase": phase, "mse": {k: v / steps for k, v in sums.items()}}

@@ -16,7 +16,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -164,16 +163,13 @@ void transpose(const T* src, int64_t n, int64_t rows, T* dst) {
 // faster to fill the channels-first tile in vectorised runs and transpose it in cache.
 constexpr int64_t kPlanarFillMaxChannels = 4;
 
-// a (M, K) times b (N, K) transposed, plus bias (N). Outside a parallel region: oneDNN's
-// product for float32 where the build has it, the BLAS one otherwise. Inside one (a tile per
-// thread) the BLAS one, which runs on the calling thread there: oneDNN's measured 5-10x slower
-// per call in that case on a loaded 2-core machine (threads nested in threads).
+// a (M, K) times b (N, K) transposed, plus bias (N): oneDNN's product for float32 where the
+// build has it, the BLAS one otherwise (always inside a parallel region, which the kernels avoid).
 torch::Tensor gemm_nt(const torch::Tensor& a, const torch::Tensor& b,
                       const std::optional<torch::Tensor>& bias) {
   static const std::optional<c10::OperatorHandle> onednn =
       c10::Dispatcher::singleton().findOp({"mkldnn::_linear_pointwise", ""});
-  static const bool blas_only = std::getenv("PANO360_GEMM_BLAS") != nullptr;
-  if (onednn && a.scalar_type() == torch::kFloat && !at::in_parallel_region() && !blas_only) {
+  if (onednn && a.scalar_type() == torch::kFloat && !at::in_parallel_region()) {
     torch::jit::Stack stack{a,
                             b,
                             bias ? c10::IValue(*bias) : c10::IValue(),
@@ -187,10 +183,11 @@ torch::Tensor gemm_nt(const torch::Tensor& a, const torch::Tensor& b,
 }
 
 int64_t tile_rows(int64_t taps_channels, int64_t wo, int64_t ho, int64_t elem) {
-  // About 1 MiB of im2col per tile: it stays in the core's cache while the product reads it.
+  // About 8 MiB of im2col per tile: few enough tiles that starting threads for each (a fill,
+  // then a product) costs little, small enough to stay in the last-level cache.
   static const int64_t budget = [] {
     const char* kb = std::getenv("PANO360_TILE_KB");
-    return kb ? std::atoll(kb) * 1024 : (int64_t(1) << 20);
+    return kb ? std::atoll(kb) * 1024 : (int64_t(8) << 20);
   }();
   const int64_t per_row = std::max<int64_t>(1, taps_channels * wo * elem);
   return std::max<int64_t>(1, std::min<int64_t>(ho, budget / per_row));
@@ -344,22 +341,28 @@ torch::Tensor forward(torch::Tensor x, torch::Tensor x_planar, torch::Tensor wei
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "sphere_conv_forward", [&] {
     Tables tb{rows.data_ptr<int64_t>(), cols.data_ptr<int64_t>(), K, W, wo, s, C};
     const scalar_t* w4 = wts.data_ptr<scalar_t>();
-    at::parallel_for(0, B * groups * ntiles, 1, [&](int64_t begin, int64_t end) {
-      auto buffer = torch::empty({tr * wo, kc}, x.options());
-      const bool planar = cg <= kPlanarFillMaxChannels && x_planar.defined() && x_planar.numel();
-      auto staging = planar ? torch::empty({kc, tr * wo}, x.options()) : torch::Tensor();
-      for (int64_t idx = begin; idx < end; ++idx) {
+    // Tiles one after the other: each tile's rows are filled in parallel, then multiplied by
+    // one (threaded) product outside the parallel region. A product nested in a parallel region
+    // measured 5x slower on a loaded 2-core machine (threads spinning in threads).
+    auto buffer = torch::empty({tr * wo, kc}, x.options());
+    const bool planar = cg <= kPlanarFillMaxChannels && x_planar.defined() && x_planar.numel();
+    for (int64_t idx = 0; idx < B * groups * ntiles; ++idx) {
+      {
         const int64_t tile = idx % ntiles, g = (idx / ntiles) % groups, b = idx / ntiles / groups;
         const int64_t i0 = tile * tr, i1 = std::min(ho, i0 + tr), L = (i1 - i0) * wo;
-        if (planar) {
-          const scalar_t* xp = x_planar.data_ptr<scalar_t>() + (b * C + g * cg) * H * W;
-          scalar_t* st = staging.data_ptr<scalar_t>();
-          fill_cols_planar<scalar_t>(xp, 0, cg, cg, H, tb, w4, i0, i1, st);
-          transpose<scalar_t>(st, kc, L, buffer.data_ptr<scalar_t>());
-        } else {
-          const scalar_t* xb = x.data_ptr<scalar_t>() + b * H * W * C;
-          fill_cols<scalar_t>(xb, g * cg, cg, tb, w4, i0, i1, buffer.data_ptr<scalar_t>());
-        }
+        scalar_t* buf = buffer.data_ptr<scalar_t>();
+        at::parallel_for(i0, i1, 1, [&](int64_t r0, int64_t r1) {
+          scalar_t* dst = buf + (r0 - i0) * wo * kc;
+          if (planar) {
+            const scalar_t* xp = x_planar.data_ptr<scalar_t>() + (b * C + g * cg) * H * W;
+            std::vector<scalar_t> st(kc * (r1 - r0) * wo);
+            fill_cols_planar<scalar_t>(xp, 0, cg, cg, H, tb, w4, r0, r1, st.data());
+            transpose<scalar_t>(st.data(), kc, (r1 - r0) * wo, dst);
+          } else {
+            const scalar_t* xb = x.data_ptr<scalar_t>() + b * H * W * C;
+            fill_cols<scalar_t>(xb, g * cg, cg, tb, w4, r0, r1, dst);
+          }
+        });
         const auto cols_tile = buffer.narrow(0, 0, L);
         const auto weight_g = weight.narrow(0, g * coutg, coutg);
         if (out_channels_last) {
@@ -382,7 +385,7 @@ torch::Tensor forward(torch::Tensor x, torch::Tensor x_planar, torch::Tensor wei
           }
         }
       }
-    });
+    }
   });
   return out;
 }
@@ -411,42 +414,6 @@ std::vector<torch::Tensor> backward(torch::Tensor grad_nchw, torch::Tensor grad_
     if (need_input)
       for (int64_t g = 0; g < groups; ++g)
         weight_t[g] = weight.narrow(0, g * coutg, coutg).t().contiguous();
-    if (B * groups >= at::get_num_threads() && B * groups > 1) {
-      // One (image, group) per task: tasks write disjoint parts of grad_x, and each chunk of
-      // tasks sums its weight gradient privately, added under a lock at the end.
-      std::mutex lock;
-      at::parallel_for(0, B * groups, 1, [&](int64_t begin, int64_t end) {
-        auto local = torch::empty({tr * wo, kc}, x.options());
-        scalar_t* buf = local.data_ptr<scalar_t>();
-        auto gw_local = need_weight ? torch::zeros_like(weight) : torch::Tensor();
-        for (int64_t task = begin; task < end; ++task) {
-          const int64_t b = task / groups, g = task % groups;
-          for (int64_t i0 = 0; i0 < ho; i0 += tr) {
-            const int64_t i1 = std::min(ho, i0 + tr), L = (i1 - i0) * wo;
-            if (need_weight) {
-              const scalar_t* xp = x_planar.data_ptr<scalar_t>() + (b * C + g * cg) * H * W;
-              fill_cols_planar<scalar_t>(xp, 0, cg, cg, H, tb, w4, i0, i1, buf);
-              auto go = grad_nchw[b].narrow(0, g * coutg, coutg).narrow(1, i0 * wo, L);
-              auto cols_t = local.view({-1}).narrow(0, 0, kc * L).view({kc, L});
-              gw_local.narrow(0, g * coutg, coutg).add_(gemm_nt(go.contiguous(), cols_t,
-                                                                 std::nullopt));
-            }
-            if (need_input) {
-              auto go = grad_nhwc[b].narrow(0, i0 * wo, L).narrow(1, g * coutg, coutg);
-              auto gcols = gemm_nt(go.contiguous(), weight_t[g], std::nullopt).contiguous();
-              scalar_t* gx = grad_x.data_ptr<scalar_t>() + b * H * W * C;
-              scatter_cols<scalar_t>(gcols.data_ptr<scalar_t>(), g * cg, cg, 0, cg, tb, w4, i0,
-                                     i1, gx);
-            }
-          }
-        }
-        if (need_weight) {
-          std::lock_guard<std::mutex> guard(lock);
-          grad_w.add_(gw_local);
-        }
-      });
-      return;
-    }
     // Tiles run one after the other (their input rows overlap); work inside a tile is parallel.
     for (int64_t b = 0; b < B; ++b) {
       const scalar_t* xb = x.data_ptr<scalar_t>() + b * H * W * C;

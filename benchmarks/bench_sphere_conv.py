@@ -10,8 +10,10 @@ SphereConv2d (crown taps, 1 ring of 8), RowUntiedConv2d (default row groups) and
 reference implemented here (grid_sample of the same taps into a 3H x 3W map, then a stride-3
 convolution), each as a ratio to nn.Conv2d (padding 1) timed in the same run, interleaved. It also
 reports the peak extra memory of one forward+backward as a ratio to nn.Conv2d's (torch profiler
-memory events). Results are printed and written to docs/benchmarks.md between the
-``bench_sphere_conv`` markers.
+memory events). A second table times depthwise 3 x 3 convolutions (groups == channels) at the
+sizes MobileNetV2's depthwise layers have on a 224 x 448 ERP input, SphereConv2d (tangent taps)
+against nn.Conv2d (padding 1, groups == channels), forward and forward+backward, batch 1.
+Results are printed and written to docs/benchmarks.md between the ``bench_sphere_conv`` markers.
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ from pano360.nn import RowUntiedConv2d, SphereConv2d
 from pano360.nn._taps import default_tap_spacing, sphere_conv_grid, tangent_tap_directions
 
 SHAPES = [(3, 64, 256), (64, 64, 128), (128, 128, 64), (256, 256, 32)]  # (C_in, C_out, H)
+# MobileNetV2's depthwise layers on a 224 x 448 ERP: (channels, input H, stride).
+DEPTHWISE = [
+    (32, 112, 1), (96, 112, 2), (144, 56, 1), (144, 56, 2), (192, 28, 1), (192, 28, 2),
+    (384, 14, 1), (576, 14, 1), (576, 14, 2), (960, 7, 1),
+]  # fmt: skip
 
 
 class SphereNetReference(nn.Module):
@@ -122,6 +129,49 @@ def run(repeats: int, shapes) -> list[dict]:
     return rows
 
 
+def run_depthwise(repeats: int, shapes) -> list[dict]:
+    rows = []
+    for c, h, stride in shapes:
+        torch.manual_seed(0)
+        x = torch.rand(1, c, h, 2 * h)
+        conv = nn.Conv2d(c, c, 3, stride, padding=1, groups=c)
+        sphere = SphereConv2d(c, c, 3, stride, groups=c)
+        sphere.load_state_dict(conv.state_dict())
+        fwd, _ = median_times([forward_fn(m, x) for m in (conv, sphere)], repeats)
+        bwd, _ = median_times([backward_fn(m, x) for m in (conv, sphere)], repeats)
+        rows.append(
+            {
+                "shape": f"{c} at {h}x{2 * h}, stride {stride}",
+                "fwd_ms": (fwd[0] * 1e3, fwd[1] * 1e3),
+                "bwd_ms": (bwd[0] * 1e3, bwd[1] * 1e3),
+            }
+        )
+        print(f"done depthwise {c} at {h}x{2 * h} stride {stride}", flush=True)
+    return rows
+
+
+def render_depthwise(rows, repeats: int) -> str:
+    lines = [
+        "",
+        "### Depthwise 3 x 3 (MobileNetV2's layers on a 224 x 448 ERP)",
+        "",
+        f"groups == channels, batch 1, float32; median of {repeats} runs after one warm-up, "
+        "interleaved. SphereConv2d (tangent taps) against nn.Conv2d (padding 1) in the same run. "
+        "Goal: at most 2x nn.Conv2d, forward and forward+backward.",
+        "",
+        "| channels at input size, stride | nn.Conv2d fwd (ms) | SphereConv2d fwd (ms) | ratio "
+        "| nn.Conv2d fwd+bwd (ms) | SphereConv2d fwd+bwd (ms) | ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        (f0, f1), (b0, b1) = r["fwd_ms"], r["bwd_ms"]
+        lines.append(
+            f"| {r['shape']} | {f0:.2f} | {f1:.2f} | {f1 / f0:.2f}x | {b0:.2f} | {b1:.2f} "
+            f"| {b1 / b0:.2f}x |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def render(rows, info, command: str, repeats: int) -> str:
     lines = [
         "## Spherical convolutions vs nn.Conv2d (CPU)",
@@ -160,7 +210,8 @@ def main(argv: list[str] | None = None) -> None:
     info = machine_info()
     start = time.perf_counter()
     rows = run(repeats, shapes)
-    section = render(rows, info, command, repeats)
+    depthwise = run_depthwise(repeats, DEPTHWISE[-2:] if args.quick else DEPTHWISE)
+    section = render(rows, info, command, repeats) + render_depthwise(depthwise, repeats)
     print()
     print(section)
     print(f"total {time.perf_counter() - start:.0f} s")

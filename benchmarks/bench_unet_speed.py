@@ -6,7 +6,7 @@ Run from the repository root::
 
 It prints the parameter counts of ``spherical_unet`` (crown taps), ``spherical_unet_tangent`` and
 ``planar_unet`` against the seed's ``Final1`` (computed from its layer shapes), then times, at
-128 x 256 and batch 4 (the seed's working size; ``--quick``: 32 x 64, batch 2, channels 8, a
+128 x 256 and batch 4 (the seed's working size; ``--quick``: 16 x 32, batch 1, channels 4, a
 smoke run), one training step's forward+backward of each model (train mode, gradients for the
 weights, loss ``spherical_mse`` against a random target) and inference (eval mode, no_grad),
 interleaved, median of several runs after a warm-up. Ratios are to ``planar_unet`` in the same
@@ -191,9 +191,9 @@ def render(params, step, infer, layers, info, command, hw, batch, channels, repe
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(__doc__, "32 x 64, batch 2, channels 8, 2 repeats: a smoke run", argv)
-    repeats = args.repeats or (2 if args.quick else 5)
-    hw, batch, channels = ((32, 64), 2, 8) if args.quick else ((128, 256), 4, 64)
+    args = parse_args(__doc__, "16 x 32, batch 1, channels 4, 1 repeat: a smoke run", argv)
+    repeats = args.repeats or (1 if args.quick else 5)
+    hw, batch, channels = ((16, 32), 1, 4) if args.quick else ((128, 256), 4, 64)
     argv = sys.argv[1:] if argv is None else argv
     command = " ".join([".venv/bin/python benchmarks/bench_unet_speed.py", *argv])
     info = machine_info()

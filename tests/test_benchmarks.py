@@ -16,6 +16,7 @@ SCRIPTS = {
     "bench_saliency_metrics.py": "| preset | ours (s) |",
     "bench_saliency_training.py": "| training step, forward + backward (s) |",
     "bench_transfer.py": "| ratio of seconds per image | measured | goal |",
+    "bench_unet_speed.py": "| model | training step (s) | ratio |",
 }
 
 

@@ -254,3 +254,81 @@ def test_channels_last_input_gives_the_same_values_and_gradients(dtype, groups, 
     torch.testing.assert_close(
         results[1][0], expected, atol=1e-4 * (dtype == torch.float32) + 1e-9, rtol=1e-5
     )
+
+
+def _values_and_grads(fn, *inputs):
+    """fn(*inputs) and the gradients of a fixed weighting of it with respect to every input."""
+    leaves = [t.detach().clone().requires_grad_(True) for t in inputs]
+    out = fn(*leaves)
+    (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+    return [out, *(t.grad for t in leaves)]
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("multiplier", [1, 2])  # output channels per input channel
+def test_depthwise_equals_the_exact_oracle(stride, multiplier, conv_path):
+    # groups == channels: the compiled kernel's depthwise path (one plane at a time).
+    x = rand(2, 5, 16, 32, seed=20)
+    w = rand(5 * multiplier, 1, 3, 3, seed=21) - 0.5
+    bias = rand(5 * multiplier, seed=22)
+    expected = exact_conv2d(x, w, bias, stride=stride, groups=5)
+    got = sphere_conv2d(x, w, bias, stride=stride, groups=5)
+    torch.testing.assert_close(got, expected, atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("taps", ["tangent", "crown"])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_depthwise_gradcheck(taps, stride, conv_path):
+    conv = SphereConv2d(3, 6, 3, stride=stride, groups=3, taps=taps).double()
+    x = rand(1, 3, 4, 8, seed=23).requires_grad_()
+
+    def fn(inp, weight, bias):
+        return sphere_conv2d(inp, weight, bias, stride=stride, groups=3, taps=taps)
+
+    assert gradcheck(fn, (x, conv.weight, conv.bias), eps=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_compiled_depthwise_equals_the_pure_torch_path(layout, stride, monkeypatch):
+    from pano360.nn import _sphere_conv
+    from pano360.nn._fast import extension_available
+
+    if not extension_available():
+        pytest.skip("the compiled SphereConv2d kernel is unavailable here")
+    x = rand(2, 4, 12, 24, seed=24).contiguous(memory_format=layout)
+    w, bias = rand(4, 1, 17, seed=25) - 0.5, rand(4, seed=26)
+
+    def fn(inp, weight, b):
+        return sphere_conv2d(inp, weight, b, stride, groups=4, taps="crown", crown=(2, 8, 0.3))
+
+    results = []
+    for enabled in (True, False):
+        monkeypatch.setitem(_sphere_conv._COMPILED, "enabled", enabled)
+        results.append(_values_and_grads(fn, x, w, bias))
+    assert results[0][0].is_contiguous(memory_format=layout)
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_weights_first_path_in_pieces_equals_the_pure_torch_path(stride, monkeypatch):
+    # Fewer output than input channels: the compiled path applies the weights before the taps,
+    # a batch cut into pieces when its tap planes would be large (here: every image alone).
+    from pano360.nn import _fast, _sphere_conv
+
+    if not _fast.extension_available():
+        pytest.skip("the compiled SphereConv2d kernel is unavailable here")
+    monkeypatch.setattr(_fast, "_WEIGHTS_FIRST_BYTES", 1)
+    x = rand(3, 12, 8, 16, seed=27)
+    w, bias = rand(2, 12, 9, seed=28) - 0.5, rand(2, seed=29)
+
+    def fn(inp, weight, b):
+        return sphere_conv2d(inp, weight, b, stride, taps="crown", crown=(1, 8, 0.4))
+
+    results = []
+    for enabled in (True, False):
+        monkeypatch.setitem(_sphere_conv._COMPILED, "enabled", enabled)
+        results.append(_values_and_grads(fn, x, w, bias))
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)

@@ -2,8 +2,13 @@
 
 The tap pattern of a spherical convolution depends on the output row only, so the kernel builds
 its bilinear im2col from per-row tables (the pole rule folded in), reading the input
-channels-last, tile by tile, each tile multiplied by oneDNN's matrix product while it is in
-cache.
+channels-last, tile by tile, each tile multiplied by a matrix product while it is in cache.
+Two shapes take other routes: with fewer output than input channels (groups 1) the weights come
+first, z = W_k x for every tap k in one matrix product, and the kernel sums the taps of z's
+C_out-channel planes (:func:`_weights_first`); depthwise convolutions (one input channel per
+group) have no product worth the name and run plane by plane, each output row a sum of runs of
+input rows, one per distinct input pixel its taps' bilinear corners touch
+(:func:`depthwise_tables`).
 
 Building. The kernel is compiled with torch.utils.cpp_extension (about 35 s) once per key, a hash
 of the C++ sources, the torch build, the Python ABI, the machine, the compiler and its flags (see
@@ -47,8 +52,10 @@ from ._taps import output_hw, tap_lonlat
 __all__ = [
     "BUILD_SECONDS",
     "build_kernel",
+    "depthwise_tables",
     "describe_error",
     "extension_available",
+    "fast_depthwise_sphere_conv",
     "fast_sphere_conv",
     "find_kernel",
     "kernel_dir",
@@ -310,6 +317,51 @@ def row_tables(
     return rows[..., pairs].contiguous(), cols[..., pairs].contiguous(), wts.to(dtype).contiguous()
 
 
+class _GatherTaps(torch.autograd.Function):
+    """(B, C, Ho, Wo) = the sum over taps k of z[:, k] (B, K, C, H, W) read at tap k."""
+
+    @staticmethod
+    def forward(ctx, z, rows, cols, wts, out_w, stride):
+        ctx.tables, ctx.args = (rows, cols, wts), (z.shape[1], z.shape[3], z.shape[4], stride)
+        return _extension().gather_taps(z, rows, cols, wts, out_w, stride)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        gz = _extension().gather_taps_backward(grad.contiguous(), *ctx.tables, *ctx.args)
+        return gz, *([None] * 5)
+
+
+# Weights first: the largest z (K C_out planes of the input's size) built at once, in bytes;
+# a larger batch is cut into pieces of at most this.
+_WEIGHTS_FIRST_BYTES = 64 << 20
+
+
+def _weights_first(x, weight, bias, tables, stride):
+    """SphereConv2d with fewer output than input channels (groups 1): apply the weight of every
+    tap first, z = W_k x for k = 1 .. K (one matrix product), then read each tap's C_out planes
+    of z at its taps and sum. Gathers K C_out values per output pixel instead of K C_in, the
+    same products as the im2col path."""
+    b, c_in, h, w = x.shape
+    c_out, _, k = weight.shape
+    w_all = weight.permute(2, 0, 1).reshape(k * c_out, c_in)  # row k C_out + o: W[o, :, k]
+    flat = x.reshape(b, c_in, h * w)
+    step = max(1, _WEIGHTS_FIRST_BYTES // (k * c_out * h * w * x.element_size()))
+    wo = output_hw((h, w), stride)[1]
+    pieces = [
+        _GatherTaps.apply(
+            torch.matmul(w_all, flat[i : i + step]).view(-1, k, c_out, h, w), *tables, wo, stride
+        )
+        for i in range(0, b, step)
+    ]
+    out = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+    if bias is not None:
+        out = out + bias.view(1, -1, 1, 1)
+    if memory_format_of(x) == torch.channels_last:
+        return out.contiguous(memory_format=torch.channels_last)
+    return out
+
+
 class _FastSphereConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, rows, cols, wts, groups, out_hw, stride):
@@ -377,8 +429,86 @@ def fast_sphere_conv(
     in_hw = (x.shape[-2], x.shape[-1])
     rows, cols, wts = row_tables(local_dirs, in_hw, stride, x.dtype)
     c_out, c_group, k = weight.shape
+    if groups == 1 and c_out < c_group:
+        return _weights_first(x, weight, bias, (rows, cols, wts), stride)
     # Tap-major columns (tap, then channel): the kernel reads a tap's channels contiguously.
     weight_taps = weight.transpose(1, 2).reshape(c_out, k * c_group)
     return _FastSphereConv.apply(
         x, weight_taps, bias, rows, cols, wts, groups, output_hw(in_hw, stride), stride
     )
+
+
+@functools.lru_cache(maxsize=64)
+def depthwise_tables(
+    local_dirs: tuple, in_hw: tuple[int, int], stride: int, dtype: torch.dtype
+) -> tuple[torch.Tensor, ...]:
+    """The depthwise kernel's tables: the bilinear corners of :func:`row_tables`, merged per
+    output row into distinct input pixels ("entries"), since neighbouring taps share corners.
+
+    Returns ``(rows, cols, count, corner, wts)``: the entries' input rows and their columns at
+    output column 0 (Ho, E), padded to the longest row; the number of entries of each row (Ho,);
+    the entry of each bilinear corner of each tap (Ho, K, 4); the corners' weights (Ho, K, 4).
+    """
+    w = in_hw[1]
+    ho, wo = output_hw(in_hw, stride)
+    dirs = torch.tensor(local_dirs, dtype=torch.float64)
+    centres = erp_lonlat_grid((ho, wo), dtype=torch.float64)[:, 0]  # output column 0
+    x, y = lonlat_to_pixel(tap_lonlat(dirs, centres), in_hw).unbind(-1)  # (Ho, K) each
+    rows, cols, wts = bilinear_corners(x, y, in_hw)  # (Ho, K, 4), folded onto the sphere
+    pixels = (rows * w + cols).reshape(ho, -1)
+    merged = [torch.unique(p, return_inverse=True) for p in pixels]
+    count = torch.tensor([len(u) for u, _ in merged], dtype=torch.long)
+    entries = torch.zeros(ho, int(count.max()), dtype=torch.long)
+    for i, (u, _) in enumerate(merged):
+        entries[i, : len(u)] = u
+    corner = torch.stack([inv for _, inv in merged]).reshape(rows.shape)
+    return (
+        entries // w,
+        entries % w,
+        count,
+        corner.contiguous(),
+        wts.to(dtype).contiguous(),
+    )
+
+
+class _FastDepthwise(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, tables, out_hw, stride):
+        channels_last = memory_format_of(x) == torch.channels_last
+        x = x.contiguous()
+        ctx.save_for_backward(x, weight)
+        ctx.tables, ctx.args = tables, (out_hw[1], stride)
+        ctx.has_bias, ctx.channels_last = bias is not None, channels_last
+        out = _extension().depthwise_forward(x, weight, bias, *tables, out_hw[1], stride)
+        return out.contiguous(memory_format=torch.channels_last) if channels_last else out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        gx, gw = _extension().depthwise_backward(
+            grad.contiguous(), x, weight, *ctx.tables, *ctx.args, need_x, need_w
+        )
+        if need_x and ctx.channels_last:
+            gx = gx.contiguous(memory_format=torch.channels_last)
+        gb = grad.sum(dim=(0, 2, 3)) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return gx if need_x else None, gw if need_w else None, gb, None, None, None
+
+
+def fast_depthwise_sphere_conv(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    local_dirs: tuple,
+    stride: int,
+) -> torch.Tensor:
+    """(B, C_out, Ho, Wo) from x (B, C_in, H, W) and a depthwise weight (C_out, 1, K), C_out a
+    multiple of C_in (output channel o reads input channel o // (C_out / C_in)).
+
+    The output is channels-last when x is, contiguous otherwise.
+    """
+    in_hw = (x.shape[-2], x.shape[-1])
+    tables = depthwise_tables(local_dirs, in_hw, stride, x.dtype)
+    weight_k = weight.reshape(weight.shape[0], -1)
+    return _FastDepthwise.apply(x, weight_k, bias, tables, output_hw(in_hw, stride), stride)

@@ -8,7 +8,10 @@ strided outputs sit. Sampling is bilinear and obeys the seam and pole rules of
 How it is computed, fastest first:
 
 - on the CPU: a compiled kernel (:mod:`pano360.nn._fast`) builds a channels-last bilinear
-  im2col from per-row tables, tile by tile, each tile multiplied by oneDNN while in cache;
+  im2col from per-row tables, tile by tile, each tile multiplied while in cache; with fewer
+  output than input channels it applies every tap's weight first (one matrix product) and
+  gathers the taps of the C_out-channel results; depthwise convolutions (one input channel per
+  group) run plane by plane, with the taps' bilinear corners merged per output row;
 - otherwise (GPU, or no compiler), with few input channels per group (tangent taps):
   ``grid_sample`` lays every pixel's kh x kw taps out as a block and nn.functional.conv2d with
   stride (kh, kw) does the products (SphereNet's layout);
@@ -30,7 +33,7 @@ from torch import nn
 from .._core import ShapeError, ValueRangeError, check_choice
 from ..geometry import spherical_pad
 from ..geometry.sampling import grid_sample_parallel
-from ._fast import extension_available, fast_sphere_conv
+from ._fast import extension_available, fast_depthwise_sphere_conv, fast_sphere_conv
 from ._taps import (
     TAP_PATTERNS,
     crown_tap_directions,
@@ -67,15 +70,10 @@ def _square(value, name: str) -> int:
 
 
 def _use_compiled(x: torch.Tensor, weight: torch.Tensor, width: int, stride: int) -> bool:
-    """The compiled CPU kernel handles float32/float64 CPU maps whose width the stride divides.
-
-    Depthwise convolutions (one input channel per group) stay on the pure-torch path: the kernel
-    multiplies a (C_out, C_in K) matrix per tile, which degenerates to one-row products there and
-    measured 20-40x slower than the grid_sample path on MobileNetV2's depthwise layers.
-    """
+    """The compiled CPU kernel handles float32/float64 CPU maps whose width the stride divides
+    (depthwise convolutions, one input channel per group, by a kernel of their own)."""
     return (
         _COMPILED["enabled"]
-        and weight.shape[1] > 1
         and x.device.type == "cpu"
         and x.dtype in (torch.float32, torch.float64)
         and weight.dtype == x.dtype
@@ -188,6 +186,8 @@ def sphere_conv2d(
     k = len(local)
     ho, wo = output_hw((h, w), stride)
     if _use_compiled(x, weight, w, stride):
+        if weight.shape[1] == 1:  # depthwise: no matrix product to hand to oneDNN
+            return fast_depthwise_sphere_conv(x, weight, bias, local, stride)
         return fast_sphere_conv(
             x, weight.reshape(c_out, c_in // groups, k), bias, local, stride, groups
         )

@@ -164,12 +164,12 @@ void transpose(const T* src, int64_t n, int64_t rows, T* dst) {
 constexpr int64_t kPlanarFillMaxChannels = 4;
 
 // a (M, K) times b (N, K) transposed, plus bias (N): oneDNN's product for float32 where the
-// build has it, the BLAS one otherwise.
+// build has it, the BLAS one otherwise (always inside a parallel region, which the kernels avoid).
 torch::Tensor gemm_nt(const torch::Tensor& a, const torch::Tensor& b,
                       const std::optional<torch::Tensor>& bias) {
   static const std::optional<c10::OperatorHandle> onednn =
       c10::Dispatcher::singleton().findOp({"mkldnn::_linear_pointwise", ""});
-  if (onednn && a.scalar_type() == torch::kFloat) {
+  if (onednn && a.scalar_type() == torch::kFloat && !at::in_parallel_region()) {
     torch::jit::Stack stack{a,
                             b,
                             bias ? c10::IValue(*bias) : c10::IValue(),
@@ -183,10 +183,11 @@ torch::Tensor gemm_nt(const torch::Tensor& a, const torch::Tensor& b,
 }
 
 int64_t tile_rows(int64_t taps_channels, int64_t wo, int64_t ho, int64_t elem) {
-  // About 1 MiB of im2col per tile: it stays in the core's cache while the product reads it.
+  // About 8 MiB of im2col per tile: few enough tiles that starting threads for each (a fill,
+  // then a product) costs little, small enough to stay in the last-level cache.
   static const int64_t budget = [] {
     const char* kb = std::getenv("PANO360_TILE_KB");
-    return kb ? std::atoll(kb) * 1024 : (int64_t(1) << 20);
+    return kb ? std::atoll(kb) * 1024 : (int64_t(8) << 20);
   }();
   const int64_t per_row = std::max<int64_t>(1, taps_channels * wo * elem);
   return std::max<int64_t>(1, std::min<int64_t>(ho, budget / per_row));
@@ -198,6 +199,127 @@ void check(const torch::Tensor& x, const torch::Tensor& rows, const torch::Tenso
   TORCH_CHECK(rows.scalar_type() == torch::kLong && cols.scalar_type() == torch::kLong, "tables");
   TORCH_CHECK(rows.is_contiguous() && cols.is_contiguous() && wts.is_contiguous(), "tables");
   TORCH_CHECK(wts.scalar_type() == x.scalar_type(), "wts dtype");
+}
+
+// Depthwise convolutions (one input channel per group) have no matrix product to hand to oneDNN:
+// they run plane by plane on channels-first maps. Of output row i, the 4 K bilinear corners of
+// its K taps land on at most 4 K distinct input pixels (fewer: neighbouring taps share corners),
+// the row's "entries" (row, column at output column 0), merged once in Python. Per row and
+// channel the kernel folds the weights into one coefficient per entry, then adds coefficient
+// times a run of the entry's input row to the output row (a vectorised axpy between seam
+// crossings); the backward pass runs the same loops as scatters and dot products.
+struct DwTables {
+  const int64_t* rows;     // (Ho, E): input row of each entry
+  const int64_t* cols;     // (Ho, E): its column at output column 0, in [0, W)
+  const int64_t* count;    // (Ho,): entries used in each row (the rest is padding)
+  const int64_t* corner;   // (Ho, K, 4): entry of each bilinear corner of each tap
+  int64_t Ho, E, K, W, Wo, s;
+};
+
+// f(j, n, c): the outputs j .. j + n - 1 read input columns c, c + s, ... without crossing the
+// seam.
+template <typename F>
+inline void for_runs(int64_t c, int64_t wo, int64_t s, int64_t w, F f) {
+  for (int64_t j = 0; j < wo;) {
+    const int64_t n = std::min(wo - j, (w - c + s - 1) / s);
+    f(j, n, c);
+    j += n;
+    c = (c + n * s) % w;
+  }
+}
+
+// coef[e] = sum over the corners of row i on entry e of weight[k] times the corner's weight.
+template <typename T>
+inline void dw_coefficients(const DwTables& tb, const T* wts, const T* weight, int64_t i, T* coef) {
+  std::fill(coef, coef + tb.count[i], T(0));
+  const int64_t* corner = tb.corner + i * tb.K * 4;
+  const T* wt = wts + i * tb.K * 4;
+  for (int64_t k = 0; k < tb.K; ++k)
+    for (int64_t q = 0; q < 4; ++q) coef[corner[4 * k + q]] += weight[k] * wt[4 * k + q];
+}
+
+// out (Ho, Wo) = bias + the depthwise convolution of the plane x (H, W) with weight (K,).
+template <typename T>
+void dw_plane_forward(const T* __restrict__ x, const T* weight, T bias, const DwTables& tb,
+                      const T* wts, T* __restrict__ out, T* coef) {
+  const int64_t s = tb.s;
+  for (int64_t i = 0; i < tb.Ho; ++i) {
+    T* __restrict__ o = out + i * tb.Wo;
+    std::fill(o, o + tb.Wo, bias);
+    dw_coefficients(tb, wts, weight, i, coef);
+    for (int64_t e = 0; e < tb.count[i]; ++e) {
+      const T a = coef[e];
+      const T* __restrict__ xr = x + tb.rows[i * tb.E + e] * tb.W;
+      for_runs(tb.cols[i * tb.E + e], tb.Wo, s, tb.W, [&](int64_t j, int64_t n, int64_t c) {
+        T* __restrict__ d = o + j;
+        const T* __restrict__ r = xr + c;
+        if (s == 1) {
+          for (int64_t m = 0; m < n; ++m) d[m] += a * r[m];
+        } else {
+          for (int64_t m = 0; m < n; ++m) d[m] += a * r[m * s];
+        }
+      });
+    }
+  }
+}
+
+// The adjoint of dw_plane_forward for one plane: gx (H, W) += ..., and gw (K,) += the weight
+// gradient (accumulated in double); either may be null.
+template <typename T>
+void dw_plane_backward(const T* __restrict__ g, const T* __restrict__ x, const T* weight,
+                       const DwTables& tb, const T* wts, T* __restrict__ gx, double* gw, T* coef,
+                       double* dots) {
+  const int64_t s = tb.s;
+  for (int64_t i = 0; i < tb.Ho; ++i) {
+    const T* __restrict__ gr = g + i * tb.Wo;
+    if (gx) dw_coefficients(tb, wts, weight, i, coef);
+    for (int64_t e = 0; e < tb.count[i]; ++e) {
+      const int64_t row = tb.rows[i * tb.E + e], col = tb.cols[i * tb.E + e];
+      if (gx) {
+        const T a = coef[e];
+        T* __restrict__ gxr = gx + row * tb.W;
+        for_runs(col, tb.Wo, s, tb.W, [&](int64_t j, int64_t n, int64_t c) {
+          const T* __restrict__ src = gr + j;
+          T* __restrict__ d = gxr + c;
+          if (s == 1) {
+            for (int64_t m = 0; m < n; ++m) d[m] += a * src[m];
+          } else {
+            for (int64_t m = 0; m < n; ++m) d[m * s] += a * src[m];
+          }
+        });
+      }
+      if (gw) {
+        const T* __restrict__ xr = x + row * tb.W;
+        T sum = 0;
+        for_runs(col, tb.Wo, s, tb.W, [&](int64_t j, int64_t n, int64_t c) {
+          const T* __restrict__ src = gr + j;
+          const T* __restrict__ r = xr + c;
+          T part = 0;
+          if (s == 1) {
+            for (int64_t m = 0; m < n; ++m) part += src[m] * r[m];
+          } else {
+            for (int64_t m = 0; m < n; ++m) part += src[m] * r[m * s];
+          }
+          sum += part;
+        });
+        dots[e] = sum;
+      }
+    }
+    if (gw) {
+      const int64_t* corner = tb.corner + i * tb.K * 4;
+      const T* wt = wts + i * tb.K * 4;
+      for (int64_t k = 0; k < tb.K; ++k)
+        for (int64_t q = 0; q < 4; ++q) gw[k] += double(wt[4 * k + q]) * dots[corner[4 * k + q]];
+    }
+  }
+}
+
+DwTables dw_tables(const torch::Tensor& rows, const torch::Tensor& cols, const torch::Tensor& count,
+                   const torch::Tensor& corner, int64_t W, int64_t wo, int64_t s) {
+  for (const auto* t : {&rows, &cols, &count, &corner})
+    TORCH_CHECK(t->scalar_type() == torch::kLong && t->is_contiguous(), "depthwise tables");
+  return {rows.data_ptr<int64_t>(), cols.data_ptr<int64_t>(), count.data_ptr<int64_t>(),
+          corner.data_ptr<int64_t>(), rows.size(0), rows.size(1), corner.size(1), W, wo, s};
 }
 
 }  // namespace
@@ -219,22 +341,28 @@ torch::Tensor forward(torch::Tensor x, torch::Tensor x_planar, torch::Tensor wei
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "sphere_conv_forward", [&] {
     Tables tb{rows.data_ptr<int64_t>(), cols.data_ptr<int64_t>(), K, W, wo, s, C};
     const scalar_t* w4 = wts.data_ptr<scalar_t>();
-    at::parallel_for(0, B * groups * ntiles, 1, [&](int64_t begin, int64_t end) {
-      auto buffer = torch::empty({tr * wo, kc}, x.options());
-      const bool planar = cg <= kPlanarFillMaxChannels && x_planar.defined() && x_planar.numel();
-      auto staging = planar ? torch::empty({kc, tr * wo}, x.options()) : torch::Tensor();
-      for (int64_t idx = begin; idx < end; ++idx) {
+    // Tiles one after the other: each tile's rows are filled in parallel, then multiplied by
+    // one (threaded) product outside the parallel region. A product nested in a parallel region
+    // measured 5x slower on a loaded 2-core machine (threads spinning in threads).
+    auto buffer = torch::empty({tr * wo, kc}, x.options());
+    const bool planar = cg <= kPlanarFillMaxChannels && x_planar.defined() && x_planar.numel();
+    for (int64_t idx = 0; idx < B * groups * ntiles; ++idx) {
+      {
         const int64_t tile = idx % ntiles, g = (idx / ntiles) % groups, b = idx / ntiles / groups;
         const int64_t i0 = tile * tr, i1 = std::min(ho, i0 + tr), L = (i1 - i0) * wo;
-        if (planar) {
-          const scalar_t* xp = x_planar.data_ptr<scalar_t>() + (b * C + g * cg) * H * W;
-          scalar_t* st = staging.data_ptr<scalar_t>();
-          fill_cols_planar<scalar_t>(xp, 0, cg, cg, H, tb, w4, i0, i1, st);
-          transpose<scalar_t>(st, kc, L, buffer.data_ptr<scalar_t>());
-        } else {
-          const scalar_t* xb = x.data_ptr<scalar_t>() + b * H * W * C;
-          fill_cols<scalar_t>(xb, g * cg, cg, tb, w4, i0, i1, buffer.data_ptr<scalar_t>());
-        }
+        scalar_t* buf = buffer.data_ptr<scalar_t>();
+        at::parallel_for(i0, i1, 1, [&](int64_t r0, int64_t r1) {
+          scalar_t* dst = buf + (r0 - i0) * wo * kc;
+          if (planar) {
+            const scalar_t* xp = x_planar.data_ptr<scalar_t>() + (b * C + g * cg) * H * W;
+            std::vector<scalar_t> st(kc * (r1 - r0) * wo);
+            fill_cols_planar<scalar_t>(xp, 0, cg, cg, H, tb, w4, r0, r1, st.data());
+            transpose<scalar_t>(st.data(), kc, (r1 - r0) * wo, dst);
+          } else {
+            const scalar_t* xb = x.data_ptr<scalar_t>() + b * H * W * C;
+            fill_cols<scalar_t>(xb, g * cg, cg, tb, w4, r0, r1, dst);
+          }
+        });
         const auto cols_tile = buffer.narrow(0, 0, L);
         const auto weight_g = weight.narrow(0, g * coutg, coutg);
         if (out_channels_last) {
@@ -257,7 +385,7 @@ torch::Tensor forward(torch::Tensor x, torch::Tensor x_planar, torch::Tensor wei
           }
         }
       }
-    });
+    }
   });
   return out;
 }
@@ -318,7 +446,198 @@ std::vector<torch::Tensor> backward(torch::Tensor grad_nchw, torch::Tensor grad_
   return {grad_x, grad_w};
 }
 
+// Depthwise: x (B, C, H, W) contiguous, weight (C * m, K) (output channel o reads input
+// channel o / m), bias (C * m,) or none; tables as in DwTables, wts (Ho, K, 4). Returns
+// (B, C * m, Ho, Wo).
+torch::Tensor depthwise_forward(torch::Tensor x, torch::Tensor weight,
+                                std::optional<torch::Tensor> bias, torch::Tensor rows,
+                                torch::Tensor cols, torch::Tensor count, torch::Tensor corner,
+                                torch::Tensor wts, int64_t wo, int64_t s) {
+  TORCH_CHECK(x.device().is_cpu() && x.is_contiguous() && x.dim() == 4, "x: contiguous BCHW");
+  TORCH_CHECK(wts.scalar_type() == x.scalar_type() && wts.is_contiguous(), "wts");
+  weight = weight.contiguous();
+  const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  const int64_t cout = weight.size(0), mult = cout / C;
+  const DwTables tb = dw_tables(rows, cols, count, corner, W, wo, s);
+  auto out = torch::empty({B, cout, tb.Ho, wo}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "sphere_conv_depthwise_forward", [&] {
+    const scalar_t* xd = x.data_ptr<scalar_t>();
+    const scalar_t* wd = weight.data_ptr<scalar_t>();
+    const scalar_t* bd = bias ? bias->contiguous().data_ptr<scalar_t>() : nullptr;
+    const scalar_t* w4 = wts.data_ptr<scalar_t>();
+    scalar_t* od = out.data_ptr<scalar_t>();
+    at::parallel_for(0, B * cout, 1, [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> coef(tb.E);
+      for (int64_t p = begin; p < end; ++p) {
+        const int64_t b = p / cout, o = p % cout;
+        dw_plane_forward<scalar_t>(xd + (b * C + o / mult) * H * W, wd + o * tb.K,
+                                   bd ? bd[o] : scalar_t(0), tb, w4, od + p * tb.Ho * wo,
+                                   coef.data());
+      }
+    });
+  });
+  return out;
+}
+
+// Gradients of depthwise_forward with respect to x and the weight (either may be skipped):
+// grad (B, C * m, Ho, Wo) contiguous. Parallel over input channels, so no two threads write
+// one plane or one weight row.
+std::vector<torch::Tensor> depthwise_backward(torch::Tensor grad, torch::Tensor x,
+                                              torch::Tensor weight, torch::Tensor rows,
+                                              torch::Tensor cols, torch::Tensor count,
+                                              torch::Tensor corner, torch::Tensor wts, int64_t wo,
+                                              int64_t s, bool need_input, bool need_weight) {
+  TORCH_CHECK(x.is_contiguous() && grad.is_contiguous(), "x, grad: contiguous BCHW");
+  weight = weight.contiguous();
+  const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  const int64_t cout = weight.size(0), mult = cout / C;
+  const DwTables tb = dw_tables(rows, cols, count, corner, W, wo, s);
+  auto grad_x = need_input ? torch::zeros_like(x) : torch::Tensor();
+  auto grad_w = need_weight ? torch::empty_like(weight) : torch::Tensor();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "sphere_conv_depthwise_backward", [&] {
+    const scalar_t* xd = x.data_ptr<scalar_t>();
+    const scalar_t* gd = grad.data_ptr<scalar_t>();
+    const scalar_t* wd = weight.data_ptr<scalar_t>();
+    const scalar_t* w4 = wts.data_ptr<scalar_t>();
+    at::parallel_for(0, C, 1, [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> coef(tb.E);
+      std::vector<double> dots(tb.E), gw(tb.K);
+      for (int64_t c = begin; c < end; ++c) {
+        for (int64_t o = c * mult; o < (c + 1) * mult; ++o) {
+          std::fill(gw.begin(), gw.end(), 0.0);
+          for (int64_t b = 0; b < B; ++b) {
+            scalar_t* gx = need_input ? grad_x.data_ptr<scalar_t>() + (b * C + c) * H * W
+                                      : nullptr;
+            dw_plane_backward<scalar_t>(gd + (b * cout + o) * tb.Ho * wo,
+                                        xd + (b * C + c) * H * W, wd + o * tb.K, tb, w4, gx,
+                                        need_weight ? gw.data() : nullptr, coef.data(),
+                                        dots.data());
+          }
+          if (need_weight) {
+            scalar_t* gwd = grad_w.data_ptr<scalar_t>() + o * tb.K;
+            for (int64_t k = 0; k < tb.K; ++k) gwd[k] = scalar_t(gw[k]);
+          }
+        }
+      }
+    });
+  });
+  return {grad_x, grad_w};
+}
+
+// Weights before taps (C_out < C_in): z (B, K, C, H, W) holds, per tap k, the weight of tap k
+// applied to the input; out (B, C, Ho, Wo) = sum over k of z[:, k] read at tap k (bilinear, from
+// the tables of forward). Gathers K C_out planes instead of K C_in channels.
+template <typename T>
+void gather_plane(const T* z, int64_t plane, const Tables& tb, const T* wts, int64_t ho,
+                  T* __restrict__ out) {
+  const int64_t s = tb.s, W = tb.W;
+  std::fill(out, out + ho * tb.Wo, T(0));
+  for (int64_t i = 0; i < ho; ++i) {
+    T* __restrict__ o = out + i * tb.Wo;
+    for (int64_t k = 0; k < tb.K; ++k) {
+      const int64_t t = i * tb.K + k;
+      const T* zk = z + k * plane;
+      const Corners q = corners(tb, t);
+      const int64_t r[4] = {q.rt, q.rt, q.rb, q.rb};
+      const int64_t c[4] = {q.ct, q.ct + 1 == W ? 0 : q.ct + 1, q.cb, q.cb + 1 == W ? 0 : q.cb + 1};
+      for (int64_t n = 0; n < 4; ++n) {
+        const T a = wts[4 * t + n];
+        const T* __restrict__ xr = zk + r[n] * W;
+        for_runs(c[n], tb.Wo, s, W, [&](int64_t j, int64_t len, int64_t col) {
+          T* __restrict__ d = o + j;
+          const T* __restrict__ src = xr + col;
+          if (s == 1) {
+            for (int64_t m = 0; m < len; ++m) d[m] += a * src[m];
+          } else {
+            for (int64_t m = 0; m < len; ++m) d[m] += a * src[m * s];
+          }
+        });
+      }
+    }
+  }
+}
+
+// The adjoint of gather_plane: gz (K planes of (H, W), plane apart) += taps of g (Ho, Wo).
+template <typename T>
+void scatter_plane(const T* __restrict__ g, int64_t plane, const Tables& tb, const T* wts,
+                   int64_t ho, T* gz) {
+  const int64_t s = tb.s, W = tb.W;
+  for (int64_t i = 0; i < ho; ++i) {
+    const T* __restrict__ gr = g + i * tb.Wo;
+    for (int64_t k = 0; k < tb.K; ++k) {
+      const int64_t t = i * tb.K + k;
+      T* gzk = gz + k * plane;
+      const Corners q = corners(tb, t);
+      const int64_t r[4] = {q.rt, q.rt, q.rb, q.rb};
+      const int64_t c[4] = {q.ct, q.ct + 1 == W ? 0 : q.ct + 1, q.cb, q.cb + 1 == W ? 0 : q.cb + 1};
+      for (int64_t n = 0; n < 4; ++n) {
+        const T a = wts[4 * t + n];
+        T* __restrict__ dr = gzk + r[n] * W;
+        for_runs(c[n], tb.Wo, s, W, [&](int64_t j, int64_t len, int64_t col) {
+          const T* __restrict__ src = gr + j;
+          T* __restrict__ d = dr + col;
+          if (s == 1) {
+            for (int64_t m = 0; m < len; ++m) d[m] += a * src[m];
+          } else {
+            for (int64_t m = 0; m < len; ++m) d[m * s] += a * src[m];
+          }
+        });
+      }
+    }
+  }
+}
+
+torch::Tensor gather_taps(torch::Tensor z, torch::Tensor rows, torch::Tensor cols,
+                          torch::Tensor wts, int64_t wo, int64_t s) {
+  TORCH_CHECK(z.device().is_cpu() && z.is_contiguous() && z.dim() == 5, "z: contiguous BKCHW");
+  const int64_t B = z.size(0), K = z.size(1), C = z.size(2), H = z.size(3), W = z.size(4);
+  const int64_t ho = rows.size(0);
+  TORCH_CHECK(rows.size(1) == K && wts.scalar_type() == z.scalar_type(), "tables");
+  auto out = torch::empty({B, C, ho, wo}, z.options());
+  AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "sphere_conv_gather_taps", [&] {
+    Tables tb{rows.data_ptr<int64_t>(), cols.data_ptr<int64_t>(), K, W, wo, s, C};
+    const scalar_t* zd = z.data_ptr<scalar_t>();
+    const scalar_t* w4 = wts.data_ptr<scalar_t>();
+    scalar_t* od = out.data_ptr<scalar_t>();
+    at::parallel_for(0, B * C, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t p = begin; p < end; ++p) {
+        const int64_t b = p / C, c = p % C;
+        gather_plane<scalar_t>(zd + (b * K * C + c) * H * W, C * H * W, tb, w4, ho,
+                               od + p * ho * wo);
+      }
+    });
+  });
+  return out;
+}
+
+// grad (B, C, Ho, Wo) contiguous -> grad z (B, K, C, H, W).
+torch::Tensor gather_taps_backward(torch::Tensor grad, torch::Tensor rows, torch::Tensor cols,
+                                   torch::Tensor wts, int64_t K, int64_t H, int64_t W,
+                                   int64_t s) {
+  TORCH_CHECK(grad.is_contiguous() && grad.dim() == 4, "grad: contiguous BCHW");
+  const int64_t B = grad.size(0), C = grad.size(1), ho = grad.size(2), wo = grad.size(3);
+  auto gz = torch::zeros({B, K, C, H, W}, grad.options());
+  AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "sphere_conv_gather_taps_backward", [&] {
+    Tables tb{rows.data_ptr<int64_t>(), cols.data_ptr<int64_t>(), K, W, wo, s, C};
+    const scalar_t* gd = grad.data_ptr<scalar_t>();
+    const scalar_t* w4 = wts.data_ptr<scalar_t>();
+    scalar_t* gzd = gz.data_ptr<scalar_t>();
+    at::parallel_for(0, B * C, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t p = begin; p < end; ++p) {
+        const int64_t b = p / C, c = p % C;
+        scatter_plane<scalar_t>(gd + p * ho * wo, C * H * W, tb, w4, ho,
+                                gzd + (b * K * C + c) * H * W);
+      }
+    });
+  });
+  return gz;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward, "SphereConv2d forward (CPU)");
   m.def("backward", &backward, "SphereConv2d backward (CPU)");
+  m.def("depthwise_forward", &depthwise_forward, "depthwise SphereConv2d forward (CPU)");
+  m.def("gather_taps", &gather_taps, "weights-first SphereConv2d: taps of z summed (CPU)");
+  m.def("gather_taps_backward", &gather_taps_backward, "adjoint of gather_taps (CPU)");
+  m.def("depthwise_backward", &depthwise_backward, "depthwise SphereConv2d backward (CPU)");
 }

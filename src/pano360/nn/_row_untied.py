@@ -493,7 +493,7 @@ class RowUntiedConv2d(nn.Module):
         pixels at offsets (offsets[g][0] + a, offsets[g][1] + b) from its base pixel (s i, s j).
         Its work grows with ``len(rows)``, not with Ho (one gather and one ``conv2d`` per row
         group used), which is what training on a few sampled rows needs
-        (:func:`pano360.transfer.distill`).
+        (:func:`pano360.training.distill`).
 
         Args:
             x: (B, C_in, H, W) input, (H, W) = ``erp_hw``.

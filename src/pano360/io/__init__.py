@@ -25,6 +25,7 @@ from ._video import (
     VideoWriter,
     iter_video_frames,
     read_video,
+    transcode_video,
     video_info,
     write_video,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "read_image",
     "read_video",
     "rotate_metadata",
+    "transcode_video",
     "video_info",
     "write_atomic",
     "write_image",

@@ -94,6 +94,7 @@ def blur_faces_in_video(
     min_face_deg: float = 8.0,
     max_face_deg: float = 60.0,
     thresholds: Sequence[float] = (0.6, 0.7, 0.7),
+    students: str | os.PathLike[str] | None = None,
     track: bool = True,
     max_missed: int | None = None,
     lead: int | None = None,
@@ -112,7 +113,8 @@ def blur_faces_in_video(
             :class:`pano360.io.VideoWriter`), at ``src``'s frame rate and size, with its audio
             streams copied packet for packet.
         report: optional JSON file of every frame's faces (below).
-        strategy, min_face_deg, max_face_deg, thresholds: as in :func:`detect_faces`.
+        strategy, min_face_deg, max_face_deg, thresholds, students: as in
+            :func:`detect_faces`.
         track: link detections across frames (:class:`SphereTracker`); False blurs each
             frame's detections only (the per-frame detector).
         max_missed: frames a track stays blurred without a detection; None: 0.5 s of frames.
@@ -196,7 +198,9 @@ def blur_faces_in_video(
 
     def _process(batch, tracker) -> Iterator[torch.Tensor]:
         frames = torch.cat([f for _, f in batch]).to(device)
-        found = detect_faces(frames, strategy, min_face_deg, max_face_deg, thresholds)
+        found = detect_faces(
+            frames, strategy, min_face_deg, max_face_deg, thresholds, students=students
+        )
         ready = []
         for (t, _), frame, dets in zip(batch, frames.split(1), found, strict=True):
             boxes, scores = dets["boxes"].double().cpu(), dets["scores"].double().cpu()

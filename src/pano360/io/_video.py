@@ -84,7 +84,9 @@ def _open_input(path: Path):
     except FileNotFoundError as e:
         raise VideoIOError(f"cannot read video '{path}': {_describe(e)}") from e
     except (OSError, av.error.FFmpegError) as e:
-        raise VideoIOError(f"cannot read video '{path}': not a video PyAV can decode") from e
+        raise VideoIOError(
+            f"cannot read video '{path}': not a video PyAV can decode (or truncated/corrupt)"
+        ) from e
     if not container.streams.video:
         container.close()
         raise VideoIOError(f"cannot read video '{path}': it has no video stream")

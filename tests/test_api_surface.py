@@ -228,6 +228,7 @@ PUBLIC = {
     "pano360.io": (
         "DEFAULT_MAX_PIXELS",
         "IMAGE_EXTENSIONS",
+        "SPHERICAL_VIDEO_EXTENSIONS",
         "VIDEO_EXTENSIONS",
         "ImageInfo",
         "VideoIOError",

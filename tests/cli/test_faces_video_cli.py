@@ -125,3 +125,20 @@ def test_device_is_checked(tmp_path):
     write_video_with_tone(src, torch.rand(2, 3, 32, 64), fps=4, audio=False)
     code, _, err = run("faces", str(src), "--blur", "--device", "tpu", "--out", str(tmp_path))
     assert code == 2 and "--device" in err and err.count("\n") == 1
+
+
+def test_spherical_metadata_kept_or_one_line_on_how_to_restore_it(tmp_path):
+    from pano360.io._spherical_video import SphericalBoxes, spherical_v1_box, write_spherical_boxes
+
+    src = tmp_path / "pano.mp4"
+    write_video_with_tone(src, torch.rand(2, 3, 32, 64), fps=4)
+    write_spherical_boxes(src, SphericalBoxes(v1_uuid=spherical_v1_box()))
+    code, _, err = run("faces", str(src), "--blur", "--out", str(tmp_path / "a"), *FAST)
+    assert code == 0 and err == ""
+    assert video_info(tmp_path / "a" / "pano_blurred.mp4").spherical
+    mkv = tmp_path / "pano.mkv"
+    write_video_with_tone(mkv, torch.rand(2, 3, 32, 64), fps=4)
+    code, _, err = run("faces", str(mkv), "--blur", "--out", str(tmp_path / "b"), *FAST)
+    assert code == 0 and err.count("\n") == 1
+    assert err.startswith("pano360: warning: spherical-video metadata is copied only between")
+    assert "spatialmedia -i " in err and "pano_blurred_360.mkv" in err

@@ -136,3 +136,29 @@ def test_a_failing_transform_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError, match="boom"):
         transcode_video(src, tmp_path / "out.mp4", failing)
     assert _listing(tmp_path) == ["in.mp4"]
+
+
+def test_spherical_metadata_is_copied_between_mp4_and_mov(tmp_path):
+    from pano360.io._spherical_video import (
+        SphericalBoxes,
+        read_spherical_boxes,
+        spherical_v1_box,
+        spherical_v2_box,
+        write_spherical_boxes,
+    )
+
+    src = tmp_path / "pano.mp4"
+    packets = write_video_with_tone(src, torch.rand(3, 3, 16, 32), fps=6)
+    assert not video_info(src).spherical and not read_spherical_boxes(src)
+    boxes = SphericalBoxes(v1_uuid=spherical_v1_box(), sv3d=spherical_v2_box())
+    assert write_spherical_boxes(src, boxes)
+    assert not write_spherical_boxes(src, boxes)  # already there: unchanged
+    assert video_info(src).spherical and read_spherical_boxes(src) == boxes
+    assert sum(1 for _ in iter_video_frames(src)) == 3  # still a valid file
+    assert audio_packets(src) == packets
+    for suffix in (".mp4", ".mov"):
+        transcode_video(src, tmp_path / f"out{suffix}", _negative)
+        assert read_spherical_boxes(tmp_path / f"out{suffix}") == boxes
+        assert audio_packets(tmp_path / f"out{suffix}") == packets
+    transcode_video(src, tmp_path / "out.mkv", _negative)
+    assert not video_info(tmp_path / "out.mkv").spherical  # MKV is not inspected

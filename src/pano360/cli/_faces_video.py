@@ -88,9 +88,33 @@ def faces_video(
         progress=bar.update,
     )
     bar.close()
+    _say_spherical(summary.spherical, src, blurred)
     tracked = f" in {summary.tracks} track(s)" if track else ""
     say_done(
         f"{summary.frames} frames, {summary.detections} face detection(s){tracked}, "
         f"{summary.blurred} blurred region(s); wrote {written([blurred, report])}",
         quiet=quiet,
     )
+
+
+_INJECTOR = (
+    "restore it with Google's Spatial Media Metadata Injector (github.com/google/spatial-media: "
+    "python spatialmedia -i {out} {out_360})"
+)
+
+
+def _say_spherical(state: str, src: Path, out: Path) -> None:
+    """One line when the output may lack the input's 360° metadata, and how to restore it."""
+    import typer
+
+    if state == "lost":
+        why = f"'{out.name}' lacks the input's spherical-video metadata (not writable there)"
+    elif state == "unknown":
+        why = (
+            f"spherical-video metadata is copied only between MP4/MOV files, so '{out.name}' has "
+            f"none; if '{src.name}' had it (players showed it as 360 degrees)"
+        )
+    else:
+        return
+    out_360 = out.with_name(f"{out.stem}_360{out.suffix}")
+    typer.echo(f"pano360: warning: {why}, {_INJECTOR.format(out=out, out_360=out_360)}", err=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from .._core import check_int, check_number
-from ..io import transcode_video, write_atomic
+from ..io import SPHERICAL_VIDEO_EXTENSIONS, transcode_video, video_info, write_atomic
 from ..viz import blur_regions_on_sphere
 from ._faces360 import _check_settings, detect_faces
 from ._tracking import SphereTracker, TrackedBoxes, frames_for_seconds
@@ -69,6 +69,10 @@ class VideoBlurSummary:
         blurred: boxes blurred, summed over frames (detections and tracks held through misses
             and ahead of their first detection).
         max_missed, lead: the tracker's settings in frames (0 without tracking).
+        spherical: the input's spherical-video metadata (the boxes players read to show a
+            video as 360°): "kept" (copied into the output), "lost" (the output's container
+            cannot hold it), "none" (the input has none) or "unknown" (the input is not MP4 /
+            MOV, whose metadata is not read: :data:`pano360.io.SPHERICAL_VIDEO_EXTENSIONS`).
     """
 
     frames: int
@@ -79,6 +83,7 @@ class VideoBlurSummary:
     blurred: int
     max_missed: int
     lead: int
+    spherical: str
 
 
 def _deg(box: Sequence[float]) -> list[float]:
@@ -241,8 +246,6 @@ def blur_faces_in_video(
         if progress is not None:
             progress(len(ready))
 
-    from ..io import video_info
-
     info_fps = [video_info(src).fps]
     info = transcode_video(
         src, dst, transform, overwrite=overwrite, quality=quality, require_erp=True
@@ -270,6 +273,12 @@ def blur_faces_in_video(
         except BaseException:
             dst.unlink(missing_ok=True)  # no video without its report
             raise
+    if src.suffix.lower() not in SPHERICAL_VIDEO_EXTENSIONS:
+        spherical = "unknown"
+    elif not info.spherical:
+        spherical = "none"
+    else:
+        spherical = "kept" if video_info(dst).spherical else "lost"
     return VideoBlurSummary(
         frames=counts["frames"],
         fps=info.fps,
@@ -279,4 +288,5 @@ def blur_faces_in_video(
         blurred=counts["blurred"],
         max_missed=int(settings.get("max_missed", 0)),
         lead=int(settings.get("lead", 0)),
+        spherical=spherical,
     )

@@ -19,6 +19,7 @@ from ._image import (
 )
 from ._metadata import ImageInfo, rotate_metadata
 from ._video import (
+    SPHERICAL_VIDEO_EXTENSIONS,
     VIDEO_EXTENSIONS,
     VideoInfo,
     VideoIOError,
@@ -33,6 +34,7 @@ from ._video import (
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
+    "SPHERICAL_VIDEO_EXTENSIONS",
     "VIDEO_EXTENSIONS",
     "ImageInfo",
     "VideoIOError",

@@ -19,8 +19,10 @@ import torch
 
 from .._core import ImageIOError, OutputExistsError, ShapeError, ValueRangeError
 from ._image import _describe, _move_into_place, _remove_quietly, _temporary_path
+from ._spherical_video import SPHERICAL_SUFFIXES, read_spherical_boxes, write_spherical_boxes
 
 __all__ = [
+    "SPHERICAL_VIDEO_EXTENSIONS",
     "VIDEO_EXTENSIONS",
     "VideoIOError",
     "VideoInfo",
@@ -40,6 +42,10 @@ _WRITE_FORMATS = {
     ".webm": ("webm", "libvpx-vp9", "yuv420p"),
     ".avi": ("avi", "mpeg4", "yuv420p"),
 }
+
+#: Video containers whose spherical-video metadata (:attr:`VideoInfo.spherical`) is read and
+#: copied by :func:`transcode_video` (MP4 / MOV boxes; FFmpeg keeps none of it).
+SPHERICAL_VIDEO_EXTENSIONS: tuple[str, ...] = SPHERICAL_SUFFIXES
 
 #: Video file extensions :func:`write_video` knows (case-insensitive).
 VIDEO_EXTENSIONS: tuple[str, ...] = tuple(sorted(_WRITE_FORMATS))
@@ -69,12 +75,16 @@ class VideoInfo:
         num_frames: frame count from the headers, or None when the container does not say
             (decoding is the only exact count).
         duration_s: duration in seconds, or None when unknown.
+        spherical: whether the file carries spherical-video metadata, the boxes players read
+            to show it as 360° (MP4 / MOV: Spherical Video V1 XMP or V2 ``sv3d``; other
+            containers are not inspected and read False).
     """
 
     hw: tuple[int, int]
     fps: float
     num_frames: int | None
     duration_s: float | None
+    spherical: bool = False
 
 
 def _open_input(path: Path):
@@ -109,6 +119,7 @@ def _info_of(container, path: Path) -> VideoInfo:
         fps=float(rate),
         num_frames=int(stream.frames) if stream.frames else None,
         duration_s=duration,
+        spherical=bool(read_spherical_boxes(path)),
     )
 
 
@@ -486,7 +497,9 @@ def transcode_video(
     """Re-encode a video through a frame transform, streaming, with its audio copied unchanged.
 
     ``src`` is demuxed packet by packet: video frames go to ``transform`` as they decode, audio
-    packets are copied into ``dst`` bit for bit (no re-encoding). ``dst`` is written like
+    packets are copied into ``dst`` bit for bit (no re-encoding). Spherical-video metadata
+    (:attr:`VideoInfo.spherical`) is copied byte for byte when both files are MP4 / MOV; compare
+    the two files' :func:`video_info` to know whether it was kept. ``dst`` is written like
     :class:`VideoWriter` (its extension picks the codec, H.264 for ``.mp4``, ``.mkv``, ``.mov``)
     at ``src``'s frame rate, atomically: nothing is left at ``dst`` if anything fails,
     including a ``src`` that turns out truncated or corrupt after some frames.
@@ -539,6 +552,9 @@ def transcode_video(
             # The transform may stop early; the rest of the input still has to be checked.
             for _ in decoded:
                 pass
+            if info.spherical and dst.suffix.lower() in SPHERICAL_SUFFIXES:
+                out.finish()
+                write_spherical_boxes(out._tmp, read_spherical_boxes(src))
     finally:
         container.close()
     return info

@@ -162,3 +162,17 @@ def test_spherical_metadata_is_copied_between_mp4_and_mov(tmp_path):
         assert audio_packets(tmp_path / f"out{suffix}") == packets
     transcode_video(src, tmp_path / "out.mkv", _negative)
     assert not video_info(tmp_path / "out.mkv").spherical  # MKV is not inspected
+
+
+def test_write_packet_refuses_packets_of_other_streams(tmp_path):
+    from pano360.io import VideoWriter
+
+    src = tmp_path / "tone.mp4"
+    write_video_with_tone(src, torch.rand(2, 3, 16, 32), fps=4)
+    with av.open(str(src)) as container:
+        packet = next(p for p in container.demux(container.streams.audio[0]) if p.size)
+        writer = VideoWriter(tmp_path / "out.mp4", 4)
+        with pytest.raises(VideoIOError, match="not one of copy_streams"):
+            writer.write_packet(packet)
+        writer.abort()
+    assert _listing(tmp_path) == ["tone.mp4"]

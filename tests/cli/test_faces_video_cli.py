@@ -43,7 +43,9 @@ def test_video_is_blurred_with_audio_and_json(tmp_path):
     assert video_info(tmp_path / "res" / "ride_blurred.mov").hw == (32, 64)
     doc = json.loads((tmp_path / "res" / "ride_faces.json").read_text())
     assert doc["size"] == [64, 32] and len(doc["frames"]) == 3
-    assert doc["tracking"] == {"enabled": True, "max_missed": 3, "lead": 3, "blur_scale": 1.3}
+    assert doc["tracking"] == {
+        "enabled": True, "detect_every": 1, "max_missed": 3, "lead": 3, "blur_scale": 1.3
+    }  # fmt: skip
     # Without --overwrite, a second run refuses and changes nothing.
     code, _, err = run("faces", str(src), "--blur", "--out", str(tmp_path / "res"), *FAST)
     assert code == 2 and "already exists" in err and err.count("\n") == 1

@@ -135,3 +135,14 @@ def test_push_checks_its_inputs():
     with pytest.raises(ValueRangeError, match="boxes"):
         tracker.push(0, torch.tensor([[0.0, 0.0, -0.1, 0.1]]), torch.ones(1))
     assert repr(tracker).startswith("SphereTracker(max_missed=1, lead=0")
+
+
+def test_frames_not_searched_follow_the_tracks_without_counting_misses():
+    tracker = SphereTracker(max_missed=0, smoothing=1.0)
+    out = []
+    for i, lon in enumerate([0, 3, None, None, 12, None]):
+        boxes = None if lon is None else box(lon, 0)
+        out += tracker.push(i, boxes, None if lon is None else torch.ones(1))
+    assert [t.ids.tolist() for _, t in out] == [[0]] * 6  # max_missed=0, yet never dropped
+    assert [bool(t.detected[0]) for _, t in out] == [True, True, False, False, True, False]
+    assert angle_deg(out[3][1].boxes[0], box(9, 0)[0]) < 0.5  # moved on at 3 degrees a frame

@@ -79,6 +79,15 @@ def faces(
             "through missed frames (0.5 s) and 0.5 s before they are first found.",
         ),
     ] = True,
+    detect_every: Annotated[
+        int,
+        typer.Option(
+            "--detect-every",
+            metavar="N",
+            help="Videos, with --track: run the detector on one frame in N (faster; tracks "
+            "cover the frames between).",
+        ),
+    ] = 1,
     device: Annotated[
         str,
         typer.Option("--device", metavar="[auto|cpu|cuda]", help="Videos: where detection runs."),
@@ -128,6 +137,7 @@ def faces(
         raise ValueRangeError(f"--threshold must be in [0, 1], got {threshold:g}")
     if src.suffix.lower() in VIDEO_SUFFIXES:
         detector = {"strategy": strategy, "students": students, "thresholds": (0.6, 0.7, threshold)}
+        detector["detect_every"] = detect_every
         faces_video(src, out, blur, track, min_face, max_face, device, overwrite, quiet, **detector)
         return
     prepare_out_dir(out)

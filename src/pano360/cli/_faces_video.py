@@ -43,6 +43,7 @@ def faces_video(
     strategy: str,
     students: Path | None,
     thresholds: tuple[float, float, float],
+    detect_every: int = 1,
 ) -> None:
     """Blur the faces of the video ``src`` into ``out``: NAME_blurred.EXT and NAME_faces.json."""
     from .._core import ValueRangeError
@@ -83,6 +84,7 @@ def faces_video(
         max_face_deg=max_face,
         thresholds=thresholds,
         track=track,
+        detect_every=detect_every,
         device=dev,
         overwrite=overwrite,
         progress=bar.update,

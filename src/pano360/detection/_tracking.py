@@ -174,6 +174,14 @@ class SphereTracker:
             pairs.append((ti, di))
         return pairs
 
+    def _coast(self) -> list[tuple]:
+        """A frame nobody searched: every track moves on, no miss is counted."""
+        rows = []
+        for track in self._tracks:
+            track.centre = track.predicted()
+            rows.append((track.id, track.box(), math.nan, False))
+        return rows
+
     def _update(self, boxes: torch.Tensor, scores: torch.Tensor) -> tuple[list[tuple], list[int]]:
         boxes = boxes.detach().to("cpu", torch.float64)
         scores = scores.detach().to("cpu", torch.float64)
@@ -212,15 +220,17 @@ class SphereTracker:
         return rows, born
 
     def push(
-        self, item: Hashable, boxes: torch.Tensor, scores: torch.Tensor
+        self, item: Hashable, boxes: torch.Tensor | None, scores: torch.Tensor | None
     ) -> list[tuple[Hashable, TrackedBoxes]]:
         """Add one frame's detections; return the frames whose tracks are now final.
 
         Args:
             item: anything identifying the frame (a frame index, or the frame itself), handed
                 back with its tracks.
-            boxes: (N, 4) BFoV radians detected in this frame.
-            scores: (N,) their scores.
+            boxes: (N, 4) BFoV radians detected in this frame, or None for a frame the detector
+                did not run on (e.g. every other frame): tracks move on at their speed and no
+                miss is counted.
+            scores: (N,) their scores (None with ``boxes`` None).
 
         Returns:
             ``[(item, tracks), ...]``: the frames that leave the ``lead`` buffer, oldest first
@@ -230,6 +240,9 @@ class SphereTracker:
             ShapeError: ``boxes`` not (N, 4) or ``scores`` not (N,).
             ValueRangeError: invalid box values.
         """
+        if boxes is None:
+            self._held.append([item, self._coast()])
+            return self._ready()
         if not isinstance(boxes, torch.Tensor) or boxes.ndim != 2 or boxes.shape[1] != 4:
             got = tuple(boxes.shape) if isinstance(boxes, torch.Tensor) else type(boxes).__name__
             raise ShapeError(f"boxes must be (N, 4) BFoV, got {got}")
@@ -244,6 +257,9 @@ class SphereTracker:
                 track_id, box, _, _ = rows[k]
                 held_item[1].append((track_id, box, math.nan, False))
         self._held.append([item, rows])
+        return self._ready()
+
+    def _ready(self) -> list[tuple[Hashable, TrackedBoxes]]:
         ready = []
         while len(self._held) > self.lead:
             ready.append(self._emit(self._held.popleft()))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from .._core import check_int, check_number
+from .._core import ValueRangeError, check_int, check_number
 from ..io import SPHERICAL_VIDEO_EXTENSIONS, transcode_video, video_info, write_atomic
 from ..viz import blur_regions_on_sphere
 from ._faces360 import _check_settings, detect_faces
@@ -104,6 +104,7 @@ def blur_faces_in_video(
     max_missed: int | None = None,
     lead: int | None = None,
     blur_scale: float = 1.3,
+    detect_every: int = 1,
     batch_size: int = 4,
     device: str | torch.device = "cpu",
     overwrite: bool = False,
@@ -127,6 +128,9 @@ def blur_faces_in_video(
             the decoding by this many frames); None: 0.5 s of frames.
         blur_scale: the blurred region is each box with its fields of view times this (> 0),
             a margin for the box's jitter and the hair around a face.
+        detect_every: run the detector on one frame in this many (1: every frame); with
+            tracking, the frames between follow the tracks (faster, for slow scenes). Without
+            tracking it must be 1.
         batch_size: frames per call of :func:`detect_faces`.
         device: where detection and blurring run (frames are decoded and encoded on the CPU).
         overwrite: replace existing outputs.
@@ -148,7 +152,7 @@ def blur_faces_in_video(
     place at the end.
 
     The JSON: ``{"video", "fps", "size": [W, H], "strategy", "tracking": {"enabled",
-    "max_missed", "lead", "blur_scale"}, "convention", "frames": [{"time", "faces":
+    "detect_every", "max_missed", "lead", "blur_scale"}, "convention", "frames": [{"time", "faces":
     [{"track", "bfov", "blurred", "score", "detected"}]}]}``, angles in degrees; ``track`` is
     null without tracking, ``score`` null for a track blurred without a detection in that
     frame, ``blurred`` the box actually blurred.
@@ -165,6 +169,9 @@ def blur_faces_in_video(
     _check_settings(min_face_deg, max_face_deg, thresholds, 0.709)
     blur_scale = check_number(blur_scale, "blur_scale", lo=0.0, lo_open=True)
     batch_size = check_int(batch_size, "batch_size", lo=1)
+    detect_every = check_int(detect_every, "detect_every", lo=1)
+    if detect_every > 1 and not track:
+        raise ValueRangeError("detect_every > 1 needs track=True (tracks fill the frames between)")
     check_int(max_missed, "max_missed", lo=0, optional=True)
     check_int(lead, "lead", lo=0, optional=True)
     device = torch.device(device)
@@ -175,7 +182,7 @@ def blur_faces_in_video(
 
         raise OutputExistsError(f"output '{report}' already exists; pass overwrite=True")
     frames_doc: list[dict] = []
-    counts = {"frames": 0, "detections": 0, "blurred": 0}
+    counts = {"frames": 0, "decoded": 0, "detections": 0, "blurred": 0}
     settings: dict[str, object] = {}
 
     def transform(decoded: Iterator[tuple[float, torch.Tensor]]) -> Iterator[torch.Tensor]:
@@ -203,11 +210,19 @@ def blur_faces_in_video(
 
     def _process(batch, tracker) -> Iterator[torch.Tensor]:
         frames = torch.cat([f for _, f in batch]).to(device)
-        found = detect_faces(
-            frames, strategy, min_face_deg, max_face_deg, thresholds, students=students
-        )
+        first = counts["decoded"]
+        counts["decoded"] += len(batch)
+        searched = [k for k in range(len(batch)) if (first + k) % detect_every == 0]
+        found = dict.fromkeys(range(len(batch)))
+        if searched:
+            detector = (strategy, min_face_deg, max_face_deg, thresholds)
+            dets = detect_faces(frames[searched], *detector, students=students)
+            found.update(zip(searched, dets, strict=True))
         ready = []
-        for (t, _), frame, dets in zip(batch, frames.split(1), found, strict=True):
+        for (t, _), frame, dets in zip(batch, frames.split(1), found.values(), strict=True):
+            if dets is None:
+                ready.extend(tracker.push((t, frame), None, None))
+                continue
             boxes, scores = dets["boxes"].double().cpu(), dets["scores"].double().cpu()
             counts["detections"] += len(boxes)
             if tracker is None:
@@ -258,6 +273,7 @@ def blur_faces_in_video(
             "strategy": strategy,
             "tracking": {
                 "enabled": track,
+                "detect_every": detect_every,
                 "max_missed": settings.get("max_missed", 0),
                 "lead": settings.get("lead", 0),
                 "blur_scale": blur_scale,

@@ -374,6 +374,7 @@ PUBLIC = {
         "assert_psnr_at_least",
         "assert_seam_continuous",
         "assert_yaw_equivariant",
+        "audio_packets",
         "auc_borji_oracle",
         "auc_judd_oracle",
         "auc_shuffled_oracle",
@@ -390,6 +391,7 @@ PUBLIC = {
         "sim_oracle",
         "smooth_erp",
         "sph_iou_sampled",
+        "write_video_with_tone",
     ),
     "pano360.training": (
         "PRIORS",

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import audio_packets, write_video_with_tone
 
 from pano360.cli import main
 from pano360.io import video_info
+from pano360.testing import audio_packets, write_video_with_tone
 
 pytest.importorskip("av")
 

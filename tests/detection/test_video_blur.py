@@ -8,12 +8,12 @@ import math
 
 import pytest
 import torch
-from conftest import audio_packets, write_video_with_tone
 
 from pano360._core import OutputExistsError, ShapeError, ValueRangeError
 from pano360.data import FACE_PATHS, SyntheticFaceVideo
 from pano360.detection import blur_faces_in_video
 from pano360.io import VideoIOError, iter_video_frames, video_info
+from pano360.testing import audio_packets, write_video_with_tone
 
 pytest.importorskip("av")
 

@@ -8,10 +8,10 @@ from fractions import Fraction
 
 import pytest
 import torch
-from conftest import audio_packets, write_video_with_tone
 
 from pano360._core import OutputExistsError, ShapeError
 from pano360.io import VideoIOError, iter_video_frames, transcode_video, video_info
+from pano360.testing import audio_packets, write_video_with_tone
 
 av = pytest.importorskip("av")
 

@@ -163,7 +163,10 @@ def test_video_fps_max_frames_and_progress_bar(workdir):
         (["missing.png"], "cannot read IN 'missing.png': no such file"),
         (["res"], "cannot read IN 'res': it is a directory"),
         (["notes.png"], "cannot read image 'notes.png': not an image Pillow can decode"),
-        (["notes.mp4"], "cannot read video 'notes.mp4': not a video PyAV can decode"),
+        (
+            ["notes.mp4"],
+            "cannot read video 'notes.mp4': not a video PyAV can decode (or truncated/corrupt)",
+        ),
         (["pano.png", "--out", "file.txt"], "--out 'file.txt' is not a folder"),
         (["pano.png", "--out", "file.txt/sub"], "--out 'file.txt/sub' cannot be created: "
          "'file.txt' is not a folder"),

@@ -31,7 +31,9 @@ class _Root(LazyGroup):
             "Evaluate: saliency maps against ground truth; face-detection strategies.",
         ),
         "faces": LazyCommand(
-            "._faces", "faces", "Find faces in a 360-degree image; draw, blur and list them (JSON)."
+            "._faces",
+            "faces",
+            "Find faces in a 360-degree image or video; draw, blur and list them (JSON).",
         ),
         "saliency": LazyCommand(
             "._saliency",

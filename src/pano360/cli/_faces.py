@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from ._faces_video import VIDEO_SUFFIXES, faces_video
 from ._options import MAX_PIXELS_DEFAULT, MaxPixels, Overwrite, Quiet, read_erp
 from ._outputs import prepare_out_dir, prepare_outputs, progress, say_done, written
 
@@ -78,6 +79,27 @@ def faces(
             "estimate and the --min-face that fits.",
         ),
     ] = None,
+    track: Annotated[
+        bool,
+        typer.Option(
+            "--track/--no-track",
+            help="Videos: follow faces across frames on the sphere and keep blurring them "
+            "through missed frames (0.5 s) and 0.5 s before they are first found.",
+        ),
+    ] = True,
+    detect_every: Annotated[
+        int,
+        typer.Option(
+            "--detect-every",
+            metavar="N",
+            help="Videos, with --track: run the detector on one frame in N (faster; tracks "
+            "cover the frames between).",
+        ),
+    ] = 1,
+    device: Annotated[
+        str,
+        typer.Option("--device", metavar="[auto|cpu|cuda]", help="Videos: where detection runs."),
+    ] = "cpu",
     overwrite: Overwrite = False,
     max_pixels: MaxPixels = MAX_PIXELS_DEFAULT,
     quiet: Quiet = False,
@@ -89,10 +111,16 @@ def faces(
     and five landmarks as [lon, lat]) and, with --blur, NAME_blurred.jpg (each face blurred on
     the sphere, also across the seam and at the poles). Nothing is written if anything fails.
 
+    A video (.mp4, .mkv, .mov, .webm, .avi, .m4v) needs --blur: it is streamed frame by frame
+    and written as NAME_blurred.mp4 (H.264; .mkv and .mov keep their container) at its frame rate
+    and size with its audio copied unchanged, and NAME_faces.json lists every frame's faces with
+    their track ids (docs/cli.md).
+
     \b
     Examples:
       pano360 faces pano.jpg --blur --out results/
       pano360 faces pano.jpg --strategy direct --min-face 12
+      pano360 faces ride.mp4 --blur --out results/
     """
     import json
     import math
@@ -116,6 +144,11 @@ def faces(
         raise ValueRangeError(f"--threshold must be in [0, 1], got {threshold:g}")
     if max_memory is not None and not max_memory > 0:
         raise ValueRangeError(f"--max-memory must be > 0 GB, got {max_memory:g}")
+    if src.suffix.lower() in VIDEO_SUFFIXES:
+        detector = {"strategy": strategy, "students": students, "thresholds": (0.6, 0.7, threshold)}
+        detector["detect_every"] = detect_every
+        faces_video(src, out, blur, track, min_face, max_face, device, overwrite, quiet, **detector)
+        return
     prepare_out_dir(out)
     stem = src.stem
     drawn, report = out / f"{stem}_faces.jpg", out / f"{stem}_faces.json"

@@ -28,6 +28,7 @@ from ._salient360 import (
     salient360_to_lonlat,
     write_salient360_map,
 )
+from ._synthetic_face_videos import FACE_PATHS, SyntheticFaceVideo
 from ._synthetic_videos import SyntheticSaliencyVideos, write_eccv18_videos
 from ._video_clips import VideoSaliencyClips
 from ._video_sources import (
@@ -55,6 +56,7 @@ from .synthetic import (
 )
 
 __all__: list[str] = [
+    "FACE_PATHS",
     "SEED_SIGMA_DEG",
     "DatasetFormatError",
     "ECCV18Videos",
@@ -71,6 +73,7 @@ __all__: list[str] = [
     "Scanpath",
     "SceneConfig",
     "SyntheticFaceScenes",
+    "SyntheticFaceVideo",
     "SyntheticSaliencyScenes",
     "SyntheticSaliencyVideos",
     "SyntheticScene",

@@ -1,6 +1,6 @@
 """Detection: the result contract every detector returns, box operations and NMS, face
 detection on 360° images with any transfer strategy (:func:`detect_faces`), and the planar MTCNN
-pipeline in separable stages.
+pipeline in separable stages; tracking on the sphere and face blurring in 360° videos.
 
 - The detection result (``_result``): per image a dict of tensors ``{"boxes": (N, 4) BFoV or
   (N, 5) RBFoV radians, "scores": (N,), "labels": (N,) int64, "keypoints": (N, K, 2) lon/lat
@@ -61,6 +61,8 @@ from ._result import (
     empty_detections,
     select_detections,
 )
+from ._tracking import SphereTracker, TrackedBoxes, frames_for_seconds
+from ._video import VideoBlurSummary, blur_faces_in_video, widen_boxes
 
 __all__ = [
     "DETECTION_KEYS",
@@ -74,10 +76,14 @@ __all__ = [
     "FaceEvaluation",
     "MTCNNFaceDetector",
     "PNetWindows",
+    "SphereTracker",
+    "TrackedBoxes",
+    "VideoBlurSummary",
     "apply_box_deltas",
     "average_precision",
     "batched_nms",
     "batched_sph_nms",
+    "blur_faces_in_video",
     "box_area",
     "box_iou",
     "cat_detections",
@@ -92,6 +98,7 @@ __all__ = [
     "evaluate_faces",
     "face_detection_memory",
     "face_detections",
+    "frames_for_seconds",
     "load_pnet_students",
     "mtcnn_pyramid_scales",
     "mtcnn_stage1",
@@ -105,4 +112,5 @@ __all__ = [
     "square_boxes",
     "tangent_crops",
     "view_boxes_to_bfov",
+    "widen_boxes",
 ]

@@ -27,12 +27,14 @@ from ._saliency_maps import (
     saliency_map_path,
 )
 from ._video import (
+    SPHERICAL_VIDEO_EXTENSIONS,
     VIDEO_EXTENSIONS,
     VideoInfo,
     VideoIOError,
     VideoWriter,
     iter_video_frames,
     read_video,
+    transcode_video,
     video_info,
     write_video,
 )
@@ -41,6 +43,7 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
     "SALIENCY_MAP_FORMATS",
+    "SPHERICAL_VIDEO_EXTENSIONS",
     "VIDEO_EXTENSIONS",
     "ImageInfo",
     "SaliencyMapWriter",
@@ -54,6 +57,7 @@ __all__ = [
     "read_video",
     "rotate_metadata",
     "saliency_map_path",
+    "transcode_video",
     "video_info",
     "write_atomic",
     "write_image",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -19,14 +19,17 @@ import torch
 
 from .._core import ImageIOError, OutputExistsError, ShapeError, ValueRangeError
 from ._image import _describe, _move_into_place, _remove_quietly, _temporary_path
+from ._spherical_video import SPHERICAL_SUFFIXES, read_spherical_boxes, write_spherical_boxes
 
 __all__ = [
+    "SPHERICAL_VIDEO_EXTENSIONS",
     "VIDEO_EXTENSIONS",
     "VideoIOError",
     "VideoInfo",
     "VideoWriter",
     "iter_video_frames",
     "read_video",
+    "transcode_video",
     "video_info",
     "write_video",
 ]
@@ -39,6 +42,10 @@ _WRITE_FORMATS = {
     ".webm": ("webm", "libvpx-vp9", "yuv420p"),
     ".avi": ("avi", "mpeg4", "yuv420p"),
 }
+
+#: Video containers whose spherical-video metadata (:attr:`VideoInfo.spherical`) is read and
+#: copied by :func:`transcode_video` (MP4 / MOV boxes; FFmpeg keeps none of it).
+SPHERICAL_VIDEO_EXTENSIONS: tuple[str, ...] = SPHERICAL_SUFFIXES
 
 #: Video file extensions :func:`write_video` knows (case-insensitive).
 VIDEO_EXTENSIONS: tuple[str, ...] = tuple(sorted(_WRITE_FORMATS))
@@ -68,12 +75,16 @@ class VideoInfo:
         num_frames: frame count from the headers, or None when the container does not say
             (decoding is the only exact count).
         duration_s: duration in seconds, or None when unknown.
+        spherical: whether the file carries spherical-video metadata, the boxes players read
+            to show it as 360° (MP4 / MOV: Spherical Video V1 XMP or V2 ``sv3d``; other
+            containers are not inspected and read False).
     """
 
     hw: tuple[int, int]
     fps: float
     num_frames: int | None
     duration_s: float | None
+    spherical: bool = False
 
 
 def _open_input(path: Path):
@@ -83,7 +94,9 @@ def _open_input(path: Path):
     except FileNotFoundError as e:
         raise VideoIOError(f"cannot read video '{path}': {_describe(e)}") from e
     except (OSError, av.error.FFmpegError) as e:
-        raise VideoIOError(f"cannot read video '{path}': not a video PyAV can decode") from e
+        raise VideoIOError(
+            f"cannot read video '{path}': not a video PyAV can decode (or truncated/corrupt)"
+        ) from e
     if not container.streams.video:
         container.close()
         raise VideoIOError(f"cannot read video '{path}': it has no video stream")
@@ -106,6 +119,7 @@ def _info_of(container, path: Path) -> VideoInfo:
         fps=float(rate),
         num_frames=int(stream.frames) if stream.frames else None,
         duration_s=duration,
+        spherical=bool(read_spherical_boxes(path)),
     )
 
 
@@ -283,6 +297,8 @@ class VideoWriter:
         overwrite: replace an existing file.
         quality: constant-quality factor, 0 (best) to 51 (H.264 CRF; VP9 and MPEG-4 map it to
             their own scale).
+        copy_streams: streams of an open input (PyAV streams, e.g. its audio) whose packets
+            :meth:`write_packet` copies into the output unchanged (no re-encoding).
 
     Use as a context manager: on normal exit the video is finalised and renamed into place; if
     the block raises, the partial file is deleted and ``path`` is left as it was.
@@ -312,6 +328,7 @@ class VideoWriter:
         *,
         overwrite: bool = False,
         quality: int = 18,
+        copy_streams: Sequence = (),
     ) -> None:
         self.path = Path(path)
         self.overwrite = overwrite
@@ -333,6 +350,9 @@ class VideoWriter:
         self._stream = None
         self._tmp: Path | None = None
         self._hw: tuple[int, int] | None = None
+        self._templates = tuple(copy_streams)
+        self._copies: dict[int, object] = {}  # id of an input stream -> its output stream
+        self._pending: list = []  # packets to copy that came before the first frame
         self.frames_written = 0
         self._finished = False
 
@@ -353,10 +373,48 @@ class VideoWriter:
             self._stream.width, self._stream.height = w, h
             self._stream.pix_fmt = pix_fmt
             self._stream.options = _quality_options(codec, self.quality)
+            for template in self._templates:
+                copy = self._container.add_stream_from_template(template)
+                self._copies[id(template)] = copy
+            self._hw = (h, w)
+            pending, self._pending = self._pending, []
+            for packet in pending:
+                self._mux_copy(packet)
         except (OSError, av.error.FFmpegError, ValueError) as e:
             self.abort()
             raise VideoIOError(f"cannot write video '{self.path}': {_describe(e)}") from e
-        self._hw = (h, w)
+
+    def _mux_copy(self, packet) -> None:
+        packet.stream = self._copies[id(packet.stream)]
+        self._container.mux(packet)
+
+    def write_packet(self, packet) -> None:
+        """Copy a demuxed packet of one of ``copy_streams`` into the output, unchanged.
+
+        Packets that come before the first frame wait until it is written; flush packets
+        (empty, as PyAV's demuxer ends each stream with) are skipped.
+
+        Raises:
+            VideoIOError: the packet is of no stream in ``copy_streams``, or the muxer fails.
+        """
+        if self._finished:
+            raise VideoIOError(f"cannot write video '{self.path}': the writer is closed")
+        if not any(packet.stream is t for t in self._templates):
+            raise VideoIOError(
+                f"cannot write video '{self.path}': a packet of stream {packet.stream.index} "
+                "that is not one of copy_streams"
+            )
+        if packet.size == 0 or packet.dts is None:
+            return
+        if self._hw is None:
+            self._pending.append(packet)
+            return
+        av = _av()
+        try:
+            self._mux_copy(packet)
+        except (OSError, av.error.FFmpegError, ValueError) as e:
+            self.abort()
+            raise VideoIOError(f"cannot write video '{self.path}': {_describe(e)}") from e
 
     def write(self, frames: torch.Tensor) -> None:
         """Append frames: (1, 3, H, W), (3, H, W) or (T, 3, H, W) floats in [0, 1] (clamped)."""
@@ -439,6 +497,130 @@ class VideoWriter:
 
     def __repr__(self) -> str:
         return f"VideoWriter('{self.path}', fps={self.fps}, frames_written={self.frames_written})"
+
+
+# A stream that decodes to fewer frames than its headers announce, or ends this long before its
+# announced duration, is truncated or corrupt (headers round durations to a frame or so).
+_TRUNCATION_SLACK_S = 0.5
+
+
+def _check_complete(path: Path, info: VideoInfo, count: int, last_t: float | None) -> None:
+    if info.num_frames is not None:
+        if count < info.num_frames:
+            raise VideoIOError(
+                f"cannot read video '{path}': it ends after {count} of its {info.num_frames} "
+                "frames (truncated or corrupt)"
+            )
+        return
+    if info.duration_s is not None:
+        end = 0.0 if last_t is None else last_t + 1 / info.fps
+        if end < info.duration_s - _TRUNCATION_SLACK_S:
+            raise VideoIOError(
+                f"cannot read video '{path}': it ends at {end:.2f} s of its {info.duration_s:.2f} "
+                "s (truncated or corrupt)"
+            )
+
+
+def transcode_video(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    transform: Callable[[Iterator[tuple[float, torch.Tensor]]], Iterable[torch.Tensor]],
+    *,
+    overwrite: bool = False,
+    quality: int = 18,
+    require_erp: bool = False,
+) -> VideoInfo:
+    """Re-encode a video through a frame transform, streaming, with its audio copied unchanged.
+
+    ``src`` is demuxed packet by packet: video frames go to ``transform`` as they decode, audio
+    packets are copied into ``dst`` bit for bit (no re-encoding). Spherical-video metadata
+    (:attr:`VideoInfo.spherical`) is copied byte for byte when both files are MP4 / MOV; compare
+    the two files' :func:`video_info` to know whether it was kept. ``dst`` is written like
+    :class:`VideoWriter` (its extension picks the codec, H.264 for ``.mp4``, ``.mkv``, ``.mov``)
+    at ``src``'s frame rate, atomically: nothing is left at ``dst`` if anything fails,
+    including a ``src`` that turns out truncated or corrupt after some frames.
+
+    Args:
+        src: the input video.
+        dst: the output video.
+        transform: called once with an iterator of ``(time_s, frame)`` (as
+            :func:`iter_video_frames` yields); returns an iterable of (1, 3, H, W) or
+            (T, 3, H, W) frames to write, lazily (it may hold a few frames back, e.g. to look
+            ahead, but should not hold them all).
+        overwrite, quality: as in :class:`VideoWriter`.
+        require_erp: refuse a video whose width is not twice its height, before any work.
+
+    Returns:
+        The :class:`VideoInfo` of ``src``.
+
+    Raises:
+        VideoIOError: ``src`` missing, not a video, without a video stream, undecodable,
+            truncated or corrupt (fewer frames or a shorter duration than its headers say);
+            ``dst`` not writable; an encoder failure.
+        ShapeError: ``require_erp`` and ``src`` is not 2:1, or frames of odd size.
+        OutputExistsError: ``dst`` exists and ``overwrite`` is False.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     write_video(f"{tmp}/a.mp4", torch.rand(3, 3, 16, 32), fps=10)
+        ...     negative = lambda frames: (1 - f for _, f in frames)
+        ...     info = transcode_video(f"{tmp}/a.mp4", f"{tmp}/b.mp4", negative)
+        ...     info.hw, video_info(f"{tmp}/b.mp4").num_frames
+        ((16, 32), 3)
+    """
+    src, dst = Path(src), Path(dst)
+    container = _open_input(src)
+    try:
+        info = _info_of(container, src)
+        h, w = info.hw
+        if require_erp and w != 2 * h:
+            raise ShapeError(
+                f"video '{src}' must be equirectangular with width = 2 x height, got {w}x{h}"
+            )
+        audio = tuple(container.streams.audio)
+        with VideoWriter(
+            dst, info.fps, overwrite=overwrite, quality=quality, copy_streams=audio
+        ) as out:
+            decoded = _demuxed_frames(container, src, info, out)
+            for frames in transform(decoded):
+                out.write(frames)
+            # The transform may stop early; the rest of the input still has to be checked.
+            for _ in decoded:
+                pass
+            if info.spherical and dst.suffix.lower() in SPHERICAL_SUFFIXES:
+                out.finish()
+                write_spherical_boxes(out._tmp, read_spherical_boxes(src))
+    finally:
+        container.close()
+    return info
+
+
+def _demuxed_frames(container, path: Path, info: VideoInfo, out: VideoWriter):
+    """Decoded frames of the first video stream, copying the other streams' packets to ``out``."""
+    av = _av()
+    video = container.streams.video[0]
+    video.thread_type = "AUTO"
+    copied = {id(s) for s in out._templates}
+    origin = last_t = None
+    count = 0
+    try:
+        for packet in container.demux(video, *out._templates):
+            if id(packet.stream) in copied:
+                out.write_packet(packet)
+                continue
+            for frame in packet.decode():
+                t = frame.time if frame.time is not None else count / info.fps
+                origin = t if origin is None else origin
+                last_t = t - origin
+                rgb = frame.to_ndarray(format="rgb24")
+                count += 1
+                yield last_t, torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div_(255)
+    except av.error.FFmpegError as e:
+        raise VideoIOError(f"cannot read video '{path}': decoding failed at frame {count}") from e
+    if count == 0:
+        raise VideoIOError(f"cannot read video '{path}': it has no frames")
+    _check_complete(path, info, count, last_t)
 
 
 def _check_video_output(path: Path, overwrite: bool) -> None:

@@ -26,6 +26,7 @@ from ._saliency import (
     nss_oracle,
     sim_oracle,
 )
+from ._video import audio_packets, write_video_with_tone
 
 __all__ = [
     "assert_psnr_at_least",
@@ -34,6 +35,7 @@ __all__ = [
     "auc_borji_oracle",
     "auc_judd_oracle",
     "auc_shuffled_oracle",
+    "audio_packets",
     "binary_fixation_map_oracle",
     "box_iou_oracle",
     "cc_oracle",
@@ -47,4 +49,5 @@ __all__ = [
     "sim_oracle",
     "smooth_erp",
     "sph_iou_sampled",
+    "write_video_with_tone",
 ]

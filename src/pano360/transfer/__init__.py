@@ -10,6 +10,12 @@ from ._apply import STRATEGIES, TransferredModel, apply, default_rig
 from ._builders import build_spherical, build_student
 from ._evaluate import LAT_BANDS, layer_rmse
 from ._exact import exact_outputs, receptive_field
+from ._exact_features import (
+    exact_features,
+    stage_patch_size,
+    stage_receptive_field,
+    weights_fingerprint,
+)
 from ._run_folder import load_student
 from ._stacks import distillable_models, model_stack
 from ._train import DistillConfig, distill
@@ -25,9 +31,13 @@ __all__ = [
     "default_rig",
     "distill",
     "distillable_models",
+    "exact_features",
     "exact_outputs",
     "layer_rmse",
     "load_student",
     "model_stack",
     "receptive_field",
+    "stage_patch_size",
+    "stage_receptive_field",
+    "weights_fingerprint",
 ]

@@ -8,7 +8,14 @@ spherical network (the student, or the zero-shot ``build_spherical``) comes to i
 
 from ._apply import STRATEGIES, TransferredModel, apply, default_rig
 from ._builders import build_spherical, build_student
-from ._evaluate import LAT_BANDS, layer_rmse
+from ._deep_eval import (
+    BACKBONE_STRATEGIES,
+    BackboneTransferResult,
+    backbone_runners,
+    evaluate_backbone,
+    object_scenes,
+)
+from ._evaluate import LAT_BANDS, band_rmse, layer_rmse
 from ._exact import exact_outputs, receptive_field
 from ._exact_features import (
     exact_features,
@@ -21,21 +28,27 @@ from ._stacks import distillable_models, model_stack
 from ._train import DistillConfig, distill
 
 __all__ = [
+    "BACKBONE_STRATEGIES",
     "LAT_BANDS",
     "STRATEGIES",
+    "BackboneTransferResult",
     "DistillConfig",
     "TransferredModel",
     "apply",
+    "backbone_runners",
+    "band_rmse",
     "build_spherical",
     "build_student",
     "default_rig",
     "distill",
     "distillable_models",
+    "evaluate_backbone",
     "exact_features",
     "exact_outputs",
     "layer_rmse",
     "load_student",
     "model_stack",
+    "object_scenes",
     "receptive_field",
     "stage_patch_size",
     "stage_receptive_field",

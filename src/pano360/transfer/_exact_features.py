@@ -13,7 +13,12 @@ Convention:
     pixel centre (i, j) of the (H / s, W / s) ERP grid; its patch is P x P tangent-plane pixels
     centred on that direction (x right, y up, roll 0), tan(tap_spacing) apart, tap_spacing one
     input pixel at the equator (2 pi / W) by default. The patch spans a field of view of
-    2 atan((P / 2) tan(tap_spacing)) edge to edge.
+    2 atan((P / 2) tan(tap_spacing)) edge to edge. The network's output pixel whose centre is
+    the patch centre is kept (:func:`stage_patch_size`), so the exact output sits exactly on
+    the block-rule grid, as :class:`pano360.nn.SphereConv2d`'s strided outputs do. (A planar
+    network run directly on the ERP centres output m on input pixel a + s m, a read off its
+    layers: for padded strided 3 x 3 convs a = 0, (s - 1) / 2 pixels up and left of the block
+    centre; that offset is part of what such strategies get wrong.)
 
 Receptive field:
     :func:`stage_receptive_field` reads it off the network's graph (``torch.fx``): every
@@ -81,26 +86,27 @@ def _pair(value, what: str) -> int:
     return int(pair[0])
 
 
-def _traced_receptive_field(model: nn.Module) -> tuple[int, int]:
-    """(receptive field, total stride) of a dense model, from its ``torch.fx`` graph."""
+def _traced_geometry(model: nn.Module) -> tuple[int, int, float]:
+    """(receptive field, total stride, start) of a dense model, from its ``torch.fx`` graph:
+    output m is centred on input coordinate start + stride * m (pixel centres at integers)."""
     graph = _LeafTracer().trace(model)
     modules = dict(model.named_modules())
-    geometry: dict[torch.fx.Node, tuple[int, int]] = {}
+    geometry: dict[torch.fx.Node, tuple[int, int, float]] = {}
     result = None
     for node in graph.nodes:
         inputs = [geometry[a] for a in node.all_input_nodes if a in geometry]
         if node.op == "placeholder":
-            geometry[node] = (1, 1)
+            geometry[node] = (1, 1, 0.0)
             continue
         if node.op == "get_attr" or not inputs:
             continue
         size = max(g[0] for g in inputs)
-        jumps = {g[1] for g in inputs}
-        if len(jumps) > 1:
+        grids = {g[1:] for g in inputs}
+        if len(grids) > 1:
             raise ValueRangeError(
-                f"{node.name} combines maps of different strides {sorted(jumps)}: not a dense model"
+                f"{node.name} combines maps on different grids (stride, start) {sorted(grids)}"
             )
-        (jump,) = jumps
+        ((jump, start),) = grids
         if node.op == "call_module":
             layer = modules[node.target]
             what = f"layer {node.target!r} ({type(layer).__name__})"
@@ -108,6 +114,11 @@ def _traced_receptive_field(model: nn.Module) -> tuple[int, int]:
                 k = _pair(layer.kernel_size, f"{what} kernel_size")
                 s = _pair(layer.stride, f"{what} stride")
                 d = _pair(getattr(layer, "dilation", 1), f"{what} dilation")
+                pad = layer.padding
+                if isinstance(pad, str):  # "valid" or "same" (stride 1 only)
+                    pad = 0 if pad == "valid" else d * (k - 1) // 2
+                pad = _pair(pad, f"{what} padding")
+                start += jump * (d * (k - 1) / 2 - pad)
                 size, jump = size + d * (k - 1) * jump, jump * s
             elif not isinstance(layer, (*POINTWISE_TYPES, ImageNetNormalize)):
                 raise TypeError(
@@ -118,9 +129,9 @@ def _traced_receptive_field(model: nn.Module) -> tuple[int, int]:
             raise TypeError(f"function {node.target!r} is not supported in a receptive field")
         elif node.op == "call_method" and node.target not in _PIXELWISE_METHODS:
             raise TypeError(f"method {node.target!r} is not supported in a receptive field")
-        geometry[node] = (size, jump)
+        geometry[node] = (size, jump, start)
         if node.op == "output":
-            result = (size, jump)
+            result = (size, jump, start)
     if result is None:
         raise TypeError("the model's output does not depend on its input")
     return result
@@ -149,32 +160,55 @@ def stage_receptive_field(model: Backbone, stage: str) -> tuple[int, int]:
         [(19, 4), (59, 8), (267, 16), (491, 32)]
     """
     _check_backbone(model, stage)
-    return _traced_receptive_field(model.stage_module(stage))
+    return _traced_geometry(model.stage_module(stage))[:2]
 
 
 def stage_patch_size(model: Backbone, stage: str, max_size: int | None = None) -> int:
-    """The default exact patch side of a stage: the smallest odd multiple of its stride that
-    holds its receptive field (so the patch centre is an output pixel's centre), or the largest
-    odd multiple not above ``max_size`` when that is smaller.
+    """The default exact patch side of a stage: the smallest that holds its receptive field and
+    has an output pixel's centre at the patch centre (the network's output there is the exact
+    output), or the largest such side not above ``max_size`` when that is smaller.
+
+    Output m of the stage is centred on input coordinate a + s m (s the stride, a read off
+    the graph: 0 for padded 3 x 3 strided convs, (s - 1) / 2 for VGG's 2 x 2 pools), so the
+    sides are P = 2 (a + s c) + 1 for c = 0, 1, ..., output c sitting at the patch centre.
 
     Raises:
         TypeError, ValueError: see :func:`stage_receptive_field`.
-        ValueRangeError: ``max_size`` smaller than the stage's stride.
+        ValueRangeError: ``max_size`` below the smallest such side.
 
     Example:
         >>> from pano360.models import create_model
         >>> model = create_model("mobilenet_v2")
         >>> stage_patch_size(model, "features.18"), stage_patch_size(model, "features.18", 224)
-        (544, 224)
+        (513, 193)
     """
-    size, stride = stage_receptive_field(model, stage)
-    n = math.ceil(size / stride)
-    n += 1 - n % 2
+    _check_backbone(model, stage)
+    size, stride, start = _traced_geometry(model.stage_module(stage))
+    c = max(0, math.ceil(((size - 1) / 2 - start) / stride))
     if max_size is not None:
-        check_int(max_size, "max_size", lo=stride)
-        limit = max_size // stride
-        n = min(n, limit - 1 + limit % 2)
-    return n * stride
+        check_int(max_size, "max_size", lo=1)
+        fits = math.floor(((max_size - 1) / 2 - start) / stride)
+        if fits < 0:
+            raise ValueRangeError(
+                f"max_size must be at least {round(2 * start + 1)} for stage {stage!r}, "
+                f"got {max_size}"
+            )
+        c = min(c, fits)
+    return round(2 * (start + stride * c) + 1)
+
+
+def _patch_centre(model: Backbone, stage: str, patch_size: int) -> int:
+    """The stage's output index at the centre of a ``patch_size`` patch (ValueRangeError when
+    no output pixel is centred there)."""
+    _, stride, start = _traced_geometry(model.stage_module(stage))
+    c = ((patch_size - 1) / 2 - start) / stride
+    if c < 0 or c != int(c):
+        sides = ", ".join(str(round(2 * (start + stride * k) + 1)) for k in range(4))
+        raise ValueRangeError(
+            f"patch_size must put an output pixel of stage {stage!r} at the patch centre "
+            f"({sides}, ... pixels), got {patch_size}"
+        )
+    return int(c)
 
 
 def weights_fingerprint(module: nn.Module) -> str:
@@ -231,8 +265,9 @@ def exact_features(
             mode is restored), never changed.
         erp: (B, 3, H, W) RGB in [0, 1] with W == 2H, H a multiple of the stage's stride.
         stage: one of ``model.stages``.
-        patch_size: the patch side P in input pixels, an odd multiple of the stride; default
-            :func:`stage_patch_size` (the whole receptive field).
+        patch_size: the patch side P in input pixels, one that puts an output pixel's centre
+            at the patch centre (:func:`stage_patch_size`); default the smallest that holds the
+            whole receptive field.
         tap_spacing: radians between patch pixels at the patch centre (default 2 pi / W).
         chunk: patches per forward pass (default: about 2**23 input elements).
         cache_dir: a folder for cache files (created if missing); None: no cache.
@@ -246,7 +281,7 @@ def exact_features(
         ValueError: unknown ``stage``.
         ShapeError: ``erp`` is not (B, 3, H, W) with W == 2H, or H is not a multiple of the
             stage's stride.
-        ValueRangeError: a ``patch_size`` that is not an odd multiple of the stride; bad
+        ValueRangeError: a ``patch_size`` with no output pixel centred in the patch; bad
             ``tap_spacing`` or ``chunk``.
 
     Example:
@@ -271,11 +306,7 @@ def exact_features(
     if patch_size is None:
         patch_size = stage_patch_size(model, stage)
     check_int(patch_size, "patch_size", lo=1)
-    if patch_size % stride or (patch_size // stride) % 2 == 0:
-        raise ValueRangeError(
-            f"patch_size must be an odd multiple of the stride {stride} of stage {stage!r} (so "
-            f"that an output pixel sits at the patch centre), got {patch_size}"
-        )
+    centre = _patch_centre(model, stage, patch_size)
     spacing = min(2 * math.pi / w, math.pi / 4) if tap_spacing is None else float(tap_spacing)
     if not 0 < spacing < math.pi / 2:
         raise ValueRangeError(f"tap_spacing must be in (0, pi/2) radians, got {tap_spacing}")
@@ -316,7 +347,7 @@ def exact_features(
                     outputs.append(cached.to(erp.device))
                     continue
             out = exact_dense(
-                net, image, patch_size, stride, spacing, chunk, progress=progress,
+                net, image, patch_size, stride, spacing, chunk, centre=centre, progress=progress,
                 desc=f"exact {stage} ({i + 1}/{b})",
             )  # fmt: skip
             if path is not None:

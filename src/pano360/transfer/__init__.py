@@ -4,6 +4,11 @@
 location of the sphere (SphConv's "Exact"); :func:`distill` trains row-untied spherical layers
 (``build_student``) to reproduce it layer by layer, and ``layer_rmse`` measures how close a
 spherical network (the student, or the zero-shot ``build_spherical``) comes to it.
+
+For a deep backbone (``pano360.models.backbones``), ``exact_features`` computes the exact
+output of a stage (the network up to it on the tangent view around every output location,
+cached on disk), and ``evaluate_backbone`` compares every strategy of :func:`apply` with it: per
+stage and latitude band, by classification of pasted photos (``object_scenes``), and by speed.
 """
 
 from ._apply import STRATEGIES, TransferredModel, apply, default_rig

@@ -199,7 +199,8 @@ def test_stage_module_is_the_network_up_to_each_stage(name, models):
             torch.testing.assert_close(module(x), features[stage], rtol=0, atol=0)
         last = model.stage_module(list(model.stages)[-1])
         assert {id(p) for p in last.parameters()} <= {id(p) for p in model.parameters()}
-        assert model.stage_module(list(model.stages)[0])(torch.rand(1, 3, 20, 20)).ndim == 4
+        first = next(iter(model.stages))
+        assert model.stage_module(first)(torch.rand(1, 3, 20, 20)).ndim == 4
     with pytest.raises(ValueError, match="stage must be one of"):
         model.stage_module("fc")
 

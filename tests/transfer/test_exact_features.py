@@ -169,3 +169,26 @@ def test_object_scenes_put_two_photos_in_every_band_and_depend_only_on_the_seed(
     counts = [int(((lats >= lo) & (lats < hi)).sum()) for lo, hi in LAT_BANDS]
     assert counts == [2, 2, 2]
     assert scene.bfov[:, 2].min() >= math.radians(40)
+
+
+def test_evaluate_backbone_and_backbone_runners_errors():
+    from pano360.transfer import backbone_runners, evaluate_backbone
+
+    tiny, x = Tiny(), erp()
+    boxes = [torch.tensor([[0.0, 0.0, 0.5, 0.5]])]
+    with pytest.raises(ShapeError, match="boxes must be 1 tensors"):
+        evaluate_backbone(tiny, x, boxes * 2)
+    with pytest.raises(ValueError, match="stages must be one of"):
+        evaluate_backbone(tiny, x, boxes, ["features.1"])
+    with pytest.raises(ValueRangeError, match="rmse_images"):
+        evaluate_backbone(tiny, x, boxes, rmse_images=2)
+    with pytest.raises(ValueRangeError, match="timing_images"):
+        evaluate_backbone(tiny, x, boxes, timing_images=0)
+    with pytest.raises(ValueError, match="strategies must be one of"):
+        backbone_runners(tiny, "features.0", ["exact"])
+    with pytest.raises(ValueError, match="stage must be one of"):
+        backbone_runners(tiny, "features.9")
+    runners = backbone_runners(tiny, "features.2", ["direct", "spherical"])
+    assert list(runners) == ["direct", "spherical"]
+    with torch.no_grad():
+        assert runners["spherical"](x).shape == runners["direct"](x).shape == (1, 5, 4, 8)

@@ -40,7 +40,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scenes", type=int, default=8, help="number of scenes")
     parser.add_argument("--seed", type=int, default=2027, help="seed of the scenes")
     parser.add_argument("--size", type=int, default=224, help="ERP height (width twice it)")
-    parser.add_argument("--max-patch", type=int, default=224, help="largest exact patch side")
+    parser.add_argument(
+        "--max-patch", type=int, default=0, help="largest exact patch side (0: no limit)"
+    )
     parser.add_argument("--rmse-scenes", type=int, default=2, help="scenes in the RMSE table")
     parser.add_argument("--timing-scenes", type=int, default=1, help="scenes exact is timed on")
     parser.add_argument("--cache", type=Path, default=None, help="cache folder of exact outputs")

@@ -66,10 +66,10 @@ def eval_transfer(
         typer.Option(
             "--max-patch",
             metavar="PX",
-            help="Largest exact patch side in pixels (the stage's receptive field when "
-            "smaller; 0: always the whole receptive field).",
+            help="Largest exact patch side in pixels (0: the stage's whole receptive field, "
+            "the network on the unbounded tangent plane; smaller is faster but a cropped view).",
         ),
-    ] = 224,
+    ] = 0,
     rmse_scenes: Annotated[
         int,
         typer.Option(

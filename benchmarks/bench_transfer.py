@@ -3,11 +3,13 @@
 Synthetic scenes (pano360.data.synthetic, 1024 x 512, faces 8-25 degrees wide at every latitude
 up to 85 degrees) from a seed nothing was tuned on. For each strategy: recall, precision and AP
 at spherical IoU 0.5 per |lat| band, and the median seconds per image, all strategies timed on
-the same images one after the other. Then the speed ratios the transfer issue asks for, where
-each strategy's time goes (stage 1 against the rest, pixels scanned, crops per stage; spherical
-and direct on larger inputs), and P-Net's per-layer RMSE against its exact outputs (zero-shot
-spherical, and with --students the distilled strategy and a distilled student). Writes the
-tables into docs/transfer.md (and the speed ratios into docs/benchmarks.md) unless --no-write.
+the same images one after the other. Then the speed ratios (for faces only spherical / direct
+has a goal), where each strategy's time goes (stage 1 against the rest, pixels scanned, crops
+per stage; spherical and direct on larger inputs: why exact and multiview cost little more than
+spherical here, unlike on a deep network, measured by bench_deep_transfer.py), and P-Net's
+per-layer RMSE against its exact outputs (zero-shot spherical, and with --students the
+distilled strategy and a distilled student). Writes the tables into docs/transfer.md (and the
+speed ratios into docs/benchmarks.md) unless --no-write.
 
     .venv/bin/python benchmarks/bench_transfer.py [--scenes 30] [--seed 2026] [--distill DIR]
 
@@ -178,10 +180,14 @@ def main(argv: list[str] | None = None) -> None:
             progress=lambda it: tqdm(it, total=n, desc="scenes", unit="scene", file=sys.stderr),
         )
     sec = {s: result.to_dict()["strategies"][s]["seconds_per_image"] for s in strategies}
+    # For faces only spherical / direct has a goal: MTCNN's P-Net is three small layers and
+    # stages 2-3 dominate, so exact and multiview cannot cost 50x and 5x spherical (goals
+    # retired); the deep-network claim is measured by bench_deep_transfer.py.
+    retired = "none for faces (see the deep network section)"
     ratios = [
         ("spherical / direct", sec["spherical"] / sec["direct"], "at most 2x"),
-        ("multiview / spherical", sec["multiview"] / sec["spherical"], "at least 5x"),
-        ("exact / spherical", sec["exact"] / sec["spherical"], "at least 50x"),
+        ("multiview / spherical", sec["multiview"] / sec["spherical"], retired),
+        ("exact / spherical", sec["exact"] / sec["spherical"], retired),
     ]
     stack = model_stack("mtcnn_pnet")
     rmse_hw = min(students, key=lambda hw: abs(hw[0] - 128)) if students else (128, 256)

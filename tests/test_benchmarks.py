@@ -18,6 +18,7 @@ SCRIPTS = {
     "bench_transfer.py": "| ratio of seconds per image | measured | goal |",
     "bench_unet_speed.py": "| model | training step (s) | ratio |",
     "bench_video_faces.py": "| method | frames with every face >= 90% blurred |",
+    "bench_deep_transfer.py": "| goal | measured | target | met |",
 }
 
 

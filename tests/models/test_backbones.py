@@ -187,6 +187,24 @@ def test_forward_is_the_head_on_the_last_stage(name, models):
     check_task_output(name, logits, x)
 
 
+@pytest.mark.parametrize("name", BACKBONES)
+def test_stage_module_is_the_network_up_to_each_stage(name, models):
+    model = models[name].eval()
+    x = torch.rand(1, 3, 40, 72, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        features = model.forward_features(x)
+        for stage in model.stages:
+            module = model.stage_module(stage)
+            assert isinstance(module, torch.nn.Sequential)
+            torch.testing.assert_close(module(x), features[stage], rtol=0, atol=0)
+        last = model.stage_module(list(model.stages)[-1])
+        assert {id(p) for p in last.parameters()} <= {id(p) for p in model.parameters()}
+        first = next(iter(model.stages))
+        assert model.stage_module(first)(torch.rand(1, 3, 20, 20)).ndim == 4
+    with pytest.raises(ValueError, match="stage must be one of"):
+        model.stage_module("fc")
+
+
 def test_a_backbone_without_classifier_returns_its_stages():
     model = create_model("mobilenet_v2", num_classes=None).eval()
     assert not any(k.startswith("classifier") for k in model.state_dict())

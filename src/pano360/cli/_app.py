@@ -28,7 +28,7 @@ class _Root(LazyGroup):
         "eval": LazyCommand(
             "._eval",
             "eval_app",
-            "Evaluate: saliency maps against ground truth; face-detection strategies.",
+            "Evaluate: saliency maps; face-detection strategies; transfer of a deep backbone.",
         ),
         "faces": LazyCommand(
             "._faces",

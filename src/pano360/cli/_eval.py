@@ -1,6 +1,8 @@
-"""``pano360 eval``: evaluation commands (saliency maps, 360° face detection).
+"""``pano360 eval``: evaluation commands (saliency maps, 360° face detection, transfer of a deep
+backbone).
 
-The commands live in ``_eval_saliency`` and ``_eval_faces``, imported when used.
+The commands live in ``_eval_saliency``, ``_eval_faces`` and ``_eval_transfer``, imported when
+used.
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ class _EvalGroup(LazyGroup):
             "._eval_faces",
             "eval_faces",
             "Compare the strategies of 360° face detection on synthetic scenes, per latitude band.",
+        ),
+        "transfer": LazyCommand(
+            "._eval_transfer",
+            "eval_transfer",
+            "Compare transfer strategies of a deep ImageNet backbone with its exact outputs.",
         ),
     }
 

@@ -41,7 +41,7 @@ from .._core import ShapeError, ValueRangeError, check_choice, check_erp, check_
 from ..geometry import ViewRig, merge_views, render_views
 from ..nn import sphericalize
 from ._builders import build_spherical
-from ._exact import _CHUNK_ELEMENTS, exact_outputs, exact_patches, plan_stack
+from ._exact import exact_dense, exact_outputs, plan_stack
 
 __all__ = ["STRATEGIES", "TransferredModel", "apply", "default_rig"]
 
@@ -228,17 +228,9 @@ class TransferredModel(nn.Module):
             )
         if h % s:
             raise ShapeError(f"erp height must be a multiple of the model's stride {s}, got {h}")
-        centre = (p // s - 1) // 2
-        chunk = self.chunk or max(1, _CHUNK_ELEMENTS // (4 * erp.shape[1] * p * p))
         with _EvalMode(self.model) as model, torch.no_grad():
-
-            def run(patches: torch.Tensor) -> torch.Tensor:
-                out = model(patches)
-                return out[:, :, centre, centre]
-
-            rows = torch.arange(h // s)
-            return exact_patches(
-                run, erp, p, s, rows, spacing, chunk, progress=self.progress, desc="exact"
+            return exact_dense(
+                model, erp, p, s, spacing, self.chunk, progress=self.progress, desc="exact"
             )
 
 

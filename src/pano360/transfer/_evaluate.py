@@ -17,7 +17,7 @@ from .._core import ShapeError, ValueRangeError
 from ..geometry import erp_lonlat_grid
 from ._exact import exact_outputs, plan_stack
 
-__all__ = ["LAT_BANDS", "layer_rmse"]
+__all__ = ["LAT_BANDS", "band_rmse", "layer_rmse"]
 
 #: Default latitude bands of :func:`layer_rmse`: |lat| in [0, 30), [30, 60), [60, 85) degrees,
 #: in radians.
@@ -26,6 +26,65 @@ LAT_BANDS: tuple[tuple[float, float], ...] = (
     (math.radians(30), math.radians(60)),
     (math.radians(60), math.radians(85)),
 )
+
+
+def _check_bands(bands) -> list[tuple[float, float]]:
+    bands = [tuple(float(v) for v in band) for band in bands]
+    for lo, hi in bands:
+        if not 0 <= lo < hi <= math.pi / 2:
+            raise ValueRangeError(
+                f"bands must be (low, high) with 0 <= low < high <= pi/2 radians, got {(lo, hi)}"
+            )
+    return bands
+
+
+def band_rmse(
+    output: torch.Tensor,
+    target: torch.Tensor,
+    bands: Sequence[tuple[float, float]] = LAT_BANDS,
+    *,
+    relative: bool = False,
+) -> dict[tuple[float, float], float]:
+    """RMSE of an ERP map against a reference, by latitude band.
+
+    Args:
+        output, target: (B, C, H, W) maps on the same ERP grid, W == 2H.
+        bands: ``(low, high)`` bounds on |lat| in radians; a row counts in a band when
+            low <= |lat of its centre| < high.
+        relative: divide each band's RMSE by the standard deviation of ``target`` over the
+            band's rows (all images, channels and columns).
+
+    Returns:
+        ``{band: RMSE over the band's rows, all images, channels and columns}``; NaN for a band
+        holding no row.
+
+    Raises:
+        ShapeError: ``output`` and ``target`` differ in shape, or are not (B, C, H, 2H).
+        ValueRangeError: a band that is not 0 <= low < high <= pi / 2.
+
+    Example:
+        >>> target = torch.rand(1, 2, 6, 12)
+        >>> rmse = band_rmse(target + 0.5, target)
+        >>> [round(v, 3) for v in rmse.values()]
+        [0.5, 0.5, 0.5]
+    """
+    bands = _check_bands(bands)
+    if output.shape != target.shape or target.ndim != 4 or target.shape[-1] != 2 * target.shape[-2]:
+        raise ShapeError(
+            f"output and target must be the same (B, C, H, 2H), got {tuple(output.shape)} and "
+            f"{tuple(target.shape)}"
+        )
+    h = target.shape[-2]
+    lat = erp_lonlat_grid((h, 2 * h), dtype=torch.float64)[:, 0, 1].abs()
+    per_row = (output.double() - target.double()).pow(2).mean(dim=(0, 1, 3)).cpu()
+    result = {}
+    for lo, hi in bands:
+        mask = (lat >= lo) & (lat < hi)
+        value = per_row[mask].mean().sqrt().item() if bool(mask.any()) else math.nan
+        if relative and bool(mask.any()):
+            value /= target[..., mask.to(target.device), :].double().std().item()
+        result[(lo, hi)] = value
+    return result
 
 
 def layer_rmse(
@@ -79,12 +138,7 @@ def layer_rmse(
             f"model must be an nn.Sequential with one layer per layer of the stack "
             f"({len(stack)}), got {got}"
         )
-    bands = [tuple(float(v) for v in band) for band in bands]
-    for lo, hi in bands:
-        if not 0 <= lo < hi <= math.pi / 2:
-            raise ValueRangeError(
-                f"bands must be (low, high) with 0 <= low < high <= pi/2 radians, got {(lo, hi)}"
-            )
+    bands = _check_bands(bands)
     plan = plan_stack(stack)
     exact = exact_outputs(stack, erps, layers, tap_spacing=tap_spacing, chunk=chunk)
     indices = (
@@ -119,12 +173,5 @@ def layer_rmse(
                 f"model layer {index} gives {tuple(out.shape)}, the exact output is "
                 f"{tuple(target.shape)}"
             )
-        h = target.shape[-2]
-        lat = erp_lonlat_grid((h, 2 * h), dtype=torch.float64)[:, 0, 1]
-        per_row = (out.double() - target.double()).pow(2).mean(dim=(0, 1, 3)).cpu()
-        result[index] = {}
-        for lo, hi in bands:
-            mask = (lat.abs() >= lo) & (lat.abs() < hi)
-            value = per_row[mask].mean().sqrt().item() if bool(mask.any()) else math.nan
-            result[index][(lo, hi)] = value
+        result[index] = band_rmse(out, target, bands)
     return result

@@ -325,6 +325,50 @@ def exact_patches(
     return out
 
 
+def exact_dense(
+    model: nn.Module,
+    erp: torch.Tensor,
+    patch_size: int,
+    stride: int,
+    spacing: float,
+    chunk: int | None = None,
+    *,
+    centre: int | None = None,
+    progress: bool = False,
+    desc: str = "exact",
+) -> torch.Tensor:
+    """Any dense model's exact output: at every output location, ``model`` on the P x P
+    tangent patch centred there, its output pixel at the patch centre.
+
+    Args:
+        model: maps (N, C, P, P) to (N, K, P / s, P / s); run as it is (the caller sets eval
+            mode and no_grad).
+        erp: (B, C, H, W), H a multiple of ``stride``.
+        patch_size: P, such that output pixel ``centre`` of the patch sits at its centre
+            (checked by the callers).
+        stride: the model's stride s.
+        spacing: tap spacing at the patch centre, radians.
+        chunk: patches per call of ``model``; None: about 2**23 input elements.
+        centre: the index of the model's output pixel centred on the patch centre (default
+            (P / s - 1) / 2, right when output m covers input pixels s m .. s m + s - 1).
+
+    Returns:
+        (B, K, H / s, W / s).
+    """
+    if centre is None:
+        centre = (patch_size // stride - 1) // 2
+    if chunk is None:
+        chunk = max(1, _CHUNK_ELEMENTS // (4 * erp.shape[1] * patch_size * patch_size))
+
+    def run(patches: torch.Tensor) -> torch.Tensor:
+        return model(patches)[:, :, centre, centre]
+
+    rows = torch.arange(erp.shape[-2] // stride)
+    return exact_patches(
+        run, erp, patch_size, stride, rows, spacing, chunk, progress=progress, desc=desc
+    )
+
+
 def _exact_spatial(
     stack: nn.Sequential,
     plan: list[StackLayer],

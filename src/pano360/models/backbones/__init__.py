@@ -12,7 +12,14 @@ Example:
     ['mobilenet_v2', 'resnet50', 'vgg16', 'vgg16_bn']
 """
 
-from ._common import IMAGENET_MEAN, IMAGENET_STD, Backbone, imagenet_classes, imagenet_normalize
+from ._common import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Backbone,
+    ImageNetNormalize,
+    imagenet_classes,
+    imagenet_normalize,
+)
 from ._mobilenet_v2 import MOBILENET_V2_WEIGHTS, InvertedResidual, MobileNetV2
 from ._resnet import Bottleneck, ResNet
 from ._vgg import VGG
@@ -24,6 +31,7 @@ __all__ = [
     "VGG",
     "Backbone",
     "Bottleneck",
+    "ImageNetNormalize",
     "InvertedResidual",
     "MobileNetV2",
     "ResNet",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.resources
 import math
+from collections import OrderedDict
 from collections.abc import Mapping
 from functools import cache
 from typing import ClassVar
@@ -12,10 +13,17 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ..._core import ShapeError, ValueRangeError
+from ..._core import ShapeError, ValueRangeError, check_choice
 from ..._core.registry import register_task
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Backbone", "imagenet_classes", "imagenet_normalize"]
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "Backbone",
+    "ImageNetNormalize",
+    "imagenet_classes",
+    "imagenet_normalize",
+]
 
 #: Per-channel (R, G, B) mean and standard deviation of ImageNet, for images in [0, 1]: the
 #: normalisation torchvision's ImageNet weights were trained with.
@@ -36,6 +44,18 @@ def imagenet_normalize(x: torch.Tensor) -> torch.Tensor:
     mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std
+
+
+class ImageNetNormalize(nn.Module):
+    """Module form of :func:`imagenet_normalize` (pixel by pixel: it has no spatial extent).
+
+    Example:
+        >>> ImageNetNormalize()(torch.full((1, 3, 1, 1), 0.5)).flatten().round(decimals=4)
+        tensor([0.0655, 0.1964, 0.4178])
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return imagenet_normalize(x)
 
 
 @cache
@@ -96,6 +116,37 @@ class Backbone(nn.Module):
             if f"features.{name}" in self.stages:
                 out[f"features.{name}"] = x
         return out
+
+    def _stage_layers(self, stage: str) -> list[tuple[str, nn.Module]]:
+        # torchvision's MobileNetV2 and VGG: the children of `features` up to the stage's;
+        # ResNet overrides this.
+        stop = int(stage.rpartition(".")[2])
+        return [(f"features_{i}", m) for i, m in enumerate(self.features[: stop + 1])]
+
+    def stage_module(self, stage: str) -> nn.Sequential:
+        """The network from the input to ``stage``, as a planar dense model: RGB
+        ``(B, 3, H, W)`` in [0, 1] -> the stage's ``(B, C_s, h_s, w_s)``, as
+        :meth:`forward_features` gives it (:func:`imagenet_normalize` first when the backbone
+        normalises), without the 32-pixel input minimum and without running later stages.
+
+        The modules are the backbone's own (shared, not copied): what changes one changes the
+        other. This is the model :func:`pano360.transfer.apply` and
+        :func:`pano360.transfer.exact_features` run on panoramas.
+
+        Raises:
+            ValueError: ``stage`` is not one of :attr:`stages` (the message lists them).
+
+        Example:
+            >>> from pano360.models import create_model
+            >>> model = create_model("mobilenet_v2").eval()
+            >>> x = torch.rand(1, 3, 64, 64)
+            >>> stage = model.stage_module("features.6")
+            >>> torch.equal(stage(x), model.forward_features(x)["features.6"])
+            True
+        """
+        check_choice(stage, "stage", tuple(self.stages))
+        layers = [("normalize", ImageNetNormalize())] if self.normalize else []
+        return nn.Sequential(OrderedDict(layers + self._stage_layers(stage)))
 
     def forward_head(self, last: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, num_classes)`` from the stride-32 stage ``(B, C, h, w)``."""

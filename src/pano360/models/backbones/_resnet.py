@@ -99,6 +99,10 @@ class ResNet(Backbone):
             x = out[name] = getattr(self, name)(x)
         return out
 
+    def _stage_layers(self, stage: str) -> list[tuple[str, nn.Module]]:
+        names = ["conv1", "bn1", "relu", "maxpool", *self.stages]
+        return [(n, getattr(self, n)) for n in names[: names.index(stage) + 1]]
+
     def forward_head(self, last: torch.Tensor) -> torch.Tensor:
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(last, 1), 1))
 

@@ -1,0 +1,58 @@
+"""``pano360 eval transfer``: a tiny run writes its tables; bad options exit 2 with one line."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import pytest
+
+from pano360.cli import main
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["eval", "transfer", *args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_eval_transfer_writes_the_tables_and_json(tmp_path):
+    args = ["--scenes", "1", "--size", "64x32", "--stage", "features.3", "--max-patch", "33"]
+    code, out, err = run(*args, "--rmse-scenes", "1", "--out", str(tmp_path), "-q")
+    assert code == 0, err
+    assert "| features.3 | 25 px" in out and "| spherical |" in out
+    doc = json.loads((tmp_path / "transfer_eval.json").read_text())
+    assert doc["model"] == "mobilenet_v2" and doc["scenes"] == {
+        "n": 1,
+        "seed": 2027,
+        "size": [64, 32],
+    }
+    assert set(doc["rmse_over_exact_std"]) == {"direct", "cubemap", "multiview", "spherical"}
+    assert doc["objects_per_band"] == [2, 2, 2]
+    assert set(doc["seconds_per_image"]) == {"direct", "cubemap", "multiview", "spherical", "exact"}
+    assert (tmp_path / "transfer_eval.md").read_text().strip() == out.strip()
+    # The outputs exist now: without --overwrite the command refuses and changes nothing.
+    before = (tmp_path / "transfer_eval.json").read_bytes()
+    code, _, err = run(*args, "--out", str(tmp_path))
+    assert code == 2 and err.startswith("pano360: error:") and err.count("\n") == 1
+    assert (tmp_path / "transfer_eval.json").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "vgg16"], "ships no weights"),
+        (["--model", "nope"], "--model must be one of"),
+        (["--size", "100x50"], "multiple of 32"),
+        (["--stage", "features.4"], "--stage must be one of"),
+        (["--scenes", "2", "--rmse-scenes", "3"], "--rmse-scenes must be at most"),
+        (["--scenes", "0"], "--scenes must be >= 1"),
+    ],
+)
+def test_eval_transfer_errors(args, message, tmp_path):
+    code, out, err = run(*args, "--out", str(tmp_path / "res"))
+    assert code == 2 and out == ""
+    assert err.startswith("pano360: error:") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "res" / "transfer_eval.json").exists()

@@ -21,7 +21,7 @@ angles and fov; equilib looks left for yaw > 0 and down for pitch > 0, and puts 
 point half a pixel off), and the mean absolute difference of each peer's output from ours on
 the benchmark image is printed, so that what is compared is known. It also measures the peak
 memory (growth of the resident set) of a first ``e2c`` call in a fresh process per library,
-and our throughput at batch 8 (``--quick``: 3 repeats, batch 2, a smoke run). The results are
+and our throughput at batch 8 (``--quick``: 1 repeat, batch 2, a smoke run). The results are
 printed and written into docs/benchmarks.md between the ``bench_geometry`` markers (the rest
 of the file is left alone).
 """
@@ -453,8 +453,8 @@ CACHES: dict[str, object] = {}
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(__doc__, "3 repeats, batch 2 (a smoke run)", argv)
-    repeats = args.repeats or (3 if args.quick else 15)
+    args = parse_args(__doc__, "1 repeat, batch 2 (a smoke run)", argv)
+    repeats = args.repeats or (1 if args.quick else 15)
     batch = 2 if args.quick else 8
     argv = sys.argv[1:] if argv is None else argv
     command = " ".join([".venv/bin/python benchmarks/bench_geometry.py", *argv])

@@ -202,15 +202,15 @@ def render(rows, info, command: str, repeats: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(__doc__, "2 repeats, the two smallest shapes", argv)
-    repeats = args.repeats or (2 if args.quick else 7)
-    shapes = SHAPES[2:] if args.quick else SHAPES
+    args = parse_args(__doc__, "1 repeat, the smallest shape and depthwise layer", argv)
+    repeats = args.repeats or (1 if args.quick else 7)
+    shapes = SHAPES[3:] if args.quick else SHAPES
     argv = sys.argv[1:] if argv is None else argv
     command = " ".join([".venv/bin/python benchmarks/bench_sphere_conv.py", *argv])
     info = machine_info()
     start = time.perf_counter()
     rows = run(repeats, shapes)
-    depthwise = run_depthwise(repeats, DEPTHWISE[-2:] if args.quick else DEPTHWISE)
+    depthwise = run_depthwise(repeats, DEPTHWISE[-1:] if args.quick else DEPTHWISE)
     section = render(rows, info, command, repeats) + render_depthwise(depthwise, repeats)
     print()
     print(section)

@@ -65,7 +65,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--distill", type=Path, default=None, help="folder of P-Net students (trained if missing)"
     )
-    parser.add_argument("--quick", action="store_true", help="2 scenes (a smoke test)")
+    parser.add_argument("--quick", action="store_true", help="1 scene (a smoke test)")
     parser.add_argument("--no-write", action="store_true", help="do not update the docs")
     return parser.parse_args(argv)
 
@@ -164,7 +164,7 @@ def train_students(folder: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = _args(argv)
-    n = 2 if args.quick else args.scenes
+    n = 1 if args.quick else args.scenes
     data = SyntheticFaceScenes(n, seed=args.seed, config=SceneConfig(erp_hw=(512, 1024)))
     students = train_students(args.distill) if args.distill is not None else {}
     strategies = STRATEGIES + (("distilled",) if students else ())

@@ -136,9 +136,11 @@ def test_serve_prints_a_free_local_port_and_serves_until_interrupted(inputs):
     out = inputs / "report"
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     command = [sys.executable, "-m", "pano360", "report", str(inputs / "pano.jpg"), "--out"]
+    # A test run started in the background (`make test &`) inherits SIGINT ignored, and Python
+    # keeps an ignored SIGINT ignored: give the server the disposition a terminal gives it.
     proc = subprocess.Popen(
         [*command, str(out), "--serve"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=env,
+        text=True, env=env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         assert proc.stdout.readline().startswith("wrote ")

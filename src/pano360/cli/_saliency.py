@@ -85,6 +85,18 @@ def _commit(steps: list[tuple[list[Path], Callable[[], None]]]) -> None:
         raise
 
 
+def _map_and_overlay(
+    outputs: dict[str, Path], sal: torch.Tensor, erp: torch.Tensor, overwrite: bool
+) -> tuple[list[Path], Callable[[], None]]:
+    """The :func:`_commit` step writing the map (scaled to peak 1) and its overlay on ``erp``."""
+    peak = sal.amax()
+    images = {
+        outputs["map"]: sal[0] / peak if peak > 0 else sal[0],
+        outputs["overlay"]: overlay_saliency(erp, sal),
+    }
+    return [outputs["map"], outputs["overlay"]], lambda: write_images(images, overwrite=overwrite)
+
+
 def _saliency_model(
     model: str,
 ) -> tuple[Callable[[torch.Tensor], torch.Tensor], tuple[int, int] | None]:
@@ -156,7 +168,6 @@ def _run_image(
 ) -> None:
     with torch.inference_mode():
         sal = model(erp)
-    peak = sal.amax()
     small = sal if tuple(sal.shape[-2:]) == map_hw else _as_density(resize_erp(sal, map_hw))
     arr = small[0, 0].numpy().astype("<f4")
     if map_format != "npy":  # the other formats hold frames (T, H, W), one here
@@ -176,16 +187,7 @@ def _run_image(
 
     _commit(
         [
-            (
-                [outputs["map"], outputs["overlay"]],
-                lambda: write_images(
-                    {
-                        outputs["map"]: sal[0] / peak if peak > 0 else sal[0],
-                        outputs["overlay"]: overlay_saliency(erp, sal),
-                    },
-                    overwrite=overwrite,
-                ),
-            ),
+            _map_and_overlay(outputs, sal, erp, overwrite),
             ([outputs["maps"]], write_maps),
         ]
     )
@@ -243,19 +245,9 @@ def _run_video(
         finally:
             bar.close()
         mean = (mean / count).float()
-        peak = mean.amax()
         _commit(
             [
-                (
-                    [outputs["map"], outputs["overlay"]],
-                    lambda: write_images(
-                        {
-                            outputs["map"]: mean[0] / peak if peak > 0 else mean[0],
-                            outputs["overlay"]: overlay_saliency(first, mean),
-                        },
-                        overwrite=overwrite,
-                    ),
-                ),
+                _map_and_overlay(outputs, mean, first, overwrite),
                 ([maps_path], maps.close),
                 ([outputs["overlay_video"]], writer.close),
             ]

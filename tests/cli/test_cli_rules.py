@@ -11,8 +11,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import subprocess
 import sys
@@ -22,28 +20,9 @@ import numpy as np
 import pytest
 import torch
 
-from pano360.cli import _outputs, main
+from pano360.cli import _outputs
 from pano360.io import write_image
-from pano360.testing import smooth_erp
-
-
-class _Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def run(*args: str, terminal: bool = False) -> tuple[int, str, str]:
-    """Run ``pano360 ARGS`` in-process; return (exit code, stdout, stderr). With ``terminal``,
-    stderr says it is a terminal."""
-    out, err = io.StringIO(), _Terminal() if terminal else io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
-
-
-def _listing(path: Path) -> list[str]:
-    """Every file and folder under ``path``, hidden temporaries included."""
-    return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
+from pano360.testing import file_listing, run_cli, smooth_erp
 
 
 @pytest.fixture
@@ -115,11 +94,11 @@ DIR_CASES = {
 
 
 def _fails_cleanly(workdir: Path, args: list[str], message: str) -> None:
-    before = _listing(workdir)
-    code, out, err = run(*args)
+    before = file_listing(workdir)
+    code, out, err = run_cli(*args)
     assert (code, out) == (2, ""), err
     assert err == f"pano360: error: {message}\n"
-    assert _listing(workdir) == before  # no output, no temporary file, no new folder
+    assert file_listing(workdir) == before  # no output, no temporary file, no new folder
 
 
 @pytest.mark.parametrize("case", DIR_CASES)
@@ -143,7 +122,7 @@ def test_out_file_under_a_file_or_in_an_unwritable_folder_is_one_line(workdir, c
 
 @pytest.mark.parametrize("command", ["faces", "saliency", "eval saliency", "report"])
 def test_out_dir_is_created_with_its_parents(workdir, command):
-    code, out, err = run(*DIR_COMMANDS[command][0], "--out", "new/deep")
+    code, out, err = run_cli(*DIR_COMMANDS[command][0], "--out", "new/deep")
     assert (code, err) == (0, ""), err
     assert "wrote new/deep/" in out
     assert any(Path("new/deep").iterdir())
@@ -151,11 +130,11 @@ def test_out_dir_is_created_with_its_parents(workdir, command):
 
 @pytest.mark.parametrize("command", FILE_COMMANDS)
 def test_out_folders_are_created_and_the_success_line_names_the_files(workdir, command):
-    code, out, err = run(*FILE_COMMANDS[command]("new/deep/v.png"))
+    code, out, err = run_cli(*FILE_COMMANDS[command]("new/deep/v.png"))
     assert (code, err) == (0, ""), err
     written = sorted(str(p) for p in Path("new/deep").iterdir())
     assert written and out == f"wrote {', '.join(_in_order(out, written))}\n"
-    assert run(*FILE_COMMANDS[command]("new/deep/w.png"), "-q") == (0, "", "")
+    assert run_cli(*FILE_COMMANDS[command]("new/deep/w.png"), "-q") == (0, "", "")
 
 
 def _in_order(line: str, paths: list[str]) -> list[str]:
@@ -166,7 +145,9 @@ def _in_order(line: str, paths: list[str]) -> list[str]:
 
 
 def test_docs_example_e2c_into_a_new_folder(workdir):
-    code, out, _ = run("project", "e2c", "pano.png", "faces/cube_{face}.jpg", "--layout", "dict")
+    code, out, _ = run_cli(
+        "project", "e2c", "pano.png", "faces/cube_{face}.jpg", "--layout", "dict"
+    )
     assert code == 0
     assert sorted(p.name for p in Path("faces").iterdir()) == [f"cube_{f}.jpg" for f in "BDFLRU"]
     assert out.startswith("wrote faces/cube_F.jpg (32x32), faces/cube_R.jpg (32x32), ")
@@ -174,21 +155,21 @@ def test_docs_example_e2c_into_a_new_folder(workdir):
 
 @pytest.mark.parametrize("command", DIR_COMMANDS)
 def test_a_failing_command_removes_the_folders_it_created(workdir, command):
-    code, _, err = run(*DIR_COMMANDS[command][1], "--out", "new/deep")
+    code, _, err = run_cli(*DIR_COMMANDS[command][1], "--out", "new/deep")
     assert code == 2 and err.startswith("pano360: error: ") and err.count("\n") == 1
     assert not Path("new").exists()
 
 
 @pytest.mark.parametrize("command", FILE_COMMANDS)
 def test_a_failing_projection_removes_the_folders_it_created(workdir, command):
-    code, _, err = run(*FILE_COMMANDS[command]("new/deep/v.png", "afile"))  # not an image
+    code, _, err = run_cli(*FILE_COMMANDS[command]("new/deep/v.png", "afile"))  # not an image
     assert code == 2 and err.startswith("pano360: error: ") and err.count("\n") == 1
     assert not Path("new").exists()
 
 
 def test_folders_that_existed_or_were_filled_meanwhile_stay(workdir):
     Path("kept").mkdir()
-    assert run("faces", "wide.png", "--out", "kept/new")[0] == 2
+    assert run_cli("faces", "wide.png", "--out", "kept/new")[0] == 2
     assert sorted(p.name for p in workdir.joinpath("kept").iterdir()) == []
     assert Path("kept").is_dir()
 
@@ -209,12 +190,16 @@ def test_a_real_read_only_folder(workdir, monkeypatch):
 
 
 def test_faces_progress_bar_on_a_terminal_only_and_quiet(workdir):
-    code, out, err = run("faces", "pano.png", "--out", "a", "--strategy", "direct", terminal=True)
+    code, out, err = run_cli(
+        "faces", "pano.png", "--out", "a", "--strategy", "direct", terminal=True
+    )
     assert code == 0 and "pano.png" in err and "detect (direct)" in err and "step" in err
     assert out.startswith("0 face(s); wrote a/pano_faces.jpg (128x64), a/pano_faces.json")
-    code, out, err = run("faces", "pano.png", "--out", "b", "--strategy", "direct")  # no terminal
+    code, out, err = run_cli(
+        "faces", "pano.png", "--out", "b", "--strategy", "direct"
+    )  # no terminal
     assert (code, err) == (0, "") and out.count("\n") == 1
-    quiet = run(
+    quiet = run_cli(
         "faces", "pano.png", "--out", "c", "--strategy", "direct", "--blur", "-q", terminal=True
     )
     assert quiet == (0, "", "")
@@ -224,19 +209,19 @@ def test_faces_progress_bar_on_a_terminal_only_and_quiet(workdir):
 
 
 def test_quiet_keeps_the_results_a_command_prints(workdir):
-    code, out, err = run("eval", "saliency", "--pred", "pred", "--gt", "gt", "-q")
+    code, out, err = run_cli("eval", "saliency", "--pred", "pred", "--gt", "gt", "-q")
     assert (code, err) == (0, "")
     assert "| cc |" in out and "wrote" not in out
-    assert run("report", "pano.png", "--out", "rep", "-q") == (0, "", "")
-    assert run("saliency", "pano.png", "-q") == (0, "", "")  # default --out: the current folder
+    assert run_cli("report", "pano.png", "--out", "rep", "-q") == (0, "", "")
+    assert run_cli("saliency", "pano.png", "-q") == (0, "", "")  # default --out: the current folder
     assert Path("pano_saliency.npy").is_file()
 
 
 def test_an_unknown_command_suggests_the_nearest(workdir):
-    code, _, err = run("facs", "pano.png")
+    code, _, err = run_cli("facs", "pano.png")
     assert code == 2
     assert err.startswith("pano360: error: No such command 'facs'. Did you mean 'faces'?")
-    code, _, err = run("eval", "salency")
+    code, _, err = run_cli("eval", "salency")
     assert code == 2 and "Did you mean 'saliency'?" in err
 
 

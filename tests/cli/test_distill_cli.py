@@ -1,7 +1,5 @@
 """``pano360 distill``: the student it writes equals the library's, resuming, one-line errors."""
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
@@ -9,10 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pano360.cli import main
 from pano360.cli._distill import read_erp_folder
 from pano360.geometry import resize_erp
 from pano360.io import write_image
+from pano360.testing import run_cli
 from pano360.training import distill
 from pano360.transfer import DistillConfig, load_student, model_stack
 
@@ -26,14 +24,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    """Run ``pano360 ARGS`` in-process; return (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
 
 
 def panorama(seed: int, hw=(32, 64), channels=3) -> torch.Tensor:
@@ -60,7 +50,7 @@ def states_equal(a, b) -> bool:
 
 
 def test_distill_writes_the_student_the_library_computes(workdir):
-    code, out, err = run("distill", *ARGS, *FAST, "--seed", "3")
+    code, out, err = run_cli("distill", *ARGS, *FAST, "--seed", "3")
     assert (code, err) == (0, "")
     assert "distilled mtcnn_pnet on 3 image(s) of 32x16: wrote out/student.safetensors" in out
     assert "per-layer RMSE against exact on 1 image(s)" in out and "conv3 (Conv2d)" in out
@@ -78,16 +68,16 @@ def test_distill_writes_the_student_the_library_computes(workdir):
 
 
 def test_a_second_run_resumes_and_other_settings_are_refused(workdir):
-    assert run("distill", *ARGS, *FAST)[0] == 0
+    assert run_cli("distill", *ARGS, *FAST)[0] == 0
     student = Path("out/student.safetensors").read_bytes()
-    code, out, err = run("distill", *ARGS, *FAST, "-q")  # -q: the evaluation table only
+    code, out, err = run_cli("distill", *ARGS, *FAST, "-q")  # -q: the evaluation table only
     assert (code, err) == (0, "") and "distilled mtcnn_pnet" not in out
     assert out.startswith("per-layer RMSE against exact on 1 image(s)")
     assert Path("out/student.safetensors").read_bytes() == student
-    code, _, err = run("distill", *ARGS, *FAST, "--lr", "0.01")
+    code, _, err = run_cli("distill", *ARGS, *FAST, "--lr", "0.01")
     assert code == 2 and err.count("\n") == 1
     assert err.startswith("pano360: error: --out 'out' holds a different distill run (--lr: ")
-    code, _, err = run("distill", *ARGS, *FAST, "--no-resume")
+    code, _, err = run_cli("distill", *ARGS, *FAST, "--no-resume")
     assert code == 2 and "already holds this distill run" in err and "--no-resume" in err
     assert Path("out/student.safetensors").read_bytes() == student
 
@@ -127,14 +117,14 @@ def test_bad_input_is_one_line_and_exit_2(workdir, change, message):
     Path("wide").mkdir()
     write_image("wide/x.png", torch.rand(1, 3, 16, 40))
     Path("afile").write_text("x")
-    code, out, err = run("distill", *ARGS, *FAST, *change)  # the last value of an option wins
+    code, out, err = run_cli("distill", *ARGS, *FAST, *change)  # the last value of an option wins
     assert code == 2 and out == ""
     assert err.startswith("pano360: error: ") and err.count("\n") == 1
     assert message in err
 
 
 def test_help_names_the_options(workdir):
-    code, out, _ = run("distill", "--help")
+    code, out, _ = run_cli("distill", "--help")
     assert code == 0
     for option in ("--model", "--images", "--out", "--erp-size", "--epochs", "--seed",
                    "--checkpoint-every"):  # fmt: skip

@@ -3,10 +3,8 @@ frame by frame; missing predictions; the presets' switches; errors."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
-import io
 import json
 import math
 
@@ -14,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from pano360.cli import main
 from pano360.data import (
     SaliencyFolder,
     SaliencySceneConfig,
@@ -28,13 +25,7 @@ from pano360.saliency import (
     frame_fixation_indices,
     predict_saliency,
 )
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
+from pano360.testing import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +47,7 @@ def dataset(tmp_path_factory):
 
 def test_table_json_and_csv_match_the_library(dataset, tmp_path):
     gt, preds = dataset
-    code, out, err = run("eval", "saliency", "--pred", str(preds["spectral"]), "--gt", str(gt),
+    code, out, err = run_cli("eval", "saliency", "--pred", str(preds["spectral"]), "--gt", str(gt),
                          "--out", str(tmp_path), "--quiet")  # fmt: skip
     assert code == 0, err
     assert "| cc |" in out and "4 image(s), preset 'sphere': mean ± std over images" in out
@@ -84,7 +75,7 @@ def test_the_image_model_beats_uniform_on_scenes_with_known_objects(dataset, tmp
     for model, folder in preds.items():
         out = tmp_path / model
         out.mkdir()
-        code, _, err = run("eval", "saliency", "--pred", str(folder), "--gt", str(gt),
+        code, _, err = run_cli("eval", "saliency", "--pred", str(folder), "--gt", str(gt),
                            "--out", str(out), "-q", "--preset", "salient360-toolbox")  # fmt: skip
         assert code == 0, err
         means[model] = json.loads((out / "saliency_eval.json").read_text())["summary"]
@@ -108,11 +99,11 @@ def test_errors_exit_2_and_write_nothing(dataset, tmp_path):
         (["--pred", str(preds["uniform"]), "--gt", str(gt), "--window", "-1"], "--window must"),
     ]
     for args, message in cases:
-        code, _, err = run("eval", "saliency", *args, "--out", str(tmp_path), "-q")
+        code, _, err = run_cli("eval", "saliency", *args, "--out", str(tmp_path), "-q")
         assert code == 2 and message in err and err.count("\n") == 1, err
     assert not list(tmp_path.glob("saliency_eval.*"))
     (tmp_path / "saliency_eval.json").write_text("{}")
-    code, _, err = run("eval", "saliency", "--pred", str(preds["uniform"]), "--gt", str(gt),
+    code, _, err = run_cli("eval", "saliency", "--pred", str(preds["uniform"]), "--gt", str(gt),
                        "--out", str(tmp_path), "-q")  # fmt: skip
     assert code == 2 and "already exists" in err
     assert (tmp_path / "saliency_eval.json").read_text() == "{}"
@@ -136,9 +127,9 @@ def test_the_tool_presets_name_their_placement_and_averaging(dataset, tmp_path):
     for k, (flags, config, notes) in enumerate(cases):
         out_dir = tmp_path / str(k)
         out_dir.mkdir()
-        code, out, err = run("eval", "saliency", "--pred", str(preds["spectral"]), "--gt", str(gt),
-                             "--preset", "salient360-2018", "--out", str(out_dir), "-q",
-                             *flags)  # fmt: skip
+        code, out, err = run_cli("eval", "saliency", "--pred", str(preds["spectral"]),
+                                 "--gt", str(gt), "--preset", "salient360-2018",
+                                 "--out", str(out_dir), "-q", *flags)  # fmt: skip
         assert code == 0, err
         for note in notes:
             assert note in out, out
@@ -190,7 +181,7 @@ def test_videos_are_scored_on_every_frame(tmp_path):
     for name, root in (("same", gt), ("shifted", shifted)):
         out_dir = tmp_path / f"out_{name}"
         out_dir.mkdir()
-        code, out, err = run("eval", "saliency", "--pred", str(preds), "--gt", str(root),
+        code, out, err = run_cli("eval", "saliency", "--pred", str(preds), "--gt", str(root),
                              "--fps", str(fps), "--out", str(out_dir), "-q")  # fmt: skip
         assert code == 0, err
         assert f"1 video(s) of {frames} frames" in out and "per frame: mean ± std" in out
@@ -207,11 +198,11 @@ def test_videos_are_scored_on_every_frame(tmp_path):
         assert first[0] == pytest.approx(first[1], abs=1e-9)
     # A frame count that does not match, and no frame rate, are errors.
     np.save(preds / "clip.npy", maps[:4, 0].numpy())
-    code, _, err = run("eval", "saliency", "--pred", str(preds), "--gt", str(gt), "--fps", "10",
+    code, _, err = run_cli("eval", "saliency", "--pred", str(preds), "--gt", str(gt), "--fps", "10",
                        "--out", str(tmp_path), "-q")  # fmt: skip
     assert code == 2 and "has 4 frame(s)" in err and err.count("\n") == 1
     np.save(preds / "clip.npy", maps[:, 0].numpy())
-    code, _, err = run("eval", "saliency", "--pred", str(preds), "--gt", str(gt),
+    code, _, err = run_cli("eval", "saliency", "--pred", str(preds), "--gt", str(gt),
                        "--out", str(tmp_path), "-q")  # fmt: skip
     assert code == 2 and "give --fps" in err
     assert not list(tmp_path.glob("saliency_eval.*"))
@@ -226,12 +217,12 @@ def test_a_missing_prediction_stops_or_is_listed(dataset, tmp_path):
         (partial / f"{name}_saliency.npy").write_bytes(
             (preds["uniform"] / f"{name}_saliency.npy").read_bytes()
         )
-    code, _, err = run("eval", "saliency", "--pred", str(partial), "--gt", str(gt),
+    code, _, err = run_cli("eval", "saliency", "--pred", str(partial), "--gt", str(gt),
                        "--out", str(tmp_path), "-q")  # fmt: skip
     assert code == 2 and err.count("\n") == 1
     assert f"for 1 of 4 ground-truth item(s): {names[0]}" in err and "--allow-missing" in err
     assert not list(tmp_path.glob("saliency_eval.*"))
-    code, out, err = run("eval", "saliency", "--pred", str(partial), "--gt", str(gt),
+    code, out, err = run_cli("eval", "saliency", "--pred", str(partial), "--gt", str(gt),
                          "--out", str(tmp_path), "-q", "--allow-missing")  # fmt: skip
     assert code == 0, err
     assert "3 image(s)" in out and "missing predictions: 1 of 4 ground-truth item(s)" in out
@@ -247,13 +238,13 @@ def test_switches_that_cannot_apply_are_errors(dataset, tmp_path):
     sample = SaliencyFolder(gt)[0]
     only_fix, untimed = tmp_path / "only_fix", tmp_path / "untimed"
     write_saliency_sample(only_fix, sample.name, fixations=sample.fixations)
-    code, _, err = run("eval", "saliency", "--pred", str(preds["spectral"]), "--gt", str(only_fix),
-                       "--preset", "salient360-2018", "--allow-missing", "--out", str(tmp_path),
-                       "-q")  # fmt: skip
+    code, _, err = run_cli("eval", "saliency", "--pred", str(preds["spectral"]),
+                           "--gt", str(only_fix), "--preset", "salient360-2018", "--allow-missing",
+                           "--out", str(tmp_path), "-q")  # fmt: skip
     assert code == 2 and "--no-average-with-gt" in err and err.count("\n") == 1
-    code, _, err = run("eval", "saliency", "--pred", str(preds["spectral"]), "--gt", str(only_fix),
-                       "--preset", "salient360-2018", "--allow-missing", "--no-average-with-gt",
-                       "--out", str(tmp_path), "-q")  # fmt: skip
+    code, _, err = run_cli("eval", "saliency", "--pred", str(preds["spectral"]),
+                           "--gt", str(only_fix), "--preset", "salient360-2018", "--allow-missing",
+                           "--no-average-with-gt", "--out", str(tmp_path), "-q")  # fmt: skip
     assert code == 0, err
     # A video whose fixation file has no times cannot be pooled per frame.
     video = torch.rand(3, 1, 16, 32)
@@ -261,7 +252,7 @@ def test_switches_that_cannot_apply_are_errors(dataset, tmp_path):
     preds_video = tmp_path / "pv"
     preds_video.mkdir()
     np.save(preds_video / "clip.npy", video[:, 0].numpy())
-    code, _, err = run("eval", "saliency", "--pred", str(preds_video), "--gt", str(untimed),
+    code, _, err = run_cli("eval", "saliency", "--pred", str(preds_video), "--gt", str(untimed),
                        "--fps", "2", "--out", str(tmp_path), "-q", "--overwrite")  # fmt: skip
     assert code == 2 and "lon,lat,t" in err
 
@@ -271,7 +262,7 @@ def test_one_item_says_the_shuffled_auc_is_left_out(dataset, tmp_path):
     one = tmp_path / "one"
     sample = SaliencyFolder(gt)[2]
     write_saliency_sample(one, sample.name, saliency=sample.saliency, fixations=sample.fixations)
-    code, out, err = run("eval", "saliency", "--pred", str(preds["spectral"]), "--gt", str(one),
+    code, out, err = run_cli("eval", "saliency", "--pred", str(preds["spectral"]), "--gt", str(one),
                          "--out", str(tmp_path), "-q", "--allow-missing")  # fmt: skip
     assert code == 0, err
     assert "auc_shuffled: not computed" in out and "| auc_shuffled |" not in out

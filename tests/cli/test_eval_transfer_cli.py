@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
 import pytest
 
-from pano360.cli import main
+from pano360.testing import run_cli
 
 
 def run(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(["eval", "transfer", *args])
-    return code, out.getvalue(), err.getvalue()
+    return run_cli("eval", "transfer", *args)
 
 
 def test_eval_transfer_writes_the_tables_and_json(tmp_path):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
@@ -11,17 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pano360.cli import _faces, main
+from pano360.cli import _faces
 from pano360.io import read_image, write_image
+from pano360.testing import run_cli
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "panorama.jpg"
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +25,7 @@ def small_example(tmp_path_factory):
 
 
 def test_faces_writes_outlines_blur_and_json(small_example, tmp_path):
-    code, out, err = run("faces", str(small_example), "--blur", "--out", str(tmp_path / "res"))
+    code, out, err = run_cli("faces", str(small_example), "--blur", "--out", str(tmp_path / "res"))
     assert code == 0, err
     res = tmp_path / "res"
     assert sorted(p.name for p in res.iterdir()) == [
@@ -51,7 +43,7 @@ def test_faces_writes_outlines_blur_and_json(small_example, tmp_path):
     assert (blurred - original).abs().mean() > 1e-3  # something was blurred
     # Running again without --overwrite changes nothing and says why.
     before = (res / "pano_faces.json").stat().st_mtime_ns
-    code, _, err = run("faces", str(small_example), "--out", str(res))
+    code, _, err = run_cli("faces", str(small_example), "--out", str(res))
     assert code == 2 and "already exists" in err and err.count("\n") == 1
     assert (res / "pano_faces.json").stat().st_mtime_ns == before
 
@@ -68,7 +60,7 @@ def test_faces_writes_outlines_blur_and_json(small_example, tmp_path):
 def test_bad_images_exit_2_with_one_line_and_no_output(tmp_path, make, message):
     src = tmp_path / "bad.png"
     make(src)
-    code, out, err = run("faces", str(src), "--out", str(tmp_path / "res"))
+    code, out, err = run_cli("faces", str(src), "--out", str(tmp_path / "res"))
     assert code == 2, (out, err)
     assert err.startswith("pano360: error: ") and err.count("\n") == 1
     assert message in err.lower()
@@ -83,16 +75,18 @@ def test_bad_options_exit_2(small_example, tmp_path):
         (["--strategy", "distilled"], "--students"),
         (["--students", str(tmp_path)], "--students"),
     ]:
-        code, _, err = run("faces", str(small_example), "--out", str(tmp_path), *args)
+        code, _, err = run_cli("faces", str(small_example), "--out", str(tmp_path), *args)
         assert code == 2 and message in err, err
     assert not list(tmp_path.glob("*"))
 
 
 def test_a_run_that_would_not_fit_in_memory_is_refused_up_front(small_example, tmp_path):
-    code, _, err = run("faces", str(small_example), "--out", str(tmp_path), "--max-memory", "0.01")
+    code, _, err = run_cli(
+        "faces", str(small_example), "--out", str(tmp_path), "--max-memory", "0.01"
+    )
     assert code == 2 and err.count("\n") == 1, err
     assert "needs about" in err and "GB of memory" in err and "raise --max-memory" in err
-    code, _, err = run("faces", str(small_example), "--out", str(tmp_path), "--max-memory", "0")
+    code, _, err = run_cli("faces", str(small_example), "--out", str(tmp_path), "--max-memory", "0")
     assert code == 2 and "--max-memory must be > 0" in err
     assert not list(tmp_path.glob("*"))
 
@@ -105,8 +99,8 @@ def test_the_refusal_names_the_smallest_min_face_that_fits(small_example, tmp_pa
         pano360.detection, "face_detection_memory", lambda hw, deg, *a: 2**50 if deg < 2 else 0
     )
     monkeypatch.setattr(_faces, "_available_bytes", lambda: 2**40)
-    code, _, err = run("faces", str(small_example), "--out", str(tmp_path), "--min-face", "0.5")
+    code, _, err = run_cli("faces", str(small_example), "--out", str(tmp_path), "--min-face", "0.5")
     assert code == 2 and "--min-face 0.5 degrees" in err and "pass --min-face 2 or larger" in err
     assert "available" in err and not list(tmp_path.glob("*"))
-    code, _, err = run("faces", str(small_example), "--out", str(tmp_path), "--min-face", "8")
+    code, _, err = run_cli("faces", str(small_example), "--out", str(tmp_path), "--min-face", "8")
     assert code == 0, err

@@ -3,8 +3,6 @@ broken inputs and outputs fail with one line, exit 2, and leave nothing."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 from pathlib import Path
@@ -12,32 +10,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from pano360.cli import main
 from pano360.io import video_info
-from pano360.testing import audio_packets, write_video_with_tone
+from pano360.testing import audio_packets, file_listing, run_cli, write_video_with_tone
 
 pytest.importorskip("av")
 
 FAST = ["--min-face", "11", "--max-face", "17"]
 
 
-def run(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
-
-
-def _listing(path: Path) -> list[str]:
-    return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
-
-
 def test_video_is_blurred_with_audio_and_json(tmp_path):
     src = tmp_path / "ride.mov"
     packets = write_video_with_tone(src, torch.rand(3, 3, 32, 64), fps=6)
-    code, out, err = run("faces", str(src), "--blur", "--out", str(tmp_path / "res"), *FAST)
+    code, out, err = run_cli("faces", str(src), "--blur", "--out", str(tmp_path / "res"), *FAST)
     assert code == 0, err
-    assert _listing(tmp_path / "res") == ["ride_blurred.mov", "ride_faces.json"]
+    assert file_listing(tmp_path / "res") == ["ride_blurred.mov", "ride_faces.json"]
     assert out.startswith("3 frames, ") and "track(s)" in out
     assert audio_packets(tmp_path / "res" / "ride_blurred.mov") == packets
     assert video_info(tmp_path / "res" / "ride_blurred.mov").hw == (32, 64)
@@ -47,9 +33,9 @@ def test_video_is_blurred_with_audio_and_json(tmp_path):
         "enabled": True, "detect_every": 1, "max_missed": 3, "lead": 3, "blur_scale": 1.3
     }  # fmt: skip
     # Without --overwrite, a second run refuses and changes nothing.
-    code, _, err = run("faces", str(src), "--blur", "--out", str(tmp_path / "res"), *FAST)
+    code, _, err = run_cli("faces", str(src), "--blur", "--out", str(tmp_path / "res"), *FAST)
     assert code == 2 and "already exists" in err and err.count("\n") == 1
-    code, _, err = run(
+    code, _, err = run_cli(
         "faces", str(src), "--blur", "--no-track", "--overwrite", "--out", str(tmp_path / "res")
     )
     assert code == 0, err
@@ -96,12 +82,12 @@ def _four_by_three(tmp_path: Path) -> Path:
 )
 def test_broken_inputs_fail_in_one_line_and_leave_nothing(tmp_path, make, extra, message):
     src = make(tmp_path)
-    before = _listing(tmp_path)
+    before = file_listing(tmp_path)
     args = ["faces", str(src), *(extra or ["--blur"]), "--out", str(tmp_path / "res"), *FAST]
-    code, out, err = run(*args)
+    code, out, err = run_cli(*args)
     assert (code, out) == (2, ""), err
     assert err.startswith("pano360: error: " + message.format(src=src)) and err.count("\n") == 1
-    assert _listing(tmp_path) == before
+    assert file_listing(tmp_path) == before
 
 
 def test_unwritable_output_fails_in_one_line(tmp_path, monkeypatch):
@@ -115,17 +101,17 @@ def test_unwritable_output_fails_in_one_line(tmp_path, monkeypatch):
         "access",
         lambda p, mode, **kw: not (mode & os.W_OK and Path(p) == locked) and access(p, mode),
     )
-    before = _listing(tmp_path)
-    code, out, err = run("faces", str(src), "--blur", "--out", str(locked))
+    before = file_listing(tmp_path)
+    code, out, err = run_cli("faces", str(src), "--blur", "--out", str(locked))
     assert (code, out) == (2, "")
     assert err == f"pano360: error: --out '{locked}' is not writable\n"
-    assert _listing(tmp_path) == before
+    assert file_listing(tmp_path) == before
 
 
 def test_device_is_checked(tmp_path):
     src = tmp_path / "in.mp4"
     write_video_with_tone(src, torch.rand(2, 3, 32, 64), fps=4, audio=False)
-    code, _, err = run("faces", str(src), "--blur", "--device", "tpu", "--out", str(tmp_path))
+    code, _, err = run_cli("faces", str(src), "--blur", "--device", "tpu", "--out", str(tmp_path))
     assert code == 2 and "--device" in err and err.count("\n") == 1
 
 
@@ -135,12 +121,12 @@ def test_spherical_metadata_kept_or_one_line_on_how_to_restore_it(tmp_path):
     src = tmp_path / "pano.mp4"
     write_video_with_tone(src, torch.rand(2, 3, 32, 64), fps=4)
     write_spherical_boxes(src, SphericalBoxes(v1_uuid=spherical_v1_box()))
-    code, _, err = run("faces", str(src), "--blur", "--out", str(tmp_path / "a"), *FAST)
+    code, _, err = run_cli("faces", str(src), "--blur", "--out", str(tmp_path / "a"), *FAST)
     assert code == 0 and err == ""
     assert video_info(tmp_path / "a" / "pano_blurred.mp4").spherical
     mkv = tmp_path / "pano.mkv"
     write_video_with_tone(mkv, torch.rand(2, 3, 32, 64), fps=4)
-    code, _, err = run("faces", str(mkv), "--blur", "--out", str(tmp_path / "b"), *FAST)
+    code, _, err = run_cli("faces", str(mkv), "--blur", "--out", str(tmp_path / "b"), *FAST)
     assert code == 0 and err.count("\n") == 1
     assert err.startswith("pano360: warning: spherical-video metadata is copied only between")
     assert "spatialmedia -i " in err and "pano_blurred_360.mkv" in err

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 import os
 import subprocess
@@ -15,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from pano360 import __version__
-from pano360.cli import app, main
+from pano360.cli import app
 from pano360.geometry import (
     CUBE_FACES,
     erp_lonlat_grid,
@@ -27,6 +25,7 @@ from pano360.geometry import (
     rotation_matrix,
 )
 from pano360.io import read_image, write_image
+from pano360.testing import file_listing, run_cli
 
 H, W = 64, 128
 
@@ -49,19 +48,6 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
-def run(*args: str) -> tuple[int, str, str]:
-    """Run ``pano360 ARGS`` in-process; return (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
-
-
-def _listing(path: Path) -> list[str]:
-    """Every file, hidden temporaries included."""
-    return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
-
-
 def _quantised(x: torch.Tensor) -> torch.Tensor:
     return (x.clamp(0, 1) * 255).round() / 255
 
@@ -70,7 +56,7 @@ def _quantised(x: torch.Tensor) -> torch.Tensor:
 
 
 def test_e2p_equals_erp_to_perspective(workdir):
-    code, out, err = run(
+    code, out, err = run_cli(
         "project", "e2p", "pano.png", "view.png", "--fov", "75", "--yaw", "-120",
         "--pitch", "20", "--roll", "10", "--size", "40x30", "--mode", "bicubic",
     )  # fmt: skip
@@ -85,19 +71,19 @@ def test_e2p_equals_erp_to_perspective(workdir):
 
 
 def test_e2p_defaults(workdir):
-    assert run("project", "e2p", "pano.png", "view.jpg")[0] == 0
+    assert run_cli("project", "e2p", "pano.png", "view.jpg")[0] == 0
     assert read_image("view.jpg").shape == (1, 3, 600, 800)
 
 
 def test_negative_angles_as_separate_values(workdir):
-    assert run("project", "e2p", "pano.png", "a.png", "--yaw", "-90", "--size", "8x6")[0] == 0
-    assert run("project", "e2p", "pano.png", "b.png", "--yaw=-90", "--size", "8x6")[0] == 0
+    assert run_cli("project", "e2p", "pano.png", "a.png", "--yaw", "-90", "--size", "8x6")[0] == 0
+    assert run_cli("project", "e2p", "pano.png", "b.png", "--yaw=-90", "--size", "8x6")[0] == 0
     torch.testing.assert_close(read_image("a.png"), read_image("b.png"))
 
 
 def test_p2e_with_mask(workdir):
-    run("project", "e2p", "pano.png", "view.png", "--size", "32x24", "--yaw", "30")
-    code, _, err = run(
+    run_cli("project", "e2p", "pano.png", "view.png", "--size", "32x24", "--yaw", "30")
+    code, _, err = run_cli(
         "project", "p2e", "view.png", "back.png", "--yaw", "30", "--size", "128x64",
         "--mask", "mask.png",
     )  # fmt: skip
@@ -113,7 +99,7 @@ def test_p2e_with_mask(workdir):
 
 
 def test_p2e_default_size(workdir):
-    assert run("project", "p2e", "pano.png", "back.png")[0] == 0
+    assert run_cli("project", "p2e", "pano.png", "back.png")[0] == 0
     assert read_image("back.png").shape[-2:] == (1024, 2048)
 
 
@@ -123,7 +109,7 @@ def test_p2e_default_size(workdir):
 )
 def test_e2c_single_file(workdir, layout, face_w, shape):
     args = ["--face-w", str(face_w)] if face_w else []
-    assert run("project", "e2c", "pano.png", "cube.png", "--layout", layout, *args)[0] == 0
+    assert run_cli("project", "e2c", "pano.png", "cube.png", "--layout", layout, *args)[0] == 0
     cube = read_image("cube.png")
     assert cube.shape[-2:] == shape
     expected = erp_to_cubemap(read_image("pano.png"), face_w or H // 2, layout=layout)
@@ -133,7 +119,7 @@ def test_e2c_single_file(workdir, layout, face_w, shape):
 @pytest.mark.parametrize("layout", ["dict", "list"])
 def test_e2c_six_files_named_by_face_letter(workdir, layout):
     Path("faces").mkdir()
-    code, _, err = run("project", "e2c", "pano.png", "faces/c_{face}.png", "--layout", layout)
+    code, _, err = run_cli("project", "e2c", "pano.png", "faces/c_{face}.png", "--layout", layout)
     assert (code, err) == (0, "")
     assert sorted(os.listdir("faces")) == sorted(f"c_{f}.png" for f in CUBE_FACES)
     expected = erp_to_cubemap(read_image("pano.png"), H // 2, layout="dict")
@@ -145,8 +131,8 @@ def test_e2c_six_files_named_by_face_letter(workdir, layout):
 @pytest.mark.parametrize("layout", ["dice", "horizon", "dict"])
 def test_c2e_round_trip(workdir, layout):
     cube = "c_{face}.png" if layout == "dict" else "cube.png"
-    assert run("project", "e2c", "pano.png", cube, "--layout", layout)[0] == 0
-    code, _, err = run("project", "c2e", cube, "back.png", "--layout", layout)
+    assert run_cli("project", "e2c", "pano.png", cube, "--layout", layout)[0] == 0
+    code, _, err = run_cli("project", "c2e", cube, "back.png", "--layout", layout)
     assert (code, err) == (0, "")
     back = read_image("back.png")
     assert back.shape == (1, 3, H, W)  # default 4 x face_w by 2 x face_w
@@ -154,13 +140,13 @@ def test_c2e_round_trip(workdir, layout):
 
 
 def test_c2e_size(workdir):
-    run("project", "e2c", "pano.png", "cube.png", "--face-w", "8")
-    assert run("project", "c2e", "cube.png", "back.png", "--size", "40x20")[0] == 0
+    run_cli("project", "e2c", "pano.png", "cube.png", "--face-w", "8")
+    assert run_cli("project", "c2e", "cube.png", "back.png", "--size", "40x20")[0] == 0
     assert read_image("back.png").shape[-2:] == (20, 40)
 
 
 def test_rotate_equals_rotate_erp_with_the_transpose(workdir):
-    code, _, err = run(
+    code, _, err = run_cli(
         "project", "rotate", "pano.png", "turned.png", "--yaw", "70", "--pitch", "30",
         "--roll", "15",
     )  # fmt: skip
@@ -174,30 +160,33 @@ def test_rotate_equals_rotate_erp_with_the_transpose(workdir):
 def test_convention_rotate_brings_the_camera_view_to_the_front(workdir):
     # What --help promises: 'e2p OUT' with no angles shows what 'e2p IN' shows with the angles.
     angles = ["--yaw", "70", "--pitch", "30", "--roll", "15"]
-    assert run("project", "rotate", "pano.png", "turned.png", *angles)[0] == 0
-    assert run("project", "e2p", "turned.png", "a.png", "--fov", "60", "--size", "32x24")[0] == 0
+    assert run_cli("project", "rotate", "pano.png", "turned.png", *angles)[0] == 0
     assert (
-        run("project", "e2p", "pano.png", "b.png", "--fov", "60", "--size", "32x24", *angles)[0]
+        run_cli("project", "e2p", "turned.png", "a.png", "--fov", "60", "--size", "32x24")[0] == 0
+    )
+    assert (
+        run_cli("project", "e2p", "pano.png", "b.png", "--fov", "60", "--size", "32x24", *angles)[0]
         == 0
     )
     diff = (read_image("a.png") - read_image("b.png")).abs()
     assert diff.mean() < 0.01 and diff.max() < 0.05
     # The opposite rotation would show something else entirely.
     assert (
-        run("project", "rotate", "pano.png", "wrong.png", "--yaw", "-70", "--pitch", "-30")[0] == 0
+        run_cli("project", "rotate", "pano.png", "wrong.png", "--yaw", "-70", "--pitch", "-30")[0]
+        == 0
     )
-    assert run("project", "e2p", "wrong.png", "c.png", "--fov", "60", "--size", "32x24")[0] == 0
+    assert run_cli("project", "e2p", "wrong.png", "c.png", "--fov", "60", "--size", "32x24")[0] == 0
     assert (read_image("c.png") - read_image("b.png")).abs().mean() > 0.05
 
 
 def test_overwrite_replaces_the_output(workdir):
     Path("view.png").write_bytes(b"old")
-    assert run("project", "e2p", "pano.png", "view.png", "--size", "8x6", "--overwrite")[0] == 0
+    assert run_cli("project", "e2p", "pano.png", "view.png", "--size", "8x6", "--overwrite")[0] == 0
     assert read_image("view.png").shape == (1, 3, 6, 8)
 
 
 def test_rgba_input_keeps_alpha(workdir):
-    assert run("project", "rotate", "rgba.png", "turned.png", "--yaw", "90")[0] == 0
+    assert run_cli("project", "rotate", "rgba.png", "turned.png", "--yaw", "90")[0] == 0
     assert read_image("turned.png").shape == (1, 4, H, W)
 
 
@@ -322,22 +311,22 @@ BAD_INPUTS = {
 def test_bad_input_exits_2_with_one_line_and_no_output(workdir, args, message):
     Path("sub").mkdir()
     Path("cube_U.png").write_bytes(b"precious")
-    before = _listing(workdir)
+    before = file_listing(workdir)
     contents = {p: (workdir / p).read_bytes() for p in before if (workdir / p).is_file()}
-    code, out, err = run(*args)
+    code, out, err = run_cli(*args)
     assert code == 2
     assert out == ""
     assert err.startswith("pano360: error: ") and err.endswith("\n")
     assert err.count("\n") == 1, err
     assert message in err
-    assert _listing(workdir) == before  # no output, no temporary file
+    assert file_listing(workdir) == before  # no output, no temporary file
     assert {p: (workdir / p).read_bytes() for p in contents} == contents
 
 
 def test_c2e_faces_of_different_sizes(workdir):
-    run("project", "e2c", "pano.png", "c_{face}.png", "--layout", "list")
+    run_cli("project", "e2c", "pano.png", "c_{face}.png", "--layout", "list")
     write_image("c_U.png", torch.rand(1, 3, 8, 8), overwrite=True)
-    code, _, err = run("project", "c2e", "c_{face}.png", "out.png", "--layout", "list")
+    code, _, err = run_cli("project", "c2e", "c_{face}.png", "out.png", "--layout", "list")
     assert code == 2 and err.count("\n") == 1
     assert "the six cube faces must be square images of one size and channel count" in err
     assert "face U is 8x8" in err
@@ -352,11 +341,11 @@ def test_failure_while_writing_leaves_nothing(workdir, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Image.Image, "save", broken_save)
-    before = _listing(workdir)
-    code, _, err = run("project", "e2c", "pano.png", "c_{face}.png", "--layout", "dict")
+    before = file_listing(workdir)
+    code, _, err = run_cli("project", "e2c", "pano.png", "c_{face}.png", "--layout", "dict")
     assert code == 2
     assert err == "pano360: error: cannot write image 'c_F.png': no space left on device\n"
-    assert _listing(workdir) == before
+    assert file_listing(workdir) == before
 
 
 # --- help and version --------------------------------------------------------------------------
@@ -373,23 +362,23 @@ def test_failure_while_writing_leaves_nothing(workdir, monkeypatch):
     ],
 )
 def test_help_at_every_level(args):
-    code, out, err = run(*args)
+    code, out, err = run_cli(*args)
     assert (code, err) == (0, "")
     assert "Usage: pano360" in out and "Example" in out
 
 
 def test_command_help_says_units_signs_and_defaults():
-    _, out, _ = run("project", "e2p", "--help")
+    _, out, _ = run_cli("project", "e2p", "--help")
     for text in ("degrees", "> 0 looks right", "> 0 looks up", "clockwise", "800x600", "90"):
         assert text in out
-    _, out, _ = run("project", "rotate", "--help")
+    _, out, _ = run_cli("project", "rotate", "--help")
     assert "rotation_matrix(yaw, pitch, roll).T" in out
-    _, out, _ = run("project", "e2c", "--help")
+    _, out, _ = run_cli("project", "e2c", "--help")
     assert "{face}" in out and "F, R, B, L, U, D" in out
 
 
 def test_version():
-    assert run("--version") == (0, f"pano360 {__version__}\n", "")
+    assert run_cli("--version") == (0, f"pano360 {__version__}\n", "")
 
 
 def test_typer_app_runs_under_cli_runner(workdir):

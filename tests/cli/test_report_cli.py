@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import re
@@ -17,19 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-from pano360.cli import main
 from pano360.data import write_fixations_csv
 from pano360.detection import FaceDetection
 from pano360.io import VideoWriter, write_image
+from pano360.testing import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture
@@ -48,7 +39,7 @@ def inputs(tmp_path):
 
 def test_report_writes_the_folder_and_says_how_to_open_it(inputs):
     out = inputs / "report"
-    code, stdout, err = run(
+    code, stdout, err = run_cli(
         "report", str(inputs / "pano.jpg"), "--faces", str(inputs / "faces.json"),
         "--detections", str(inputs / "det.json"), "--saliency", str(inputs / "sal.npy"),
         "--fixations", str(inputs / "fix.csv"), "--out", str(out), "--title", "Street",
@@ -63,10 +54,10 @@ def test_report_writes_the_folder_and_says_how_to_open_it(inputs):
     assert res["boxes"][0]["score"] == 0.99 and len(res["fixations"]["points"]) == 2
     assert res["saliency"]["frames"] == ["saliency/000000.png"] and res["blur"] is not None
     # Again: refused without --overwrite (nothing changes), replaced with it.
-    code, _, err = run("report", str(inputs / "pano.jpg"), "--out", str(out))
+    code, _, err = run_cli("report", str(inputs / "pano.jpg"), "--out", str(out))
     assert code == 2 and "already exists; pass --overwrite" in err and err.count("\n") == 1
     assert json.loads((out / "results.json").read_text())["title"] == "Street"
-    code, _, err = run("report", str(inputs / "pano.jpg"), "--out", str(out), "--overwrite")
+    code, _, err = run_cli("report", str(inputs / "pano.jpg"), "--out", str(out), "--overwrite")
     assert code == 0, err
     assert json.loads((out / "results.json").read_text())["boxes"] == []
 
@@ -98,7 +89,7 @@ def _video(folder: Path) -> str:
     ],
 )
 def test_bad_input_one_line_exit_2_no_folder(inputs, args, message):
-    code, stdout, err = run(
+    code, stdout, err = run_cli(
         "report", str(inputs / "pano.jpg"), *args(inputs), "--out", str(inputs / "report")
     )
     assert code == 2 and stdout == ""
@@ -117,7 +108,7 @@ def test_bad_input_one_line_exit_2_no_folder(inputs, args, message):
     ],
 )
 def test_bad_media_one_line_exit_2_no_folder(inputs, media, message):
-    code, _, err = run("report", media(inputs), "--out", str(inputs / "report"))
+    code, _, err = run_cli("report", media(inputs), "--out", str(inputs / "report"))
     assert code == 2 and err.startswith("pano360: error: ") and err.count("\n") == 1
     assert re.search(message, err), err
     assert not (inputs / "report").exists()
@@ -126,9 +117,9 @@ def test_bad_media_one_line_exit_2_no_folder(inputs, media, message):
 def test_boxes_on_a_video_are_refused(inputs):
     clip = _video(inputs)
     out = str(inputs / "v")
-    code, _, err = run("report", clip, "--faces", str(inputs / "faces.json"), "--out", out)
+    code, _, err = run_cli("report", clip, "--faces", str(inputs / "faces.json"), "--out", out)
     assert code == 2 and "go with images" in err
-    code, _, err = run("report", clip, "--out", out, "--saliency", str(inputs / "sal.npy"))
+    code, _, err = run_cli("report", clip, "--out", out, "--saliency", str(inputs / "sal.npy"))
     assert code == 0, err
 
 

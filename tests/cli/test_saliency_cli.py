@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 from pathlib import Path
@@ -13,32 +11,12 @@ import pytest
 import torch
 
 from pano360._core import ImageIOError
-from pano360.cli import main
 from pano360.io import read_image, video_info, write_image, write_video
 from pano360.saliency import equator_bias, predict_saliency
-from pano360.testing import smooth_erp
+from pano360.testing import file_listing, run_cli, smooth_erp
 
 ROOT = Path(__file__).resolve().parents[2]
 H, W = 32, 64
-
-
-class _Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def run(*args: str, terminal: bool = False) -> tuple[int, str, str]:
-    """Run ``pano360 ARGS`` in-process; return (exit code, stdout, stderr). With ``terminal``,
-    stderr says it is a terminal (progress bars are shown only on one)."""
-    out, err = io.StringIO(), _Terminal() if terminal else io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
-
-
-def _listing(path: Path) -> list[str]:
-    """Every file under ``path``, hidden temporaries included."""
-    return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
 
 
 @pytest.fixture
@@ -63,10 +41,10 @@ def _outputs(out: str, stem: str, video: bool = False) -> list[str]:
 
 
 def test_image_outputs_equal_the_library(workdir):
-    code, out, err = run("saliency", "pano.png", "--out", "res")
+    code, out, err = run_cli("saliency", "pano.png", "--out", "res")
     written = "res/pano_saliency.png, res/pano_saliency.npy, res/pano_overlay.jpg"
     assert (code, out, err) == (0, f"spectral saliency of pano.png: wrote {written}\n", "")
-    assert [p for p in _listing(workdir) if p.startswith("res/")] == _outputs("res", "pano")
+    assert [p for p in file_listing(workdir) if p.startswith("res/")] == _outputs("res", "pano")
     erp = read_image("pano.png")
     expected = predict_saliency(erp, "spectral")
     npy = np.load("res/pano_saliency.npy")
@@ -80,13 +58,15 @@ def test_image_outputs_equal_the_library(workdir):
 
 
 def test_image_model_option(workdir):
-    assert run("saliency", "pano.png", "--model", "equator", "--out", "eq")[0] == 0
+    assert run_cli("saliency", "pano.png", "--model", "equator", "--out", "eq")[0] == 0
     npy = torch.from_numpy(np.load("eq/pano_saliency.npy"))
     torch.testing.assert_close(npy, equator_bias((H, W))[0, 0])
 
 
 def test_embedded_example(tmp_path):
-    code, _, err = run("saliency", str(ROOT / "examples" / "panorama.jpg"), "--out", str(tmp_path))
+    code, _, err = run_cli(
+        "saliency", str(ROOT / "examples" / "panorama.jpg"), "--out", str(tmp_path)
+    )
     assert (code, err) == (0, "")
     npy = np.load(tmp_path / "panorama_saliency.npy")
     assert npy.shape == (1024, 2048)
@@ -95,16 +75,16 @@ def test_embedded_example(tmp_path):
 
 
 def test_overwrite(workdir):
-    assert run("saliency", "pano.png")[0] == 0  # default --out: the current folder
+    assert run_cli("saliency", "pano.png")[0] == 0  # default --out: the current folder
     before = Path("pano_saliency.npy").read_bytes()
-    code, _, err = run("saliency", "pano.png", "--model", "uniform")
+    code, _, err = run_cli("saliency", "pano.png", "--model", "uniform")
     assert code == 2
     assert err == (
         "pano360: error: output 'pano_saliency.png' already exists; pass --overwrite to "
         "replace it\n"
     )
     assert Path("pano_saliency.npy").read_bytes() == before
-    assert run("saliency", "pano.png", "--model", "uniform", "--overwrite")[0] == 0
+    assert run_cli("saliency", "pano.png", "--model", "uniform", "--overwrite")[0] == 0
     assert np.load("pano_saliency.npy").std() == 0.0
 
 
@@ -112,9 +92,11 @@ def test_overwrite(workdir):
 
 
 def test_video_outputs(workdir):
-    code, _, err = run("saliency", "clip.mp4", "--out", "res", "--quiet")
+    code, _, err = run_cli("saliency", "clip.mp4", "--out", "res", "--quiet")
     assert (code, err) == (0, "")
-    assert [p for p in _listing(workdir) if p.startswith("res/")] == _outputs("res", "clip", True)
+    assert [p for p in file_listing(workdir) if p.startswith("res/")] == _outputs(
+        "res", "clip", True
+    )
     maps = np.load("res/clip_saliency.npy")
     assert maps.shape == (4, H, W)
     np.testing.assert_allclose(maps.sum(axis=(1, 2)), np.ones(4), rtol=1e-4)
@@ -132,15 +114,15 @@ def test_video_outputs(workdir):
 
 
 def test_video_fps_max_frames_and_progress_bar(workdir):
-    code, _, err = run("saliency", "clip.mp4", "--out", "a", "--fps", "5", terminal=True)
+    code, _, err = run_cli("saliency", "clip.mp4", "--out", "a", "--fps", "5", terminal=True)
     assert code == 0 and "clip.mp4" in err and "2/2" in err  # tqdm progress on stderr
     assert np.load("a/clip_saliency.npy").shape == (2, H, W)
     assert video_info("a/clip_overlay.mp4").fps == 5.0
     # No bar with -q, nor when stderr is not a terminal; -q also drops the success line.
-    code, out, err = run("saliency", "clip.mp4", "--out", "b", "--max-frames", "3", "-q")
+    code, out, err = run_cli("saliency", "clip.mp4", "--out", "b", "--max-frames", "3", "-q")
     assert (code, out, err) == (0, "", "")
     assert np.load("b/clip_saliency.npy").shape == (3, H, W)
-    code, out, err = run("saliency", "clip.mp4", "--out", "c", "--max-frames", "1")
+    code, out, err = run_cli("saliency", "clip.mp4", "--out", "c", "--max-frames", "1")
     assert (code, err) == (0, "") and out.startswith("spectral saliency of clip.mp4: wrote ")
 
 
@@ -185,13 +167,15 @@ def test_errors_are_one_line_and_write_nothing(workdir, args, message):
     Path("notes.png").write_text("text")
     Path("notes.mp4").write_text("text")
     Path("file.txt").write_text("text")
-    before = _listing(workdir)
+    before = file_listing(workdir)
     code, out, err = (
-        run("saliency", *args, "--out", "res") if "--out" not in args else run("saliency", *args)
+        run_cli("saliency", *args, "--out", "res")
+        if "--out" not in args
+        else run_cli("saliency", *args)
     )
     assert (code, out) == (2, "")
     assert err == f"pano360: error: {message}\n"
-    assert _listing(workdir) == before
+    assert file_listing(workdir) == before
 
 
 @pytest.mark.parametrize(
@@ -206,11 +190,11 @@ def test_a_failure_while_writing_leaves_no_output(workdir, monkeypatch, src, fmt
 
     monkeypatch.setattr(cli, "write_atomic", broken)
     monkeypatch.setattr(maps_io, "write_atomic", broken)  # the video maps' writer
-    code, _, err = run("saliency", src, "--out", "res", "-q", "--map-format", fmt)
+    code, _, err = run_cli("saliency", src, "--out", "res", "-q", "--map-format", fmt)
     assert code == 2 and "disk full" in err
     assert not (workdir / "res").exists()  # created by the command, removed with its files
     Path("res").mkdir()
-    code, _, err = run("saliency", src, "--out", "res", "-q", "--map-format", fmt)
+    code, _, err = run_cli("saliency", src, "--out", "res", "-q", "--map-format", fmt)
     assert code == 2 and "disk full" in err
     assert os.listdir(workdir / "res") == []  # no output, no temporary file
 
@@ -229,7 +213,7 @@ def test_a_failure_while_writing_png_frames_leaves_no_output(workdir, monkeypatc
     monkeypatch.setitem(maps_io.__dict__, "_real_write_image", maps_io.write_image)
     monkeypatch.setattr(maps_io, "write_image", broken)
     Path("res").mkdir()
-    code, _, err = run("saliency", "clip.mp4", "--out", "res", "-q", "--map-format", "png16")
+    code, _, err = run_cli("saliency", "clip.mp4", "--out", "res", "-q", "--map-format", "png16")
     assert code == 2 and "disk full" in err and len(calls) == 3
     assert os.listdir(workdir / "res") == []  # no frames folder, no temporary one
 
@@ -238,7 +222,7 @@ def test_video_map_formats_and_sizes_are_read_back_by_eval(workdir):
     from pano360.data import write_saliency_sample
     from pano360.io import read_saliency_maps
 
-    code, _, err = run("saliency", "clip.mp4", "--out", "npy", "-q", "--map-size", "32x16")
+    code, _, err = run_cli("saliency", "clip.mp4", "--out", "npy", "-q", "--map-size", "32x16")
     assert (code, err) == (0, "")
     ref = torch.from_numpy(np.load("npy/clip_saliency.npy"))
     assert ref.shape == (4, 16, 32)  # --map-size
@@ -249,7 +233,7 @@ def test_video_map_formats_and_sizes_are_read_back_by_eval(workdir):
     sizes = {"npy": Path("npy/clip_saliency.npy").stat().st_size}
     for fmt, step in steps.items():
         args = ("--map-size", "32x16", "--map-format", fmt)
-        code, _, err = run("saliency", "clip.mp4", "--out", fmt, "-q", *args)
+        code, _, err = run_cli("saliency", "clip.mp4", "--out", fmt, "-q", *args)
         assert (code, err) == (0, ""), fmt
         path = Path(fmt) / paths.get(fmt, "clip_saliency")
         got = read_saliency_maps(path)[:, 0]
@@ -258,7 +242,7 @@ def test_video_map_formats_and_sizes_are_read_back_by_eval(workdir):
         if fmt in paths:
             sizes[fmt] = path.stat().st_size
         # eval saliency reads every format: the same maps up to scale, CC 1.
-        code, _, err = run("eval", "saliency", "--pred", fmt, "--gt", "gt", "--out", f"e_{fmt}")
+        code, _, err = run_cli("eval", "saliency", "--pred", fmt, "--gt", "gt", "--out", f"e_{fmt}")
         assert code == 0, err
         cc = json.loads(Path(f"e_{fmt}/saliency_eval.json").read_text())["summary"]["cc"]
         assert cc["n"] == 1 and cc["mean"] == pytest.approx(
@@ -276,28 +260,28 @@ def test_video_map_formats_and_sizes_are_read_back_by_eval(workdir):
     assert _map_hw(None, None, (1024, 2048), video=True) == (1024, 2048)
     assert _map_hw("input", (128, 256), (1024, 2048), video=True) == (1024, 2048)
     assert _map_hw("64x32", (128, 256), (1024, 2048), video=True) == (32, 64)
-    code, _, _ = run("saliency", "clip.mp4", "--out", "default", "-q", "--max-frames", "1")
+    code, _, _ = run_cli("saliency", "clip.mp4", "--out", "default", "-q", "--max-frames", "1")
     assert code == 0 and np.load("default/clip_saliency.npy").shape == (1, H, W)
 
 
 def test_image_maps_in_the_frame_formats(workdir):
     from pano360.io import read_saliency_maps
 
-    code, _, err = run("saliency", "pano.png", "--out", "r", "-q", "--map-format", "png16")
+    code, _, err = run_cli("saliency", "pano.png", "--out", "r", "-q", "--map-format", "png16")
     assert (code, err) == (0, "")
     assert sorted(p.name for p in Path("r").iterdir()) == [
         "pano_overlay.jpg", "pano_saliency", "pano_saliency.png",
     ]  # fmt: skip
     assert read_saliency_maps("r/pano_saliency").shape == (1, 1, H, W)
-    code, _, err = run("saliency", "pano.png", "--out", "r", "-q", "--map-format", "png16")
+    code, _, err = run_cli("saliency", "pano.png", "--out", "r", "-q", "--map-format", "png16")
     assert code == 2 and "already exists; pass --overwrite" in err
-    code, _, err = run("saliency", "pano.png", "--out", "r", "-q", "--map-format", "png16",
+    code, _, err = run_cli("saliency", "pano.png", "--out", "r", "-q", "--map-format", "png16",
                        "--overwrite")  # fmt: skip
     assert (code, err) == (0, "")
 
 
 def test_help_lists_models_and_outputs():
-    code, out, _ = run("saliency", "--help")
+    code, out, _ = run_cli("saliency", "--help")
     assert code == 0
     for text in ("--model NAME", "NAME_saliency.npy", "--overwrite"):
         assert text in out

@@ -14,6 +14,7 @@ from PIL import Image
 import pano360.io._image as image_module
 from pano360.errors import ImageIOError, OutputExistsError, ShapeError, ValueRangeError
 from pano360.io import IMAGE_EXTENSIONS, check_output_path, read_image, write_image, write_images
+from pano360.testing import file_listing
 
 
 def _image(c: int, h: int = 12, w: int = 24, seed: int = 0) -> torch.Tensor:
@@ -31,10 +32,6 @@ def _smooth(c: int, h: int = 32, w: int = 64) -> torch.Tensor:
 
 def _quantised(x: torch.Tensor) -> torch.Tensor:
     return (x.clamp(0, 1) * 255).round() / 255
-
-
-def _listing(path) -> list[str]:
-    return sorted(os.listdir(path))
 
 
 def _png16(path, array: np.ndarray) -> None:
@@ -252,14 +249,14 @@ def test_read_errors_are_oserrors_and_pano360_errors(tmp_path):
 def test_write_unknown_extension_lists_supported(tmp_path, name):
     with pytest.raises(ImageIOError, match=r"'.*out.*'.*supported: \.jpeg, \.jpg, \.png"):
         write_image(tmp_path / name, _image(3))
-    assert _listing(tmp_path) == []
+    assert file_listing(tmp_path) == []
     assert IMAGE_EXTENSIONS == (".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 
 
 def test_write_rgba_to_jpeg_names_the_file(tmp_path):
     with pytest.raises(ImageIOError, match=r"'.*a\.jpg': JPEG cannot store an alpha channel"):
         write_image(tmp_path / "a.jpg", _image(4))
-    assert _listing(tmp_path) == []
+    assert file_listing(tmp_path) == []
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 4, 8), (1, 2, 4, 8), (4, 8), (3, 0, 8), (1, 1, 3, 4, 8)])
@@ -282,7 +279,7 @@ def test_write_nan_is_refused(tmp_path):
     img[0, 0, 0, 0] = float("nan")
     with pytest.raises(ValueRangeError, match="contains NaN"):
         write_image(tmp_path / "n.png", img)
-    assert _listing(tmp_path) == []
+    assert file_listing(tmp_path) == []
 
 
 @pytest.mark.parametrize("quality", [0, 101, 9.5, True])
@@ -294,7 +291,7 @@ def test_write_bad_quality(tmp_path, quality):
 def test_write_too_wide_for_webp(tmp_path):
     with pytest.raises(ImageIOError, match=r"WEBP images are at most 16383 pixels on a side"):
         write_image(tmp_path / "w.webp", torch.zeros(1, 1, 16384))
-    assert _listing(tmp_path) == []
+    assert file_listing(tmp_path) == []
 
 
 def test_write_missing_directory(tmp_path):
@@ -336,7 +333,7 @@ def test_write_unwritable_directory_at_open_time(tmp_path, monkeypatch):
     monkeypatch.setattr(image_module.os, "open", refuse)
     with pytest.raises(ImageIOError, match=r"cannot write image '.*x\.png': permission denied"):
         write_image(tmp_path / "x.png", _image(3))
-    assert _listing(tmp_path) == []
+    assert file_listing(tmp_path) == []
 
 
 # --- overwrite policy --------------------------------------------------------------------------
@@ -347,7 +344,7 @@ def test_existing_file_is_not_overwritten_with_overwrite_false(tmp_path):
     with pytest.raises(OutputExistsError, match=r"'.*x\.png' already exists; pass overwrite=True"):
         write_image(tmp_path / "x.png", _image(3), overwrite=False)
     assert (tmp_path / "x.png").read_bytes() == b"precious"
-    assert _listing(tmp_path) == ["x.png"]
+    assert file_listing(tmp_path) == ["x.png"]
     with pytest.raises(OutputExistsError):
         check_output_path(tmp_path / "x.png")
 
@@ -359,7 +356,7 @@ def test_overwrite_replaces_and_keeps_permissions(tmp_path):
     write_image(tmp_path / "x.png", img, overwrite=True)
     torch.testing.assert_close(read_image(tmp_path / "x.png"), _quantised(img))
     assert (tmp_path / "x.png").stat().st_mode & 0o777 == 0o640
-    assert _listing(tmp_path) == ["x.png"]
+    assert file_listing(tmp_path) == ["x.png"]
 
 
 def test_new_file_gets_the_usual_permissions(tmp_path):
@@ -381,7 +378,7 @@ def test_file_appearing_during_the_write_is_not_replaced(tmp_path, monkeypatch):
     with pytest.raises(OutputExistsError, match="already exists"):
         write_image(tmp_path / "x.png", _image(3), overwrite=False)
     assert (tmp_path / "x.png").read_bytes() == b"someone else's"
-    assert _listing(tmp_path) == ["x.png"]
+    assert file_listing(tmp_path) == ["x.png"]
 
 
 # --- atomicity ---------------------------------------------------------------------------------
@@ -399,7 +396,7 @@ def test_failure_mid_write_leaves_no_file(tmp_path, monkeypatch):
     monkeypatch.setattr(Image.Image, "save", _failing_save(OSError(28, "No space left on device")))
     with pytest.raises(ImageIOError, match=r"cannot write image '.*x\.png': no space left"):
         write_image(tmp_path / "x.png", _image(3))
-    assert _listing(tmp_path) == []
+    assert file_listing(tmp_path) == []
 
 
 def test_failure_mid_overwrite_keeps_the_old_file(tmp_path, monkeypatch):
@@ -408,14 +405,14 @@ def test_failure_mid_overwrite_keeps_the_old_file(tmp_path, monkeypatch):
     with pytest.raises(ImageIOError, match="encoder error"):
         write_image(tmp_path / "x.png", _image(3), overwrite=True)
     assert (tmp_path / "x.png").read_bytes() == b"old"
-    assert _listing(tmp_path) == ["x.png"]
+    assert file_listing(tmp_path) == ["x.png"]
 
 
 def test_interrupt_mid_write_leaves_no_file(tmp_path, monkeypatch):
     monkeypatch.setattr(Image.Image, "save", _failing_save(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         write_image(tmp_path / "x.png", _image(3))
-    assert _listing(tmp_path) == []
+    assert file_listing(tmp_path) == []
 
 
 def test_failed_rename_leaves_no_temporary_file(tmp_path, monkeypatch):
@@ -425,14 +422,14 @@ def test_failed_rename_leaves_no_temporary_file(tmp_path, monkeypatch):
     monkeypatch.setattr(image_module.os, "replace", broken)
     with pytest.raises(ImageIOError, match="input/output error"):
         write_image(tmp_path / "x.png", _image(3), overwrite=True)
-    assert _listing(tmp_path) == []
+    assert file_listing(tmp_path) == []
 
 
 def test_write_images_is_all_or_nothing(tmp_path, monkeypatch):
     good, bad = _image(3), _image(4)
     with pytest.raises(ImageIOError, match="JPEG cannot store an alpha channel"):
         write_images({tmp_path / "a.png": good, tmp_path / "b.jpg": bad})
-    assert _listing(tmp_path) == []
+    assert file_listing(tmp_path) == []
 
     calls = []
     real_save = Image.Image.save
@@ -446,7 +443,7 @@ def test_write_images_is_all_or_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(Image.Image, "save", second_save_fails)
     with pytest.raises(ImageIOError, match=r"'.*b\.png': no space left"):
         write_images({tmp_path / "a.png": good, tmp_path / "b.png": good})
-    assert _listing(tmp_path) == []
+    assert file_listing(tmp_path) == []
 
 
 def test_write_images_refuses_an_existing_target_before_writing(tmp_path):
@@ -455,13 +452,13 @@ def test_write_images_refuses_an_existing_target_before_writing(tmp_path):
         write_images(
             {tmp_path / "a.png": _image(3), tmp_path / "b.png": _image(3)}, overwrite=False
         )
-    assert _listing(tmp_path) == ["b.png"]
+    assert file_listing(tmp_path) == ["b.png"]
 
 
 def test_write_images_refuses_duplicate_paths(tmp_path):
     with pytest.raises(ImageIOError, match="two outputs have the same path"):
         write_images({tmp_path / "a.png": _image(3), str(tmp_path / "a.png"): _image(3)})
-    assert _listing(tmp_path) == []
+    assert file_listing(tmp_path) == []
 
 
 def test_write_images_writes_text_beside_images_all_or_nothing(tmp_path):

@@ -11,7 +11,7 @@ import torch
 
 from pano360._core import OutputExistsError, ShapeError
 from pano360.io import VideoIOError, iter_video_frames, transcode_video, video_info
-from pano360.testing import audio_packets, write_video_with_tone
+from pano360.testing import audio_packets, file_listing, write_video_with_tone
 
 av = pytest.importorskip("av")
 
@@ -56,18 +56,14 @@ def test_transform_may_hold_frames_back(tmp_path):
     assert sum(1 for _ in iter_video_frames(tmp_path / "out.mp4")) == 7
 
 
-def _listing(folder):
-    return sorted(p.name for p in folder.iterdir())
-
-
 def test_truncated_input_fails_and_leaves_nothing(tmp_path):
     src = tmp_path / "cut.mkv"
     write_video_with_tone(src, torch.rand(30, 3, 16, 32), fps=10)
     src.write_bytes(src.read_bytes()[: src.stat().st_size // 2])
-    before = _listing(tmp_path)
+    before = file_listing(tmp_path)
     with pytest.raises(VideoIOError, match="truncated or corrupt"):
         transcode_video(src, tmp_path / "out.mp4", _negative)
-    assert _listing(tmp_path) == before
+    assert file_listing(tmp_path) == before
 
 
 def test_truncated_mp4_fails(tmp_path):
@@ -76,7 +72,7 @@ def test_truncated_mp4_fails(tmp_path):
     src.write_bytes(src.read_bytes()[: src.stat().st_size // 2])
     with pytest.raises(VideoIOError, match="truncated/corrupt"):
         transcode_video(src, tmp_path / "out.mp4", _negative)
-    assert _listing(tmp_path) == ["cut.mp4"]
+    assert file_listing(tmp_path) == ["cut.mp4"]
 
 
 def test_input_without_video_stream(tmp_path):
@@ -91,7 +87,7 @@ def test_input_without_video_stream(tmp_path):
             out.mux(packet)
     with pytest.raises(VideoIOError, match="no video stream"):
         transcode_video(src, tmp_path / "out.mp4", _negative)
-    assert _listing(tmp_path) == ["sound.mp4"]
+    assert file_listing(tmp_path) == ["sound.mp4"]
 
 
 def test_require_erp_refuses_other_aspect_ratios_before_writing(tmp_path):
@@ -99,7 +95,7 @@ def test_require_erp_refuses_other_aspect_ratios_before_writing(tmp_path):
     write_video_with_tone(src, torch.rand(3, 3, 24, 32), fps=10, audio=False)
     with pytest.raises(ShapeError, match="width = 2 x height, got 32x24"):
         transcode_video(src, tmp_path / "out.mp4", _negative, require_erp=True)
-    assert _listing(tmp_path) == ["wide.mp4"]
+    assert file_listing(tmp_path) == ["wide.mp4"]
     transcode_video(src, tmp_path / "out.mp4", _negative)  # allowed without require_erp
 
 
@@ -120,7 +116,7 @@ def test_output_errors(tmp_path, monkeypatch):
     )
     with pytest.raises(VideoIOError, match="not writable"):
         transcode_video(src, locked / "out.mp4", _negative)
-    assert _listing(locked) == []
+    assert file_listing(locked) == []
 
 
 def test_a_failing_transform_leaves_nothing(tmp_path):
@@ -135,7 +131,7 @@ def test_a_failing_transform_leaves_nothing(tmp_path):
 
     with pytest.raises(RuntimeError, match="boom"):
         transcode_video(src, tmp_path / "out.mp4", failing)
-    assert _listing(tmp_path) == ["in.mp4"]
+    assert file_listing(tmp_path) == ["in.mp4"]
 
 
 def test_spherical_metadata_is_copied_between_mp4_and_mov(tmp_path):
@@ -175,4 +171,4 @@ def test_write_packet_refuses_packets_of_other_streams(tmp_path):
         with pytest.raises(VideoIOError, match="not one of copy_streams"):
             writer.write_packet(packet)
         writer.abort()
-    assert _listing(tmp_path) == ["tone.mp4"]
+    assert file_listing(tmp_path) == ["tone.mp4"]

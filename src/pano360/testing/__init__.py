@@ -2,10 +2,12 @@
 
 These helpers are public so users can check their own layers the way we check ours: smooth test
 panoramas that are continuous across the seam and the poles, PSNR, yaw-equivariance and
-seam-continuity checks, and slow loop-based oracles that fast ops are compared with.
+seam-continuity checks, slow loop-based oracles that fast ops are compared with, and the
+command line run in-process.
 """
 
 from ._boxes import box_iou_oracle, nms_oracle, sph_iou_sampled
+from ._cli import file_listing, run_cli
 from ._conv import exact_conv2d
 from ._images import (
     assert_psnr_at_least,
@@ -41,11 +43,13 @@ __all__ = [
     "cc_oracle",
     "compute_metrics_oracle",
     "exact_conv2d",
+    "file_listing",
     "information_gain_oracle",
     "kld_oracle",
     "nms_oracle",
     "nss_oracle",
     "psnr",
+    "run_cli",
     "sim_oracle",
     "smooth_erp",
     "sph_iou_sampled",

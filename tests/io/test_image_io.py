@@ -14,6 +14,7 @@ from PIL import Image
 import pano360.io._image as image_module
 from pano360.errors import ImageIOError, OutputExistsError, ShapeError, ValueRangeError
 from pano360.io import IMAGE_EXTENSIONS, check_output_path, read_image, write_image, write_images
+from pano360.io._deep import write_png16
 from pano360.testing import file_listing
 
 
@@ -37,7 +38,7 @@ def _quantised(x: torch.Tensor) -> torch.Tensor:
 def _png16(path, array: np.ndarray) -> None:
     """Write a 16-bit PNG by hand (Pillow cannot write 16-bit colour)."""
     h, w, c = array.shape
-    color_type = {1: 0, 3: 2, 4: 6}[c]
+    color_type = {1: 0, 2: 4, 3: 2, 4: 6}[c]
     raw = b"".join(b"\x00" + array[y].astype(">u2").tobytes() for y in range(h))
 
     def chunk(kind: bytes, data: bytes) -> bytes:
@@ -146,6 +147,23 @@ def test_read_16_bit_colour_png_at_16_bit_precision(tmp_path, channels):
     assert back.shape == (1, channels, 1, 2) and info.bit_depth == 16
     expected = torch.from_numpy(a[:, :, :channels].astype(np.float32) / 65535)
     torch.testing.assert_close(back, expected.permute(2, 0, 1)[None], atol=0, rtol=0)
+
+
+def test_read_16_bit_grey_alpha_png_at_16_bit_precision_as_rgba(tmp_path):
+    # As 8-bit grey + alpha, it reads as RGBA (grey in the three colour planes), here without
+    # losing the low bytes (Pillow alone keeps only the high ones). Unfiltered and Up-filtered
+    # rows (the hand-written file and write_png16) both decode.
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 65536, size=(5, 7, 2), dtype=np.uint16)
+    a[0, 0] = (1, 65534)
+    _png16(tmp_path / "la16.png", a)
+    with open(tmp_path / "la16_up.png", "wb") as f:
+        write_png16(f, a)
+    expected = torch.from_numpy(a[:, :, [0, 0, 0, 1]].astype(np.float32) / 65535)
+    for name in ("la16.png", "la16_up.png"):
+        back, info = read_image(tmp_path / name, with_info=True)
+        assert back.shape == (1, 4, 5, 7) and info.bit_depth == 16
+        torch.testing.assert_close(back, expected.permute(2, 0, 1)[None], atol=0, rtol=0)
 
 
 def test_read_palette_without_transparency_gives_rgb(tmp_path):

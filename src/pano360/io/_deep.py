@@ -34,7 +34,8 @@ def _rawmode(tile) -> str | None:
 
 
 def read_16bit_colour(path, im: Image.Image) -> np.ndarray | None:
-    """(H, W, C) uint16 samples of a 16-bit RGB or RGBA file Pillow opened as 8-bit, or None.
+    """(H, W, C) uint16 samples of a 16-bit RGB or RGBA file (or grey + alpha PNG, read as RGBA)
+    Pillow opened as 8-bit, or None.
 
     Pillow decodes such files keeping the high byte of each sample. Decoding the same data a
     second time declared in the other byte order keeps the low bytes instead (the PNG filters
@@ -44,6 +45,8 @@ def read_16bit_colour(path, im: Image.Image) -> np.ndarray | None:
     if im.format not in ("PNG", "TIFF") or not im.tile:
         return None
     modes = {_rawmode(t) for t in im.tile}
+    if modes == {"LA;16B"} and im.format == "PNG":
+        return _grey_alpha_16(im)
     if len(modes) != 1 or next(iter(modes)) not in _SWAPPED:
         return None
     swapped = _SWAPPED[next(iter(modes))]
@@ -61,6 +64,19 @@ def read_16bit_colour(path, im: Image.Image) -> np.ndarray | None:
     return (high.astype(np.uint16) << 8) | low
 
 
+def _grey_alpha_16(im: Image.Image) -> np.ndarray:
+    """(H, W, 4) uint16 grey, grey, grey, alpha of a 16-bit grey + alpha PNG. Pillow opens it as
+    8-bit RGBA from the high bytes and has no raw mode for the low ones; read as 8-bit RGBA, each
+    pixel's 4 bytes are grey high, grey low, alpha high, alpha low (the PNG filters work on the
+    same 4-byte pixels either way)."""
+    im.tile = [t._replace(args="RGBA" if isinstance(t.args, str) else ("RGBA", *t.args[1:]))
+               for t in im.tile]  # fmt: skip
+    im.load()
+    raw = np.asarray(im).astype(np.uint16)
+    grey, alpha = (raw[..., 0] << 8) | raw[..., 1], (raw[..., 2] << 8) | raw[..., 3]
+    return np.stack([grey, grey, grey, alpha], axis=-1)
+
+
 def _chunk(fp: BinaryIO, kind: bytes, data: bytes) -> None:
     fp.write(struct.pack(">I", len(data)) + kind + data)
     fp.write(struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
@@ -74,10 +90,10 @@ def write_png16(
     xmp: bytes | None = None,
     icc_profile: bytes | None = None,
 ) -> None:
-    """Write (H, W, C) uint16 samples, C in (1, 3, 4), as a 16-bit PNG (filter Up, deflate)."""
+    """Write (H, W, C) uint16 samples, C in (1, 2, 3, 4), as a 16-bit PNG (filter Up, deflate)."""
     h, w, c = array.shape
     fp.write(b"\x89PNG\r\n\x1a\n")
-    color_type = {1: 0, 3: 2, 4: 6}[c]
+    color_type = {1: 0, 2: 4, 3: 2, 4: 6}[c]
     _chunk(fp, b"IHDR", struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0))
     if icc_profile:
         _chunk(fp, b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc_profile))

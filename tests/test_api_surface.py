@@ -170,6 +170,7 @@ PUBLIC = {
         "RESIZE_MODES",
         "PastedView",
         "ViewRig",
+        "angle_between",
         "box_convert",
         "box_corners",
         "box_outline",

@@ -2,11 +2,14 @@
 
 import math
 
+import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pano360.errors import ShapeError
 from pano360.geometry import (
+    angle_between,
     cubemap_to_erp,
     erp_to_cubemap,
     erp_to_perspective,
@@ -106,3 +109,29 @@ def test_sample_erp_wraps_longitude_and_folds_latitude(lon, lat, turns, m):
     over = sample_erp(erp, torch.tensor([[[[lon + math.pi, math.pi - lat]]]], dtype=D), mode=m)
     torch.testing.assert_close(wrapped, ref, atol=1e-9, rtol=0)
     torch.testing.assert_close(over, ref, atol=1e-9, rtol=0)
+
+
+@given(angle, pitch, st.floats(1e-6, math.pi - 1e-6), angle, st.floats(0.1, 10.0))
+def test_angle_between_is_the_great_circle_angle_at_every_scale(lon, lat, delta, heading, scale):
+    # b is a exactly ``delta`` away (rotated about an axis perpendicular to a), even for angles
+    # too small or too near pi for acos of the float32 dot product.
+    a = lonlat_to_xyz(torch.tensor([lon, lat], dtype=D))
+    helper = torch.tensor([math.cos(heading), math.sin(heading), 0.5], dtype=D)
+    axis = torch.linalg.cross(a, helper)
+    axis = axis / axis.norm()
+    b = a * math.cos(delta) + torch.linalg.cross(axis, a) * math.sin(delta)
+    assert math.isclose(angle_between(a, b).item(), delta, rel_tol=1e-9, abs_tol=1e-12)
+    got32 = angle_between(a.float(), (b * scale).float()).item()
+    assert math.isclose(got32, delta, rel_tol=1e-5, abs_tol=1e-6)
+    assert math.isclose(angle_between(b, a).item(), angle_between(a, b).item(), rel_tol=1e-9)
+
+
+def test_angle_between_broadcasts_and_checks_shapes():
+    dirs = lonlat_to_xyz(torch.tensor([[0.0, 0.0], [math.pi / 2, 0.0], [0.0, math.pi / 2]]))
+    table = angle_between(dirs[:, None], dirs[None])
+    assert table.shape == (3, 3)
+    torch.testing.assert_close(table, (1 - torch.eye(3)) * math.pi / 2)
+    with pytest.raises(ShapeError, match=r"a must have shape \(\.\.\., 3\)"):
+        angle_between(torch.zeros(4, 2), dirs)
+    with pytest.raises(ShapeError, match=r"b must have shape \(\.\.\., 3\)"):
+        angle_between(dirs, torch.zeros(3, 4))

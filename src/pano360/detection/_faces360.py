@@ -42,6 +42,7 @@ from .._core import (
 )
 from ..geometry import (
     ViewRig,
+    angle_between,
     box_convert,
     erp_pyramid,
     erp_to_perspective,
@@ -164,11 +165,6 @@ def face_detections(result: Detections) -> list[FaceDetection]:
 # --- boxes in views and tangent planes -> the sphere -------------------------------------------
 
 
-def _angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    # atan2 of |a x b| and a . b: accurate for tiny and for large angles.
-    return torch.atan2(torch.linalg.cross(a, b).norm(dim=-1), (a * b).sum(-1))
-
-
 def view_boxes_to_bfov(
     boxes: torch.Tensor, view_hw: tuple[int, int], fov: torch.Tensor, rot: torch.Tensor
 ) -> torch.Tensor:
@@ -184,8 +180,8 @@ def view_boxes_to_bfov(
     rays = view_pixel_rays(pts, view_hw, torch.tan(fov / 2))
     world = torch.einsum("kij,kpj->kpi", rot, rays)
     lonlat = xyz_to_lonlat(world[:, 0])
-    fov_x = _angle(world[:, 1], world[:, 2])
-    fov_y = _angle(world[:, 3], world[:, 4])
+    fov_x = angle_between(world[:, 1], world[:, 2])
+    fov_y = angle_between(world[:, 3], world[:, 4])
     return torch.stack((lonlat[:, 0], lonlat[:, 1], fov_x, fov_y), dim=-1)
 
 

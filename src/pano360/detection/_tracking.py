@@ -22,8 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from .._core import ShapeError, check_int, check_number
-from ..geometry import check_sph_boxes, lonlat_to_xyz, xyz_to_lonlat
-from ._faces360 import _angle
+from ..geometry import angle_between, check_sph_boxes, lonlat_to_xyz, xyz_to_lonlat
 
 __all__ = ["SphereTracker", "TrackedBoxes", "frames_for_seconds"]
 
@@ -80,7 +79,7 @@ class _Track:
         lon, lat = xyz_to_lonlat(self.centre).tolist()
         # While missed, the box grows by the distance the face may have strayed from its
         # predicted path (the speed, per missed frame), so the blur still covers it.
-        spread = 2 * float(_angle(self.centre, self.centre + self.velocity)) * self.missed
+        spread = 2 * float(angle_between(self.centre, self.centre + self.velocity)) * self.missed
         fx, fy = (min(float(s) + spread, math.pi * 0.95) for s in self.size)
         return [lon, lat, fx, fy]
 
@@ -158,7 +157,7 @@ class SphereTracker:
         if not self._tracks or len(centres) == 0:
             return []
         predicted = torch.stack([t.predicted() for t in self._tracks])
-        dist = _angle(predicted[:, None], centres[None])
+        dist = angle_between(predicted[:, None], centres[None])
         track_size = torch.stack([t.size.max() for t in self._tracks])
         radius = self.gate * torch.maximum(track_size[:, None], sizes.max(-1).values[None])
         pairs = []

@@ -21,6 +21,7 @@ from .boxes import (
 from .caps import cap_footprint, caps_apart, window_cap
 from .conventions import CUBE_FACES, py360convert_fov
 from .coords import (
+    angle_between,
     erp_lonlat_grid,
     fold_rows,
     lonlat_to_pixel,
@@ -62,6 +63,7 @@ __all__ = [
     "RESIZE_MODES",
     "PastedView",
     "ViewRig",
+    "angle_between",
     "box_convert",
     "box_corners",
     "box_outline",

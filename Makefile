@@ -76,7 +76,8 @@ out/rotated.jpg: $(EXAMPLE) $(KERNEL)
 test: $(KERNEL)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	PANO360_REQUIRE_EXTENSIONS=1 $(BIN)/python -m pytest -q -p no:cacheprovider --doctest-modules src tests
+	PANO360_REQUIRE_EXTENSIONS=1 $(BIN)/python -m pytest -q -p no:cacheprovider -n auto --dist worksteal \
+		--doctest-modules src tests
 
 format: $(STAMP)
 	$(BIN)/ruff format .

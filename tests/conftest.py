@@ -15,4 +15,10 @@ settings.register_profile(
 settings.register_profile("dev", max_examples=300, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
+# `make test` runs one pytest worker per core (pytest-xdist): each worker then gets its share of
+# the cores, and so do the subprocesses it starts (oversubscribed OpenMP threads spin and stall).
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+_threads = max(1, min(torch.get_num_threads(), 2) // _workers)
+torch.set_num_threads(_threads)
+if _workers > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(_threads))

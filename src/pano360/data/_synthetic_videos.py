@@ -73,6 +73,11 @@ def _to_lonlat(xyz: np.ndarray) -> np.ndarray:
     return np.stack((lon, lat), axis=-1)
 
 
+def _from_lonlat(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """(lon, lat) arrays -> unit (..., 3) in pano360's frame."""
+    return np.stack((np.cos(lat) * np.sin(lon), np.sin(lat), np.cos(lat) * np.cos(lon)), -1)
+
+
 def _random_directions(rng: np.random.Generator, n: int) -> np.ndarray:
     return _unit(rng.normal(size=(n, 3)))
 
@@ -250,7 +255,7 @@ class SyntheticSaliencyVideos(VideoSaliencySource):
             lat = polar_rng.uniform(*self.polar_lat_deg, k_count) * _DEG
             lat *= polar_rng.choice((-1.0, 1.0), k_count)
             lon = polar_rng.uniform(-math.pi, math.pi, k_count)
-            start = np.stack((np.cos(lat) * np.sin(lon), np.sin(lat), np.cos(lat) * np.cos(lon)), -1)
+            start = _from_lonlat(lon, lat)
             axis = np.tile(np.array([0.0, 1.0, 0.0]), (k_count, 1))  # constant latitude
         objects = _rotate(start, axis, frames[:, None] * speed[None, :])  # (T, K, 3)
 
@@ -268,7 +273,7 @@ class SyntheticSaliencyVideos(VideoSaliencySource):
         def free_point(n: int) -> np.ndarray:
             lon = rng.uniform(-math.pi, math.pi, n)
             lat = np.clip(rng.normal(0, self.equator_sigma_deg * _DEG, n), -1.5, 1.5)
-            return np.stack((np.cos(lat) * np.sin(lon), np.sin(lat), np.cos(lat) * np.cos(lon)), -1)
+            return _from_lonlat(lon, lat)
 
         state = choose(v_count)
         free_at = free_point(v_count)

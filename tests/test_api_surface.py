@@ -262,6 +262,7 @@ PUBLIC = {
         "MTCNN_RNET_WEIGHTS",
         "ModelInfo",
         "ONet",
+        "OUTPUT_KINDS",
         "PNet",
         "PRIOR_MODES",
         "RNet",

@@ -80,7 +80,7 @@ def _video(folder: Path) -> str:
         (lambda d: ["--detections", str(d / "faces.json")], "a list 'detections'"),
         (lambda d: ["--faces", str(d / "sal.npy")], "not JSON"),
         (lambda d: ["--faces", str(d / "nope.json")], "cannot read"),
-        (lambda d: ["--saliency", _square_map(d)], "must be equirectangular .* got 16x16"),
+        (lambda d: ["--saliency", _square_map(d)], r"must be 2:1 \(W == 2H\), got 16x16"),
         (lambda d: ["--saliency", str(d / "nope.png")], "no such file or folder"),
         (lambda d: ["--fixations", str(d / "faces.json")], "bad header"),
         (lambda d: ["--saliency-fps", "0"], "--saliency-fps must be a positive"),

@@ -126,6 +126,22 @@ def test_video_fps_max_frames_and_progress_bar(workdir):
     assert (code, err) == (0, "") and out.startswith("spectral saliency of clip.mp4: wrote ")
 
 
+def test_video_overlay_keeps_the_audio_bit_for_bit(workdir):
+    from pano360.testing import audio_packets, write_video_with_tone
+
+    sent = write_video_with_tone("tone.mp4", torch.rand(6, 3, H, W), fps=10)
+    assert sent
+    code, _, err = run("saliency", "tone.mp4", "--out", "res", "--quiet")
+    assert (code, err) == (0, "")
+    assert audio_packets("res/tone_overlay.mp4") == sent
+    assert video_info("res/tone_overlay.mp4").num_frames == 6
+    assert np.load("res/tone_saliency.npy").shape == (6, H, W)
+    assert not [p for p in _listing(workdir) if "staged" in p or p.endswith(".tmp")]
+    # Resampled, the overlay no longer matches the sound: it has none.
+    code, _, _ = run("saliency", "tone.mp4", "--out", "half", "--fps", "5", "--quiet")
+    assert code == 0 and audio_packets("half/tone_overlay.mp4") == []
+
+
 # --- errors: one line, exit 2, nothing written -------------------------------------------------
 
 

@@ -260,6 +260,32 @@ def test_synthetic_objects_and_gaze_reach_beyond_60_degrees_of_latitude():
         assert (lat > math.radians(60)).any() and (lat < -math.radians(60)).any()
 
 
+def test_polar_videos_circle_the_poles_and_leave_the_other_videos_unchanged():
+    plain = _synthetic(n_videos=4, n_frames=20)
+    mixed = _synthetic(n_videos=4, n_frames=20, polar_share=0.5)
+    assert [mixed.is_polar(v) for v in mixed.videos] == [False, True, False, True]
+    assert not any(plain.is_polar(v) for v in plain.videos)
+    for video in ("video_000", "video_002"):  # not polar: as without the option
+        assert not mixed.plan(video)["polar"]
+        np.testing.assert_array_equal(mixed.plan(video)["gaze"], plain.plan(video)["gaze"])
+        assert torch.equal(mixed.read_frames(video, [3]), plain.read_frames(video, [3]))
+    lo, hi = math.radians(60), math.radians(85)
+    for video in ("video_001", "video_003"):
+        plan = mixed.plan(video)
+        assert plan["polar"]
+        lat = np.abs(plan["objects"][..., 1])
+        assert lat.min() >= lo - 1e-9 and lat.max() <= hi + 1e-9
+        # Each photo keeps its latitude and moves in longitude.
+        np.testing.assert_allclose(lat, np.broadcast_to(lat[:1], lat.shape), atol=1e-9)
+        assert np.abs(np.diff(plan["objects"][..., 0], axis=0)).max() > 0
+        # Most frames: the median viewer looks into the 60-85 band.
+        median = np.median(np.abs(plan["gaze"][..., 1]), axis=1)
+        assert ((median >= lo) & (median <= hi)).mean() > 0.5
+    narrow = _synthetic(n_videos=1, polar_share=1.0, polar_lat_deg=(70.0, 71.0))
+    lat = np.degrees(np.abs(narrow.plan("video_000")["objects"][..., 1]))
+    assert lat.min() >= 70 - 1e-6 and lat.max() <= 71 + 1e-6
+
+
 def test_synthetic_gaze_follows_the_objects_a_frame_predicts_it_better_than_the_equator():
     source = SyntheticSaliencyVideos(6, 8, (32, 64), seed=5, n_viewers=12)
     frame_score, equator_score = [], []
@@ -291,6 +317,10 @@ def test_synthetic_parameter_errors():
         SyntheticSaliencyVideos(1, 3, HW, free_share=1.5)
     with pytest.raises(ValueError, match="background must be one of"):
         SyntheticSaliencyVideos(1, 3, HW, background="space")
+    with pytest.raises(ValueRangeError, match="polar_share must be"):
+        SyntheticSaliencyVideos(1, 3, HW, polar_share=-0.1)
+    with pytest.raises(ValueRangeError, match="polar_lat_deg"):
+        SyntheticSaliencyVideos(1, 3, HW, polar_lat_deg=(60.0, 95.0))
 
 
 # --- video files: the generic folder format and Salient360! ---------------------------------------

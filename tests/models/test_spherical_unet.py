@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from pano360.errors import ChoiceError, ShapeError, ValueRangeError
@@ -203,6 +204,45 @@ def test_raw_to_saliency():
     maps = raw_to_saliency(raw, normalize=True)
     torch.testing.assert_close(maps[0], torch.tensor([[[0.0, 0.0], [0.75, 0.25]]]))
     torch.testing.assert_close(maps[1], torch.full((1, 2, 2), 0.25))  # nothing positive
+    mixed = raw_to_saliency(raw, normalize=True, uniform_share=0.2)
+    torch.testing.assert_close(mixed, 0.8 * maps + 0.2 * 0.25)
+    assert (mixed > 0).all() and torch.allclose(mixed.sum(dim=(-2, -1)), torch.ones(2, 1))
+    torch.testing.assert_close(raw_to_saliency(raw, uniform_share=0.2), raw.clamp(min=0) / 10)
+    with pytest.raises(ValueRangeError, match="uniform_share must be"):
+        raw_to_saliency(raw, normalize=True, uniform_share=1.5)
+
+
+@pytest.mark.parametrize("kind", LAYER_KINDS)
+def test_softplus_head_is_the_linear_head_through_softplus_and_positive(kind):
+    torch.manual_seed(0)
+    soft = SaliencyUNet(kind, "gt", channels=4, output="softplus").eval()
+    linear = SaliencyUNet(kind, "gt", channels=4).eval()
+    assert soft.output == "softplus" and linear.output == "linear"  # the seed's, the default
+    linear.load_state_dict(soft.state_dict())  # same parameters: the head adds none
+    x, prior = frames(2, 16), torch.rand(2, 1, 16, 32)
+    raw = linear(x, prior)
+    assert (raw < 0).any()  # the seed's head undershoots: clamped, these become exact zeros
+    out = soft(x, prior)
+    torch.testing.assert_close(out, F.softplus(raw))
+    assert (out > 0).all() and (raw_to_saliency(out) > 0).all()
+    assert create_model(NAMES[kind], channels=4, output="softplus").output == "softplus"
+
+
+def test_uniform_share_bounds_kld_where_the_clamped_map_has_zeros():
+    # A gaze map whose mass partly lies where the raw map is negative: clamping puts exact zeros
+    # under the viewers, and KL divergence charges log(1 / eps) there; a uniform share s bounds
+    # the charge by log(1 / s) (as does a softplus head, positive everywhere).
+    from pano360.saliency import kld
+
+    gt = torch.zeros(1, 1, 16, 32, dtype=torch.float64)
+    gt[..., 6:10, 10:14] = 1.0
+    raw = torch.full_like(gt, -3.0)
+    raw[..., 6:10, 8:12] = 5.0  # covers half of the gaze region
+    clamped = kld(raw_to_saliency(raw, normalize=True), gt)
+    mixed = kld(raw_to_saliency(raw, normalize=True, uniform_share=0.1), gt)
+    assert clamped > 10 and mixed < 4 and kld(F.softplus(raw), gt) < 4, (clamped, mixed)
+    # Half the mass sits where the mix gives s / (H W) of density: at most log(1 / s) each.
+    assert mixed <= 0.5 * math.log((1 / 16) / (0.1 / 512)) + 0.5 * math.log(2) + 1e-9
 
 
 @pytest.mark.parametrize("kind", LAYER_KINDS)
@@ -242,6 +282,8 @@ def test_errors():
         SaliencyUNet("crown", prior="teacher")
     with pytest.raises(ValueRangeError, match="channels must be"):
         SaliencyUNet("crown", channels=0)
+    with pytest.raises(ChoiceError, match="output must be one of"):
+        SaliencyUNet("crown", output="relu")
 
 
 # Gradients and equivariance.

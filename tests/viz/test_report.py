@@ -125,40 +125,18 @@ def test_report_boxes_shapes():
 # --- saliency maps -------------------------------------------------------------------------------
 
 
-def test_read_saliency_maps_from_image_npy_and_folder(tmp_path):
+def test_the_report_reads_saliency_maps_with_the_io_reader(tmp_path):
+    # One home: the report takes every format ``pano360 saliency`` writes, through
+    # pano360.io.read_saliency_maps (its own tests cover the formats and errors).
+    import pano360.io
+
+    assert read_saliency_maps is pano360.io.read_saliency_maps
     m = torch.rand(3, 1, 8, 16)
-    write_image(tmp_path / "m.png", m[0])
     np.save(tmp_path / "m.npy", m[:, 0].numpy())
-    np.save(tmp_path / "one.npy", m[0, 0].numpy())
-    (tmp_path / "frames").mkdir()
-    for k in (2, 0, 1):
-        np.save(tmp_path / "frames" / f"{k:03d}.npy", m[k, 0].numpy())
-    assert read_saliency_maps(tmp_path / "m.png").shape == (1, 1, 8, 16)
     torch.testing.assert_close(read_saliency_maps(tmp_path / "m.npy"), m)
-    torch.testing.assert_close(read_saliency_maps(tmp_path / "one.npy"), m[:1])
-    torch.testing.assert_close(read_saliency_maps(tmp_path / "frames"), m)  # in name order
-
-
-def test_read_saliency_maps_errors(tmp_path):
     write_image(tmp_path / "square.png", torch.rand(1, 1, 8, 8))
-    with pytest.raises(ShapeError, match="width = 2 x height, got 8x8"):
+    with pytest.raises(ShapeError, match=r"must be 2:1 \(W == 2H\), got 8x8"):
         read_saliency_maps(tmp_path / "square.png")
-    (tmp_path / "mixed").mkdir()
-    write_image(tmp_path / "mixed" / "a.png", torch.rand(1, 1, 8, 16))
-    write_image(tmp_path / "mixed" / "b.png", torch.rand(1, 1, 4, 8))
-    with pytest.raises(ShapeError, match="must have one size"):
-        read_saliency_maps(tmp_path / "mixed")
-    np.save(tmp_path / "neg.npy", -np.ones((4, 8), np.float32))
-    with pytest.raises(DatasetFormatError, match="finite and non-negative"):
-        read_saliency_maps(tmp_path / "neg.npy")
-    np.save(tmp_path / "flat.npy", np.ones(8, np.float32))
-    with pytest.raises(ShapeError, match=r"\(H, W\) or \(T, H, W\)"):
-        read_saliency_maps(tmp_path / "flat.npy")
-    with pytest.raises(ImageIOError, match="no such file or folder"):
-        read_saliency_maps(tmp_path / "missing.png")
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(ImageIOError, match="holds no maps"):
-        read_saliency_maps(tmp_path / "empty")
 
 
 def test_colormap_reproduces_overlay_saliency():

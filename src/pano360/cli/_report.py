@@ -120,13 +120,8 @@ def report_command(
     """
     from .._core import ValueRangeError
     from ..data import read_fixations_csv
-    from ..viz.report import (
-        EMBED_LIMIT_BYTES,
-        read_boxes_json,
-        read_saliency_maps,
-        serve_report,
-        write_report,
-    )
+    from ..io import read_saliency_maps
+    from ..viz.report import EMBED_LIMIT_BYTES, read_boxes_json, serve_report, write_report
 
     if saliency_fps is not None and not (math.isfinite(saliency_fps) and saliency_fps > 0):
         raise ValueRangeError(

@@ -8,6 +8,7 @@ import math
 import os
 import shutil
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -30,6 +31,7 @@ from ..io import (
     VideoWriter,
     iter_video_frames,
     saliency_map_path,
+    transcode_video,
     video_info,
     write_atomic,
     write_images,
@@ -193,6 +195,17 @@ def _run_image(
     )
 
 
+def _staged(path: Path) -> Path:
+    """A hidden name next to ``path`` for an output kept aside until every output is done."""
+    return path.with_name(f".{path.stem}.{os.getpid()}.staged{path.suffix}")
+
+
+def _move_into_place(staged: Path, path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"output '{path}' already exists; pass --overwrite to replace it")
+    os.replace(staged, path)
+
+
 def _run_video(
     src: Path,
     outputs: dict[str, Path],
@@ -220,42 +233,58 @@ def _run_video(
         total = info.num_frames
     if total is not None and max_frames is not None:
         total = min(total, max_frames)
-    maps_path = outputs["maps"]
-    writer = VideoWriter(outputs["overlay_video"], out_fps, overwrite=overwrite)
+    maps_path, overlay_path = outputs["maps"], outputs["overlay_video"]
+    # Every frame at the video's rate: re-encoded by transcode_video, which copies the audio
+    # bit for bit (and 360-degree metadata between MP4 files). Resampled (--fps) or cut
+    # (--max-frames), the overlay would no longer match the sound: it is written without.
+    keep_audio = fps is None and max_frames is None
+    staged = _staged(overlay_path)
+    writer = None if keep_audio else VideoWriter(overlay_path, out_fps, overwrite=overwrite)
     maps = SaliencyMapWriter(_maps_stem(src, maps_path.parent), map_format, overwrite=overwrite)
-    mean = torch.zeros(1, 1, h, w, dtype=torch.float64)
-    first = None
-    count = 0
-    frames = iter_video_frames(src, fps=fps, max_frames=max_frames)
-    bar = progress(frames, quiet=quiet, total=total, unit="frame", desc=src.name)
-    try:
+    state = {"mean": torch.zeros(1, 1, h, w, dtype=torch.float64), "first": None, "count": 0}
+
+    def overlays(frames):
+        bar = progress(frames, quiet=quiet, total=total, unit="frame", desc=src.name)
         try:
             for _, frame in bar:
                 with torch.inference_mode():
                     sal = model(frame)
                 small = sal if map_hw == (h, w) else _as_density(resize_erp(sal, map_hw))
                 maps.write(small)
-                writer.write(overlay_saliency(frame, sal))
-                mean += sal.double()
-                first = frame if first is None else first
-                count += 1
-            if count == 0:
-                raise ImageIOError(f"cannot read video '{src}': it has no frames")
-            writer.finish()
+                state["mean"] += sal.double()
+                state["first"] = frame if state["first"] is None else state["first"]
+                state["count"] += 1
+                yield overlay_saliency(frame, sal)
         finally:
             bar.close()
-        mean = (mean / count).float()
+
+    try:
+        if keep_audio:
+            transcode_video(src, staged, overlays, overwrite=True)
+            place_overlay = partial(_move_into_place, staged, overlay_path, overwrite)
+        else:
+            for image in overlays(iter_video_frames(src, fps=fps, max_frames=max_frames)):
+                writer.write(image)
+            place_overlay = writer.close
+        if state["count"] == 0:
+            raise ImageIOError(f"cannot read video '{src}': it has no frames")
+        if writer is not None:
+            writer.finish()
+        mean = (state["mean"] / state["count"]).float()
         _commit(
             [
-                _map_and_overlay(outputs, mean, first, overwrite),
+                _map_and_overlay(outputs, mean, state["first"], overwrite),
                 ([maps_path], maps.close),
-                ([outputs["overlay_video"]], writer.close),
+                ([overlay_path], place_overlay),
             ]
         )
     finally:
         # Remove what was not put in place (temporary files; after close(), nothing).
-        writer.abort()
+        if writer is not None:
+            writer.abort()
         maps.abort()
+        with contextlib.suppress(OSError):
+            staged.unlink()
 
 
 def saliency_command(
@@ -339,7 +368,8 @@ def saliency_command(
                           npy16: float16 (T, H, W); npz: NAME_saliency.npz, compressed;
                           png8, png16: the folder NAME_saliency/ of one PNG per frame
       NAME_overlay.jpg    the map in colour over the image (videos: mean map, first frame)
-      NAME_overlay.mp4    videos only: the overlay of every frame
+      NAME_overlay.mp4    videos only: the overlay of every frame, with IN's audio copied
+                          unchanged (not with --fps or --max-frames: then without sound)
 
     What the maps mean depends on the model: the default, spectral, is training-free (image
     statistics: spectral residual on 14 views of the sphere, times an equator prior), not

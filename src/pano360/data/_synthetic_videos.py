@@ -13,6 +13,11 @@ over the poles as often as the sphere's area says). Simulated viewers watch them
   angle per frame), so gaze trails fast objects and sweeps across the sphere when switching;
 - the eyes add Gaussian noise of ``gaze_noise_deg`` around the head's direction.
 
+With ``polar_share`` > 0, that share of the videos (spread evenly over the indices) are polar:
+their photos circle a pole at a constant latitude drawn from ``polar_lat_deg`` (60-85 degrees by
+default, either hemisphere), turning about the polar axis by ``speed_deg`` of longitude per
+frame, so most of their viewers look at high latitudes (great circles only pass through them).
+
 So a model that sees the frames can predict where viewers look (on the moving photos) better
 than the equator prior can, which is what proves that training works. Target maps are
 :func:`pano360.data.gaze_saliency_map` of the gaze points (the ECCV'18 seed's scale).
@@ -68,6 +73,11 @@ def _to_lonlat(xyz: np.ndarray) -> np.ndarray:
     return np.stack((lon, lat), axis=-1)
 
 
+def _from_lonlat(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """(lon, lat) arrays -> unit (..., 3) in pano360's frame."""
+    return np.stack((np.cos(lat) * np.sin(lon), np.sin(lat), np.cos(lat) * np.cos(lon)), -1)
+
+
 def _random_directions(rng: np.random.Generator, n: int) -> np.ndarray:
     return _unit(rng.normal(size=(n, 3)))
 
@@ -102,6 +112,10 @@ class SyntheticSaliencyVideos(VideoSaliencySource):
         head_follow: share of the angle to the attended point the head turns per frame, (0, 1].
         gaze_noise_deg: eye noise around the head's direction, degrees.
         equator_sigma_deg: latitude spread of free looking, degrees.
+        polar_share: share of the videos whose photos circle a pole, in [0, 1]: video i is polar
+            when ``floor((i + 1) polar_share) > floor(i polar_share)`` (``floor(n_videos
+            polar_share)`` of them, evenly spread). The other videos do not depend on it.
+        polar_lat_deg: (min, max) |latitude| of a polar video's photos, degrees.
         sigma_deg: Gaussian of the target maps (:func:`pano360.data.gaze_saliency_map`).
         background: "plain" (a low-contrast mottled colour) or "sky" (sky over a meadow).
         fps: the nominal frame rate the videos report (for sampling by fps).
@@ -137,6 +151,8 @@ class SyntheticSaliencyVideos(VideoSaliencySource):
         head_follow: float = 0.4,
         gaze_noise_deg: float = 2.0,
         equator_sigma_deg: float = 15.0,
+        polar_share: float = 0.0,
+        polar_lat_deg: tuple[float, float] = (60.0, 85.0),
         sigma_deg: float = SEED_SIGMA_DEG,
         background: str = "plain",
         fps: float = 30.0,
@@ -160,6 +176,8 @@ class SyntheticSaliencyVideos(VideoSaliencySource):
         self.equator_sigma_deg = check_number(
             equator_sigma_deg, "equator_sigma_deg", lo=0.0, hi=180.0, lo_open=True
         )
+        self.polar_share = check_number(polar_share, "polar_share", lo=0.0, hi=1.0)
+        self.polar_lat_deg = check_interval(polar_lat_deg, "polar_lat_deg", lo=0.0, hi=90.0)
         self.sigma_deg = check_number(sigma_deg, "sigma_deg", lo=0.0, hi=180.0, lo_open=True)
         if background not in BACKGROUNDS:
             raise ValueError(f"background must be one of {BACKGROUNDS}, got {background!r}")
@@ -177,6 +195,11 @@ class SyntheticSaliencyVideos(VideoSaliencySource):
         self._video_number(video)
         return np.arange(self.n_frames, dtype=np.int64)
 
+    def is_polar(self, video: str) -> bool:
+        """Whether the photos of ``video`` circle a pole (see ``polar_share``)."""
+        i = self._video_number(video)
+        return math.floor((i + 1) * self.polar_share) > math.floor(i * self.polar_share)
+
     def _video_number(self, video: str) -> int:
         try:
             return self.videos.index(video)
@@ -192,7 +215,7 @@ class SyntheticSaliencyVideos(VideoSaliencySource):
             ``{"placements": K base :class:`Placement` (lon = lat = 0), "objects": (T, K, 2)
             float64 (lon, lat) of each photo's anchor per frame, "gaze": (T, V, 2) float64
             (lon, lat) per frame and viewer, "attended": (T, V) int64 (object index, or -1 when
-            looking freely), "background_seed": int}``.
+            looking freely), "background_seed": int, "polar": bool}``.
         """
         if video not in self._plans:
             self._plans[video] = self._draw(self._video_number(video))
@@ -226,6 +249,14 @@ class SyntheticSaliencyVideos(VideoSaliencySource):
         axis = _unit(np.cross(start, _random_directions(rng, k_count)))
         speed = rng.uniform(*self.speed_deg, k_count) * _DEG * rng.choice((-1.0, 1.0), k_count)
         frames = np.arange(t_count, dtype=np.float64)
+        if self.is_polar(self.videos[number]):
+            # Its own stream, so that the draws below (and other videos) stay as without it.
+            _, polar_rng = scene_rng((self.seed, number, 1))
+            lat = polar_rng.uniform(*self.polar_lat_deg, k_count) * _DEG
+            lat *= polar_rng.choice((-1.0, 1.0), k_count)
+            lon = polar_rng.uniform(-math.pi, math.pi, k_count)
+            start = _from_lonlat(lon, lat)
+            axis = np.tile(np.array([0.0, 1.0, 0.0]), (k_count, 1))  # constant latitude
         objects = _rotate(start, axis, frames[:, None] * speed[None, :])  # (T, K, 3)
 
         # Viewers: a Markov chain over {free, object 0..K-1}, a lagging head, noisy eyes.
@@ -242,7 +273,7 @@ class SyntheticSaliencyVideos(VideoSaliencySource):
         def free_point(n: int) -> np.ndarray:
             lon = rng.uniform(-math.pi, math.pi, n)
             lat = np.clip(rng.normal(0, self.equator_sigma_deg * _DEG, n), -1.5, 1.5)
-            return np.stack((np.cos(lat) * np.sin(lon), np.sin(lat), np.cos(lat) * np.cos(lon)), -1)
+            return _from_lonlat(lon, lat)
 
         state = choose(v_count)
         free_at = free_point(v_count)
@@ -268,6 +299,7 @@ class SyntheticSaliencyVideos(VideoSaliencySource):
             "gaze": _to_lonlat(gaze),
             "attended": attended,
             "background_seed": int(rng.integers(2**63)),
+            "polar": self.is_polar(self.videos[number]),
         }
 
     # --- reading ------------------------------------------------------------------------------

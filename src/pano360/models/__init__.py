@@ -38,6 +38,7 @@ from .mtcnn import (
 from .spherical_unet import (
     LAYER_KINDS,
     MAP_SCALE,
+    OUTPUT_KINDS,
     PRIOR_MODES,
     SEED_INPUT_HW,
     SPHERICAL_UNET_LAYERS,
@@ -54,6 +55,7 @@ __all__ = [
     "MTCNN_ONET_WEIGHTS",
     "MTCNN_PNET_WEIGHTS",
     "MTCNN_RNET_WEIGHTS",
+    "OUTPUT_KINDS",
     "PRIOR_MODES",
     "SEED_INPUT_HW",
     "SPHERICAL_UNET_LAYERS",

@@ -7,6 +7,8 @@ without bias, batch norm and ReLU after the first six, 2 x 2 max-pooling and nea
 upsampling, skip connections by concatenation (:data:`SPHERICAL_UNET_LAYERS` lists the layers).
 The file's header comment gives conv7 an 8 x 16 kernel followed by batch norm, ReLU and a 5 x 5
 convolution; its code, which we follow, has conv7 with a 4 x 8 kernel and nothing after it.
+Optionally (``output="softplus"``) a softplus after conv7, so that the maps are positive
+everywhere; the default ``output="linear"`` is the seed's head. The loss is the seed's either way.
 
 Crown taps:
     The seed's crown kernel of size kθ x kφ and radius ρ is a bilinear image over (θ, φ) in
@@ -31,7 +33,8 @@ Interface (every model here):
     feeds ``ToTensor()`` images), W == 2H, H divisible by 8; prior (B, 1, H, W), the saliency
     map of an earlier frame on the seed's scale (unit-peak Gaussians averaged over the gaze
     count), multiplied by :data:`MAP_SCALE` inside as the seed does, or None (zeros: nothing
-    known). Returns (B, 1, H, W) raw maps on the scale of ``MAP_SCALE`` x the target: train
+    known). Returns (B, 1, H, W) raw maps on the scale of ``MAP_SCALE`` x the target (any sign
+    with the seed's linear head, the default; positive with the softplus head): train
     with ``spherical_mse(raw, MAP_SCALE * target)`` (the seed's SphereMSE);
     :func:`raw_to_saliency` makes saliency maps of them. ``model.prior`` says what the trainer
     feeds: ``"gt"`` the ground-truth map of an earlier frame (the seed's teacher forcing, for
@@ -52,6 +55,7 @@ from .._core import (
     ValueRangeError,
     check_choice,
     check_erp,
+    check_number,
     check_positive_int,
     register_model,
 )
@@ -61,6 +65,7 @@ from . import _saliency_task  # noqa: F401  (registers the "saliency" task first
 __all__ = [
     "LAYER_KINDS",
     "MAP_SCALE",
+    "OUTPUT_KINDS",
     "PRIOR_MODES",
     "SEED_INPUT_HW",
     "SPHERICAL_UNET_LAYERS",
@@ -81,6 +86,10 @@ PRIOR_MODES: tuple[str, ...] = ("gt", "prediction", "none")
 #: How the U-Net's convolutions are made: SphereConv2d with crown taps (the seed's), with
 #: tangent-plane taps (SphereNet's), or nn.Conv2d on spherically padded maps.
 LAYER_KINDS: tuple[str, ...] = ("crown", "tangent", "planar")
+
+#: What follows the last convolution: ``"linear"`` (nothing: the seed's code, the default; its
+#: maps can be negative and are clamped at 0 afterwards) or ``"softplus"`` (positive maps).
+OUTPUT_KINDS: tuple[str, ...] = ("linear", "softplus")
 
 
 @dataclass(frozen=True)
@@ -152,7 +161,9 @@ def seed_parameter_count(prior: bool = True) -> int:
     return total
 
 
-def raw_to_saliency(raw: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+def raw_to_saliency(
+    raw: torch.Tensor, normalize: bool = False, uniform_share: float = 0.0
+) -> torch.Tensor:
     """Saliency maps from a U-Net's raw output.
 
     Args:
@@ -160,22 +171,35 @@ def raw_to_saliency(raw: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         normalize: divide each map by its sum (a uniform map where nothing is positive): the
             saliency task's contract. Otherwise the maps stay on the seed's target scale, the
             scale of the ``prior`` input (what ``prior="prediction"`` feeds back).
+        uniform_share: with ``normalize``, mix the density with the uniform one:
+            ``(1 - s) map / sum + s / (H W)``. Clamping leaves exact zeros where the model
+            undershoots, and KL divergence charges about log(1 / eps) ~ 36 per unit of the
+            viewers' mass there; a share s > 0 bounds that charge by log(1 / s) and keeps the
+            map a density. 0 keeps the clamped map.
 
     Returns:
-        (B, 1, H, W), non-negative: ``clamp(raw, min=0) / MAP_SCALE``, or that normalised.
+        (B, 1, H, W), non-negative: ``clamp(raw, min=0) / MAP_SCALE``, or that normalised
+        (and mixed).
+
+    Raises:
+        ValueRangeError: ``uniform_share`` outside [0, 1].
 
     Example:
         >>> raw_to_saliency(torch.tensor([[[[-1.0, 5.0]]]]))
         tensor([[[[0.0000, 0.5000]]]])
         >>> raw_to_saliency(torch.tensor([[[[-1.0, 5.0]]]]), normalize=True)
         tensor([[[[0., 1.]]]])
+        >>> raw_to_saliency(torch.tensor([[[[-1.0, 5.0]]]]), normalize=True, uniform_share=0.2)
+        tensor([[[[0.1000, 0.9000]]]])
     """
+    share = check_number(uniform_share, "uniform_share", lo=0.0, hi=1.0)
     maps = raw.clamp(min=0) / MAP_SCALE
     if not normalize:
         return maps
     total = maps.sum(dim=(-2, -1), keepdim=True)
     uniform = torch.full_like(maps, 1.0 / (maps.shape[-2] * maps.shape[-1]))
-    return torch.where(total > 0, maps / total.clamp(min=torch.finfo(maps.dtype).tiny), uniform)
+    density = torch.where(total > 0, maps / total.clamp(min=torch.finfo(maps.dtype).tiny), uniform)
+    return density if share == 0 else (1 - share) * density + share * uniform
 
 
 def _saliency_task_output(raw: torch.Tensor) -> torch.Tensor:
@@ -215,13 +239,19 @@ class SaliencyUNet(nn.Module):
         channels: conv1's output channels, 64 in the seed; the others scale with it (64, 128,
             256, 256, 128, 64 at 64). The seed's model has 64; fewer make a model small enough
             to train on a CPU.
+        output: ``"linear"`` (default): conv7's output as it is, the seed's code, negative
+            where the model undershoots (clamped at 0 by :func:`raw_to_saliency`, whose
+            ``uniform_share`` keeps the density KL-safe); ``"softplus"``: softplus after conv7,
+            positive everywhere, trained with the same loss (spherical MSE against the target
+            x 10), but its gradient fades where it undershoots
+            (``benchmarks/bench_saliency_head.py`` compares the two).
 
     Shapes:
         forward: frames (B, 3, H, W) in [0, 1], W == 2H, H divisible by 8; prior
         (B, 1, H, W) or None -> raw maps (B, 1, H, W) on the ``MAP_SCALE`` x target scale.
 
     Raises:
-        ChoiceError: unknown ``layer`` or ``prior``.
+        ChoiceError: unknown ``layer``, ``prior`` or ``output``.
         ValueRangeError: ``channels`` is not a positive integer.
 
     Example:
@@ -233,11 +263,18 @@ class SaliencyUNet(nn.Module):
 
     map_scale: float = MAP_SCALE
 
-    def __init__(self, layer: str = "crown", prior: str = "gt", channels: int = 64) -> None:
+    def __init__(
+        self,
+        layer: str = "crown",
+        prior: str = "gt",
+        channels: int = 64,
+        output: str = "linear",
+    ) -> None:
         super().__init__()
         self.layer = check_choice(layer, "layer", LAYER_KINDS)
         self.prior = check_choice(prior, "prior", PRIOR_MODES)
         self.channels = check_positive_int(channels, "channels")
+        self.output = check_choice(output, "output", OUTPUT_KINDS)
         self.in_channels = 3 if prior == "none" else 4
         c = channels
         widths = ((self.in_channels, c), (c, 2 * c), (2 * c, 4 * c), (4 * c, 4 * c))
@@ -281,14 +318,20 @@ class SaliencyUNet(nn.Module):
         r4 = F.relu(self.bn4(self.conv4(F.max_pool2d(r3, 2))))
         r5 = F.relu(self.bn5(self.conv5(torch.cat((_up(r4), r3), dim=1))))
         r6 = F.relu(self.bn6(self.conv6(torch.cat((_up(r5), r2), dim=1))))
-        return self.conv7(torch.cat((_up(r6), r1), dim=1))
+        raw = self.conv7(torch.cat((_up(r6), r1), dim=1))
+        return F.softplus(raw) if self.output == "softplus" else raw
 
-    def to_saliency(self, raw: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+    def to_saliency(
+        self, raw: torch.Tensor, normalize: bool = False, uniform_share: float = 0.0
+    ) -> torch.Tensor:
         """:func:`raw_to_saliency` of this model's raw output."""
-        return raw_to_saliency(raw, normalize)
+        return raw_to_saliency(raw, normalize, uniform_share)
 
     def extra_repr(self) -> str:
-        return f"layer={self.layer!r}, prior={self.prior!r}, channels={self.channels}"
+        return (
+            f"layer={self.layer!r}, prior={self.prior!r}, channels={self.channels}, "
+            f"output={self.output!r}"
+        )
 
 
 def _up(x: torch.Tensor) -> torch.Tensor:
@@ -305,22 +348,24 @@ _INPUT_SIZE = (3, 16, 32)
 
 
 @register_model(task="saliency", input_size=_INPUT_SIZE, postprocess=_saliency_task_output)
-def spherical_unet(prior: str = "gt", channels: int = 64) -> SaliencyUNet:
+def spherical_unet(prior: str = "gt", channels: int = 64, output: str = "linear") -> SaliencyUNet:
     """Learned, untrained (no shipped weights; train with ``pano360 train saliency``): the
     Spherical U-Net of Zhang et al. (ECCV 2018), crown convolutions, 128 x 256 frames plus the
     saliency map of an earlier frame."""
-    return SaliencyUNet("crown", prior, channels)
+    return SaliencyUNet("crown", prior, channels, output)
 
 
 @register_model(task="saliency", input_size=_INPUT_SIZE, postprocess=_saliency_task_output)
-def spherical_unet_tangent(prior: str = "gt", channels: int = 64) -> SaliencyUNet:
+def spherical_unet_tangent(
+    prior: str = "gt", channels: int = 64, output: str = "linear"
+) -> SaliencyUNet:
     """Learned, untrained (no shipped weights): the Spherical U-Net with tangent-plane taps
     (SphereConv2d) instead of crowns, a baseline of about equal size."""
-    return SaliencyUNet("tangent", prior, channels)
+    return SaliencyUNet("tangent", prior, channels, output)
 
 
 @register_model(task="saliency", input_size=_INPUT_SIZE, postprocess=_saliency_task_output)
-def planar_unet(prior: str = "gt", channels: int = 64) -> SaliencyUNet:
+def planar_unet(prior: str = "gt", channels: int = 64, output: str = "linear") -> SaliencyUNet:
     """Learned, untrained (no shipped weights): the Spherical U-Net's architecture with
     nn.Conv2d on spherically padded maps, a planar baseline of about equal size."""
-    return SaliencyUNet("planar", prior, channels)
+    return SaliencyUNet("planar", prior, channels, output)

@@ -3,7 +3,12 @@
 The loss is :func:`pano360.nn.spherical_mse` (area-weighted) between the model's raw maps and
 the target maps times ``target_scale`` (10, the seed's SphereMSE recipe). Validation reports the
 loss and CC, KLD and NSS under a metric preset of :mod:`pano360.saliency` (``"sphere"``), on the
-predictions clamped to >= 0 (the metrics read maps as non-negative densities).
+predictions clamped to >= 0 (the metrics read maps as non-negative densities). With the seed's
+linear head the clamp leaves exact zeros, which KL divergence charges about log(1 / eps) ~ 36
+per unit of the viewers' mass on them: the validation KLD of such a model is large and jumps
+from epoch to epoch with the few pixels under the gaze it misses. Score a trained model's
+densities with :func:`pano360.models.raw_to_saliency`'s ``uniform_share`` (benchmarks/
+bench_saliency_training.py calibrates it on held-out videos), or train the softplus head.
 
 The earlier-frame map (the model's fourth input channel) follows the model's ``prior``
 attribute:
@@ -216,6 +221,7 @@ class SaliencyTask(pl.LightningModule):
             }[self.prior],
             "output": "(B, 1, H, W) raw maps on the target x target_scale scale; clamp at 0 and "
             "divide by the sum for a density",
+            "output_head": getattr(self.net, "output", None),
             "target_scale": self.target_scale,
         }
 

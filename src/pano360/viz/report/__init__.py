@@ -14,7 +14,8 @@ yaw = lon, pitch = lat (yaw right, pitch up). Seam and poles need no care: the p
 directions on the sphere.
 """
 
-from ._inputs import BOX_LISTS, ReportBoxes, read_boxes_json, read_saliency_maps
+from ...io import read_saliency_maps  # the one reader of saliency map files, re-exported
+from ._inputs import BOX_LISTS, ReportBoxes, read_boxes_json
 from ._serve import serve_report
 from ._writer import (
     EMBED_LIMIT_BYTES,

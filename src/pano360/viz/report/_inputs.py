@@ -1,4 +1,5 @@
-"""What a report shows, read from files: boxes (faces JSON, detections JSON) and saliency maps.
+"""What a report shows, read from files: boxes (faces JSON, detections JSON). Saliency maps are
+read by :func:`pano360.io.read_saliency_maps` (every format ``pano360 saliency`` writes).
 
 Convention: see :mod:`pano360.geometry.conventions`. Files hold degrees; what is read is in
 radians. The JSON formats are described in :func:`read_boxes_json`.
@@ -13,19 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ...errors import DatasetFormatError, ImageIOError, ShapeError
-from ...io import IMAGE_EXTENSIONS, read_image
 
-__all__ = ["BOX_LISTS", "ReportBoxes", "read_boxes_json", "read_saliency_maps"]
+__all__ = ["BOX_LISTS", "ReportBoxes", "read_boxes_json"]
 
 #: The lists :func:`read_boxes_json` reads: ``faces`` (``pano360 faces``) and ``detections``.
 BOX_LISTS: tuple[str, ...] = ("faces", "detections")
-
-# Map files in a saliency folder, besides images: float maps as NumPy arrays.
-_MAP_SUFFIXES = (".npy", *IMAGE_EXTENSIONS)
 
 
 @dataclass(frozen=True)
@@ -172,67 +168,3 @@ def read_boxes_json(path: str | os.PathLike[str], key: str = "faces") -> ReportB
         labels.append(label)
     tensor = torch.tensor(boxes, dtype=torch.float64).reshape(-1, 5)
     return ReportBoxes(tensor, tuple(scores), tuple(labels))
-
-
-def _read_map(path: Path) -> torch.Tensor:
-    """(T, 1, H, W) float maps from one file: an image (T = 1) or .npy (H, W) or (T, H, W)."""
-    if path.suffix.lower() != ".npy":
-        return read_image(path)[:, :1]
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise ImageIOError(f"cannot read saliency map '{path}': {e}") from e
-    if arr.ndim not in (2, 3) or not np.issubdtype(arr.dtype, np.number):
-        raise ShapeError(
-            f"saliency map '{path}' must hold numbers shaped (H, W) or (T, H, W), got "
-            f"{arr.dtype} {arr.shape}"
-        )
-    maps = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
-    return maps.reshape(-1, 1, *maps.shape[-2:])
-
-
-def read_saliency_maps(path: str | os.PathLike[str]) -> torch.Tensor:
-    """Read saliency maps: one file, or a folder of one map per video frame.
-
-    Args:
-        path: an image (PNG, JPEG, ...: its first channel), a ``.npy`` array (H, W) or
-            (T, H, W) (as ``pano360 saliency`` writes), or a folder of such files with one map
-            each, taken in the order of their names.
-
-    Returns:
-        (T, 1, H, W) float32 maps, W == 2H, non-negative.
-
-    Raises:
-        ImageIOError: a missing or unreadable file, or a folder without maps.
-        ShapeError: a map that is not 2:1 (width = 2 x height), or maps of different sizes.
-        DatasetFormatError: negative or non-finite values.
-    """
-    path = Path(path)
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in _MAP_SUFFIXES)
-        if not files:
-            raise ImageIOError(
-                f"saliency folder '{path}' holds no maps ({', '.join(_MAP_SUFFIXES)})"
-            )
-    elif path.is_file():
-        files = [path]
-    else:
-        raise ImageIOError(f"cannot read saliency map '{path}': no such file or folder")
-    maps = []
-    for f in files:
-        m = _read_map(f)
-        h, w = m.shape[-2:]
-        if w != 2 * h:
-            raise ShapeError(
-                f"saliency map '{f}' must be equirectangular with width = 2 x height, got {w}x{h}"
-            )
-        if maps and m.shape[-2:] != maps[0].shape[-2:]:
-            first = maps[0].shape
-            raise ShapeError(
-                f"saliency maps must have one size: '{files[0]}' is {first[-1]}x{first[-2]}, "
-                f"'{f}' is {w}x{h}"
-            )
-        if not torch.isfinite(m).all() or (m < 0).any():
-            raise DatasetFormatError(f"saliency map '{f}' must be finite and non-negative")
-        maps.append(m)
-    return torch.cat(maps)

@@ -31,6 +31,8 @@ def faces_folder(
 ) -> int:
     """Find (and blur) the faces of every image under ``src`` into ``out``; return the exit
     status: 0, or 1 if a file failed (its line was printed and the summary names it)."""
+    import sys
+
     import typer
 
     from .._core import ValueRangeError, check_int
@@ -78,7 +80,7 @@ def faces_folder(
         bar = progress(total=len(job.files), quiet=quiet, desc=src.name, unit="image")
 
         def on_result(result) -> None:
-            _report(result, bar.write)
+            _report(result, lambda line: bar.write(line, file=sys.stderr))
             bar.update()
             bar.set_postfix_str(f"{result.faces or 0} face(s)", refresh=False)
 

@@ -55,7 +55,8 @@ class FaceFolderPredictTask(pl.LightningModule):
         >>> with tempfile.TemporaryDirectory() as tmp, quiet_lightning():
         ...     os.mkdir(f"{tmp}/in")
         ...     write_image(f"{tmp}/in/a.png", torch.rand(3, 32, 64))
-        ...     task = FaceFolderPredictTask(FaceFolderJob(f"{tmp}/in", f"{tmp}/out", min_face_deg=24))
+        ...     job = FaceFolderJob(f"{tmp}/in", f"{tmp}/out", min_face_deg=24)
+        ...     task = FaceFolderPredictTask(job)
         ...     trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
         ...     _ = trainer.predict(task, return_predictions=False)
         ...     [r.status for r in task.results]
@@ -102,7 +103,6 @@ def blur_faces_in_folder_ddp(
     devices: int | str = "auto",
     num_nodes: int = 1,
     accelerator: str = "auto",
-    strategy: str = "ddp",
     jobs: int = 0,
     progress: bool = False,
     on_result: Callable[[FolderFaceResult], None] | None = None,
@@ -114,10 +114,10 @@ def blur_faces_in_folder_ddp(
     Args:
         job: the folder, outputs and settings (every process builds the same one: the file
             list is the sorted list of the input folder, which the run does not change).
-        devices, num_nodes, accelerator, strategy: Lightning's Trainer arguments ("cpu" with
-            ``devices=2`` runs 2 CPU processes, gloo). Several nodes need ``dst`` on a file system
-            they share only for the summary to see every output; torchrun or SLURM start the
-            processes there (docs/cli.md).
+        devices, num_nodes, accelerator: Lightning's Trainer arguments ("cpu" with
+            ``devices=2`` runs 2 CPU processes, gloo). The strategy is "ddp": Lightning starts
+            the other processes of a node by running the same command again (or joins those
+            torchrun or SLURM started: docs/cli.md); the calling process is one of the ranks.
         jobs: DataLoader workers per process.
         progress: Lightning's progress bar (on stderr, global rank 0).
         on_result: called on the process that handled a file with its result.
@@ -136,7 +136,7 @@ def blur_faces_in_folder_ddp(
             accelerator=accelerator,
             devices=devices,
             num_nodes=num_nodes,
-            strategy=strategy,
+            strategy="ddp",
             logger=False,
             enable_checkpointing=False,
             enable_model_summary=False,

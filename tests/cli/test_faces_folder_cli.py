@@ -141,22 +141,9 @@ def test_two_processes_share_the_folder_through_lightning(photos, first_run, tmp
     pytest.importorskip("lightning")
     out = tmp_path / "ddp"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    args = ["faces", str(photos), "--blur", "--out", str(out), "--devices", "2", "--device", "cpu"]
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pano360",
-            "faces",
-            str(photos),
-            "--blur",
-            "--out",
-            str(out),
-            "--devices",
-            "2",
-            "--device",
-            "cpu",
-            *FAST,
-        ],  # fmt: skip
+        [sys.executable, "-m", "pano360", *args, *FAST],
         capture_output=True,
         text=True,
         env=env,

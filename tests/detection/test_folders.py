@@ -234,6 +234,8 @@ def test_job_setting_errors(tmp_path):
         FaceFolderJob(src, tmp_path / "out", strategy="distilled")
     with pytest.raises(ValueRangeError, match="min_face_deg"):
         FaceFolderJob(src, tmp_path / "out", min_face_deg=0)
+    with pytest.raises(ValueRangeError, match="holds no finished distill run"):
+        FaceFolderJob(src, tmp_path / "out", strategy="distilled", students=tmp_path)
     job = FaceFolderJob(src, tmp_path / "out")
     assert "files=1" in repr(job) and "strategy='spherical'" in repr(job)
     with pytest.raises(ValueRangeError, match="jobs must be a non-negative integer"):
@@ -256,8 +258,10 @@ def test_summary_write_error(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
     write_image(src / "a.png", torch.rand(1, 3, 8, 16))
-    job = FaceFolderJob(src, tmp_path / "out")
+    job = FaceFolderJob(src, tmp_path / "out", min_face_deg=40)
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "faces_summary.csv").mkdir()  # a folder where the CSV goes
     with pytest.raises(ImageIOError, match=r"faces_summary\.csv"):
         job.write_summary([])
+    with pytest.raises(ImageIOError, match=r"faces_summary\.csv"):
+        blur_faces_in_folder(job)

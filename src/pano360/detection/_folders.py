@@ -210,7 +210,7 @@ class FaceFolderJob:
     Raises:
         ImageIOError: ``src`` is not a folder or holds no image.
         ValueRangeError: ``dst`` is ``src`` or inside it, an output would be one of the inputs,
-            or a setting is out of range.
+            a setting is out of range, or ``students`` holds no distill run.
         OutputExistsError: a summary file in ``dst`` was not written by this module and
             ``overwrite`` is False.
         ValueError: unknown strategy.

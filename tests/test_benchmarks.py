@@ -10,6 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Script -> a line its output must contain (the heading of the table it writes into docs/).
 SCRIPTS = {
+    "bench_faces_folder.py": "| decoding | faces found |",
     "bench_faces_hires.py": "| panorama | faces found |",
     "bench_geometry.py": "| py360convert (ms) |",
     "bench_sphere_conv.py": "nn.Conv2d",

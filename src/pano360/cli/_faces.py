@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from ._faces_folder import faces_folder
 from ._faces_video import VIDEO_SUFFIXES, faces_video
 from ._options import MAX_PIXELS_DEFAULT, MaxPixels, Overwrite, Quiet, read_erp
 from ._outputs import prepare_out_dir, prepare_outputs, progress, say_done, written
@@ -23,12 +24,21 @@ _SPHERE_STRATEGIES = ("direct", "cubemap", "multiview", "spherical", "distilled"
 def faces(
     src: Annotated[
         Path,
-        typer.Argument(metavar="IMAGE", help="Equirectangular panorama (width = 2 x height)."),
+        typer.Argument(
+            metavar="IMAGE",
+            help="Equirectangular panorama (width = 2 x height), a 360-degree video, or a "
+            "folder of panoramas (every image under it, recursively).",
+        ),
     ],
     out: Annotated[
-        Path,
-        typer.Option("--out", metavar="DIR", help="Folder for the outputs; created if missing."),
-    ] = Path("."),
+        Path | None,
+        typer.Option(
+            "--out",
+            metavar="DIR",
+            help="Folder for the outputs; created if missing (default: the current folder; "
+            "required for a folder, outside it).",
+        ),
+    ] = None,
     blur: Annotated[
         bool, typer.Option("--blur", help="Also write a copy with every face blurred (privacy).")
     ] = False,
@@ -98,8 +108,48 @@ def faces(
     ] = 1,
     device: Annotated[
         str,
-        typer.Option("--device", metavar="[auto|cpu|cuda]", help="Videos: where detection runs."),
+        typer.Option(
+            "--device",
+            metavar="[auto|cpu|cuda]",
+            help="Videos and folders: where detection runs.",
+        ),
     ] = "cpu",
+    half: Annotated[
+        bool,
+        typer.Option(
+            "--half",
+            help="Folders, on a GPU: run the detector's networks in float16 (autocast; boxes "
+            "and blur stay float32). Refused with --device cpu.",
+        ),
+    ] = False,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            metavar="N",
+            help="Folders: DataLoader worker processes decoding images ahead of the detector "
+            "(0: decode in the main process).",
+        ),
+    ] = 0,
+    devices: Annotated[
+        int,
+        typer.Option(
+            "--devices",
+            metavar="N",
+            help="Folders: processes per node (GPUs with --device cuda), through Lightning's "
+            "predict loop (DDP; needs pano360[train]); each process takes its share of the "
+            "files.",
+        ),
+    ] = 1,
+    num_nodes: Annotated[
+        int,
+        typer.Option(
+            "--num-nodes",
+            metavar="N",
+            help="Folders: machines sharing the folders (Lightning's num_nodes; start the "
+            "command on each with torchrun or srun, docs/cli.md).",
+        ),
+    ] = 1,
     overwrite: Overwrite = False,
     max_pixels: MaxPixels = MAX_PIXELS_DEFAULT,
     quiet: Quiet = False,
@@ -116,11 +166,18 @@ def faces(
     and size with its audio copied unchanged, and NAME_faces.json lists every frame's faces with
     their track ids (docs/cli.md).
 
+    A folder (with --out DIR outside it) has every image under it (.jpg, .jpeg, .png, .tif,
+    .tiff, .webp) processed, the layout mirrored in DIR: with --blur a blurred copy of the same
+    name and format, and NAME.EXT.json with its faces. A second run skips the files done; a file
+    that fails is reported in one line and the others go on (exit 1); DIR/faces_summary.csv and
+    .json list every file (file, status, faces, seconds, error).
+
     \b
     Examples:
       pano360 faces pano.jpg --blur --out results/
       pano360 faces pano.jpg --strategy direct --min-face 12
       pano360 faces ride.mp4 --blur --out results/
+      pano360 faces photos/ --blur --out blurred/ --jobs 2
     """
     import json
     import math
@@ -144,6 +201,36 @@ def faces(
         raise ValueRangeError(f"--threshold must be in [0, 1], got {threshold:g}")
     if max_memory is not None and not max_memory > 0:
         raise ValueRangeError(f"--max-memory must be > 0 GB, got {max_memory:g}")
+    if src.is_dir():
+        code = faces_folder(
+            src,
+            out,
+            blur,
+            strategy=strategy,
+            students=students,
+            min_face=min_face,
+            max_face=max_face,
+            thresholds=(0.6, 0.7, threshold),
+            device=device,
+            half=half,
+            jobs=jobs,
+            devices=devices,
+            num_nodes=num_nodes,
+            overwrite=overwrite,
+            max_pixels=max_pixels,
+            quiet=quiet,
+        )
+        if code:
+            raise typer.Exit(code)
+        return
+    folder_only = {"--half": half, "--jobs": jobs, "--devices": devices != 1}
+    folder_only["--num-nodes"] = num_nodes != 1
+    given = [name for name, value in folder_only.items() if value]
+    if given:
+        raise ValueRangeError(
+            f"{', '.join(given)}: only for a folder of images, got the file '{src}'"
+        )
+    out = Path(".") if out is None else out
     if src.suffix.lower() in VIDEO_SUFFIXES:
         detector = {"strategy": strategy, "students": students, "thresholds": (0.6, 0.7, threshold)}
         detector["detect_every"] = detect_every

@@ -1,6 +1,7 @@
 """Detection: the result contract every detector returns, box operations and NMS, face
 detection on 360° images with any transfer strategy (:func:`detect_faces`), and the planar MTCNN
-pipeline in separable stages; tracking on the sphere and face blurring in 360° videos.
+pipeline in separable stages; tracking on the sphere and face blurring in 360° videos and in
+folders of panoramas (:func:`blur_faces_in_folder`, resumable, decoded in DataLoader workers).
 
 - The detection result (``_result``): per image a dict of tensors ``{"boxes": (N, 4) BFoV or
   (N, 5) RBFoV radians, "scores": (N,), "labels": (N,) int64, "keypoints": (N, K, 2) lon/lat
@@ -30,6 +31,14 @@ from ._faces360 import (
     pnet_on_erp,
     tangent_crops,
     view_boxes_to_bfov,
+)
+from ._folders import (
+    FOLDER_SUMMARY_FIELDS,
+    FaceFolderJob,
+    FolderFaceResult,
+    FolderImages,
+    blur_faces_in_folder,
+    list_images,
 )
 from ._mtcnn import (
     FaceCandidates,
@@ -66,6 +75,7 @@ from ._video import VideoBlurSummary, blur_faces_in_video, widen_boxes
 
 __all__ = [
     "DETECTION_KEYS",
+    "FOLDER_SUMMARY_FIELDS",
     "IOU_DENOMINATORS",
     "LAT_BANDS_DEG",
     "SPH_NMS_METHODS",
@@ -74,6 +84,9 @@ __all__ = [
     "FaceDetection",
     "FaceDetections",
     "FaceEvaluation",
+    "FaceFolderJob",
+    "FolderFaceResult",
+    "FolderImages",
     "MTCNNFaceDetector",
     "PNetWindows",
     "SphereTracker",
@@ -83,6 +96,7 @@ __all__ = [
     "average_precision",
     "batched_nms",
     "batched_sph_nms",
+    "blur_faces_in_folder",
     "blur_faces_in_video",
     "box_area",
     "box_iou",
@@ -99,6 +113,7 @@ __all__ = [
     "face_detection_memory",
     "face_detections",
     "frames_for_seconds",
+    "list_images",
     "load_pnet_students",
     "mtcnn_pyramid_scales",
     "mtcnn_stage1",

@@ -37,8 +37,20 @@ def last_checkpoint(dirpath: str | Path, every_n_steps: int | None) -> ModelChec
 
 
 class StderrProgressBar(TQDMProgressBar):
-    """Lightning's training progress bar, on standard error (where pano360's commands put
-    progress; standard output is for results)."""
+    """Lightning's training and prediction progress bars, on standard error (where pano360's
+    commands put progress; standard output is for results)."""
+
+    def init_predict_tqdm(self) -> Tqdm:
+        return Tqdm(
+            desc=self.predict_description,
+            position=2 * self.process_position,
+            disable=self.is_disabled,
+            leave=True,
+            dynamic_ncols=True,
+            file=sys.stderr,
+            smoothing=0,
+            bar_format=self.BAR_FORMAT,
+        )
 
     def init_train_tqdm(self) -> Tqdm:
         return Tqdm(

@@ -3,9 +3,7 @@ outputs as one image at a time, usage errors, and 2 processes through Lightning'
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import io
 import json
 import os
 import subprocess
@@ -16,20 +14,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pano360.cli import main
 from pano360.io import read_image, write_image
+from pano360.testing import run_cli
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "panorama.jpg"
 FAST = ["--min-face", "24"]  # a small pyramid: a fraction of a second per 128 x 64 image
 GOOD = ["a.jpg", "street/b.jpg", "street/day/c.png", "street/day/d.jpg"]
 SUMMARY = ["faces_summary.csv", "faces_summary.json"]
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +37,7 @@ def photos(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def first_run(photos, tmp_path_factory):
     out = tmp_path_factory.mktemp("first") / "blurred"
-    return out, run("faces", str(photos), "--blur", "--out", str(out), *FAST)
+    return out, run_cli("faces", str(photos), "--blur", "--out", str(out), *FAST)
 
 
 def _summary(out: Path) -> list[dict]:
@@ -74,7 +65,7 @@ def test_good_images_processed_bad_one_reported_exit_1(first_run):
 def test_second_run_skips_what_is_done(photos, first_run):
     out, _ = first_run
     stamps = [(out / f).stat().st_mtime_ns for f in GOOD]
-    code, stdout, stderr = run("faces", str(photos), "--blur", "--out", str(out), *FAST)
+    code, stdout, stderr = run_cli("faces", str(photos), "--blur", "--out", str(out), *FAST)
     assert code == 1 and "bad.jpg" in stderr  # still broken
     assert "0 processed, 4 already done, 1 failed" in stdout
     assert [(out / f).stat().st_mtime_ns for f in GOOD] == stamps
@@ -83,7 +74,7 @@ def test_second_run_skips_what_is_done(photos, first_run):
 
 def test_same_outputs_as_one_image_at_a_time(photos, first_run, tmp_path):
     out, _ = first_run
-    code, _, err = run("faces", str(photos / "a.jpg"), "--blur", "--out", str(tmp_path), *FAST)
+    code, _, err = run_cli("faces", str(photos / "a.jpg"), "--blur", "--out", str(tmp_path), *FAST)
     assert code == 0, err
     assert (tmp_path / "a_blurred.jpg").read_bytes() == (out / "a.jpg").read_bytes()
     single = json.loads((tmp_path / "a_faces.json").read_text())["faces"]
@@ -91,7 +82,9 @@ def test_same_outputs_as_one_image_at_a_time(photos, first_run, tmp_path):
 
 
 def test_only_the_detections_without_blur(photos, tmp_path):
-    code, _, _ = run("faces", str(photos), "--out", str(tmp_path / "o"), "-q", "--jobs", "2", *FAST)
+    code, _, _ = run_cli(
+        "faces", str(photos), "--out", str(tmp_path / "o"), "-q", "--jobs", "2", *FAST
+    )
     assert code == 1
     files = sorted(p.relative_to(tmp_path / "o").as_posix() for p in (tmp_path / "o").rglob("*.*"))
     assert files == sorted(
@@ -113,14 +106,14 @@ def test_only_the_detections_without_blur(photos, tmp_path):
 )
 def test_usage_errors_exit_2_before_any_work(photos, tmp_path, args, message):
     fill = {"src": str(photos), "tmp": str(tmp_path)}
-    code, _, err = run("faces", str(photos), "--blur", *(a.format(**fill) for a in args))
+    code, _, err = run_cli("faces", str(photos), "--blur", *(a.format(**fill) for a in args))
     assert code == 2 and err.count("\n") == 1, err
     assert message.format(**fill) in err
     assert not (photos / "blurred").exists() and not (tmp_path / "o").exists()
 
 
 def test_folder_options_refused_for_one_image(photos, tmp_path):
-    code, _, err = run("faces", str(photos / "a.jpg"), "--jobs", "2", "--out", str(tmp_path))
+    code, _, err = run_cli("faces", str(photos / "a.jpg"), "--jobs", "2", "--out", str(tmp_path))
     assert code == 2 and "--jobs: only for a folder of images" in err
 
 
@@ -129,7 +122,7 @@ def test_half_on_auto_without_gpu_warns_and_runs_in_float32(photos, tmp_path):
     src = tmp_path / "one"
     src.mkdir()
     (src / "a.jpg").write_bytes((photos / "a.jpg").read_bytes())
-    code, _, err = run(
+    code, _, err = run_cli(
         "faces", str(src), "--out", str(tmp_path / "o"), "--half", "--device", "auto", *FAST
     )
     assert code == 0 and "warning: --half ignored: no GPU" in err

@@ -131,14 +131,14 @@ def test_video_overlay_keeps_the_audio_bit_for_bit(workdir):
 
     sent = write_video_with_tone("tone.mp4", torch.rand(6, 3, H, W), fps=10)
     assert sent
-    code, _, err = run("saliency", "tone.mp4", "--out", "res", "--quiet")
+    code, _, err = run_cli("saliency", "tone.mp4", "--out", "res", "--quiet")
     assert (code, err) == (0, "")
     assert audio_packets("res/tone_overlay.mp4") == sent
     assert video_info("res/tone_overlay.mp4").num_frames == 6
     assert np.load("res/tone_saliency.npy").shape == (6, H, W)
-    assert not [p for p in _listing(workdir) if "staged" in p or p.endswith(".tmp")]
+    assert not [p for p in file_listing(workdir) if "staged" in p or p.endswith(".tmp")]
     # Resampled, the overlay no longer matches the sound: it has none.
-    code, _, _ = run("saliency", "tone.mp4", "--out", "half", "--fps", "5", "--quiet")
+    code, _, _ = run_cli("saliency", "tone.mp4", "--out", "half", "--fps", "5", "--quiet")
     assert code == 0 and audio_packets("half/tone_overlay.mp4") == []
 
 

@@ -192,3 +192,24 @@ def test_evaluate_backbone_and_backbone_runners_errors():
     assert list(runners) == ["direct", "spherical"]
     with torch.no_grad():
         assert runners["spherical"](x).shape == runners["direct"](x).shape == (1, 5, 4, 8)
+
+
+def test_evaluate_backbone_ceiling_row_agrees_fully_on_a_uniform_panorama():
+    # Every tangent view of a uniform panorama is the same image, so exact's features are the
+    # same at every cell and the panorama turned a quarter cell classifies identically.
+    from pano360.transfer import evaluate_backbone
+    from pano360.transfer._deep_eval import CEILING
+
+    model = create_model("mobilenet_v2").eval()
+    x = torch.full((1, 3, 32, 64), 0.4)
+    boxes = [torch.tensor([[0.3, 0.2, 1.0, 0.8], [-2.0, -1.2, 1.0, 0.6]], dtype=torch.float64)]
+    result = evaluate_backbone(
+        model, x, boxes, ["features.3"], max_patch=33, rmse_images=0, ceiling=True,
+        runners={"features.3": {}, "features.18": {"direct": lambda e: model.stage_module(
+            "features.18")(e)}},
+    )  # fmt: skip
+    assert result.strategies == ["direct", CEILING]
+    assert result.top1[CEILING][0] == 100.0 and result.top1[CEILING][2] == 100.0
+    assert result.top5[CEILING][0] == 100.0
+    assert CEILING in result.classification_markdown()
+    assert CEILING not in result.rmse_markdown()

@@ -155,6 +155,13 @@ def _student(args, model, h: int):
     if args.student is not None and args.student.exists():
         student = load_backbone_student(model, args.student)
         how = f"read from `{args.student}`"
+        if student.provenance is not None:
+            t = student.provenance
+            how += (
+                f", trained on {t.get('scenes', str(t['images']) + ' images')} (never evaluated"
+                f" on), {t['epochs']} layer-wise and {t['finetune_epochs']} end-to-end epochs "
+                f"against exact at {', '.join(t['stages'])}"
+            )
     elif args.distill > 0 or args.quick:
         n = 1 if args.quick else args.distill
         config = BackboneDistillConfig(
@@ -175,6 +182,7 @@ def _student(args, model, h: int):
             ),
         )
         print(f"distillation: {time.perf_counter() - start:.0f} s", file=sys.stderr)
+        student.provenance["scenes"] = f"{n} scenes of seed {args.train_seed}"
         if args.student is not None and not args.quick:
             student.save(args.student, model)
         how = (

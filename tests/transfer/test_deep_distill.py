@@ -66,6 +66,10 @@ def test_distillation_brings_the_student_closer_to_exact(model, images, tmp_path
         assert after[band] < 0.9 * before[band], (band, before, after)
     # The backbone itself is not changed.
     assert all(p.grad is None for p in model.parameters())
+    assert student.provenance["stages"] == ["features.3"] and student.provenance["images"] == 2
+    student.save(tmp_path / "student.safetensors", model)
+    loaded = load_backbone_student(model, tmp_path / "student.safetensors")
+    assert loaded.provenance == student.provenance
 
 
 def test_student_round_trips_through_its_file(model, images, tmp_path):

@@ -198,6 +198,8 @@ class BackboneStudent(nn.Module):
             if name not in blocks:
                 raise ValueRangeError(f"untied must name blocks of {blocks}, got {name!r}")
         self.erp_hw = (h, w)
+        #: How the student was trained (a JSON-able dict, saved with it), or None.
+        self.provenance: dict | None = None
         self.untied = tuple(untied)
         self.row_group_size = row_group_size
         self.stages = dict(model.stages)
@@ -251,10 +253,11 @@ class BackboneStudent(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def save(self, path: str | Path, model: Backbone) -> None:
-        """Write the student as safetensors (atomically), with what rebuilds it in its
-        metadata and a fingerprint of ``model``'s weights, which :func:`load_backbone_student`
-        checks."""
+        """Write the student as safetensors (atomically), with what rebuilds it, how it was
+        trained (:attr:`provenance`) and a fingerprint of ``model``'s weights in its metadata
+        (:func:`load_backbone_student` checks the fingerprint)."""
         meta = {
+            "training": json.dumps(self.provenance),
             "format": STUDENT_FORMAT,
             "backbone": type(model).__name__,
             "erp_hw": json.dumps(list(self.erp_hw)),
@@ -313,6 +316,7 @@ def load_backbone_student(model: Backbone, path: str | Path) -> BackboneStudent:
         json.loads(meta["row_group_size"]),
     )
     student.load_state_dict(state, strict=True)
+    student.provenance = json.loads(meta.get("training", "null"))
     return student.eval()
 
 
@@ -427,4 +431,8 @@ def distill_backbone(
         run_phase("finetune", config.finetune_epochs, config.finetune_lr)
     finally:
         student.eval()
+    student.provenance = {
+        **{k: list(v) if isinstance(v, tuple) else v for k, v in vars(config).items()},
+        "images": int(n),
+    }
     return student

@@ -213,3 +213,24 @@ def test_evaluate_backbone_ceiling_row_agrees_fully_on_a_uniform_panorama():
     assert result.top5[CEILING][0] == 100.0
     assert CEILING in result.classification_markdown()
     assert CEILING not in result.rmse_markdown()
+
+
+def test_exact_features_is_the_stage_on_the_tangent_view_of_each_cell():
+    # The reference the classification table pools: cell (i, j) is the stage's centre output
+    # on the pinhole view (erp_to_perspective) aimed at the cell's centre, one ERP pixel per
+    # view pixel at its centre.
+    from pano360.geometry import erp_to_perspective
+
+    model = create_model("mobilenet_v2").eval()
+    x = erp((32, 64), seed=3)
+    out = exact_features(model, x, "features.3")
+    p, spacing = stage_patch_size(model, "features.3"), 2 * math.pi / 64
+    fov = 2 * math.atan(p / 2 * math.tan(spacing))
+    net = model.stage_module("features.3")
+    h, w = out.shape[-2:]
+    for i, j in [(0, 3), (3, 0), (7, 12)]:
+        lat, lon = (0.5 - (i + 0.5) / h) * math.pi, ((j + 0.5) / w - 0.5) * 2 * math.pi
+        view = erp_to_perspective(x, fov, (p, p), yaw=lon, pitch=lat)
+        with torch.no_grad():
+            cell = net(view)[0, :, (p - 1) // 8, (p - 1) // 8]
+        torch.testing.assert_close(out[0, :, i, j], cell, atol=1e-4, rtol=1e-4)

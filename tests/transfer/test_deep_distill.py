@@ -114,3 +114,9 @@ def test_errors(model, images):
         distill_backbone(model, images, BackboneDistillConfig(stages=("features.6", "features.3")))
     with pytest.raises(ShapeError):
         distill_backbone(model, images[:, :, :, :40])
+    with pytest.raises(TypeError, match="Backbone"):
+        distill_backbone(torch.nn.Conv2d(3, 3, 3), images)
+    with pytest.raises(TypeError, match="BackboneDistillConfig"):
+        distill_backbone(model, images, {"epochs": 1})
+    with pytest.raises(ValueError, match="stage must be one of"):
+        BackboneStudent(model, HW).stage("features.4")

@@ -29,7 +29,16 @@ import torch
 from _common import ROOT, machine_info, write_section
 
 from pano360.models import create_model
-from pano360.transfer import evaluate_backbone, exact_features, object_scenes, stage_patch_size
+from pano360.transfer import (
+    BackboneDistillConfig,
+    backbone_runners,
+    distill_backbone,
+    evaluate_backbone,
+    exact_features,
+    load_backbone_student,
+    object_scenes,
+    stage_patch_size,
+)
 
 TRANSFER_DOC = ROOT / "docs" / "transfer.md"
 FIGURE = ROOT / "docs" / "figures" / "deep_transfer_rmse.png"
@@ -51,6 +60,27 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also time exact with the whole receptive field as patch (first scene, no cache)",
     )
+    parser.add_argument(
+        "--distill", type=int, default=0, help="train a distilled student on this many scenes"
+    )
+    parser.add_argument(
+        "--train-seed", type=int, default=1000, help="seed of the training scenes (not --seed)"
+    )
+    parser.add_argument(
+        "--distill-stages",
+        default="features.3,features.6,features.13",
+        help="stages the student is trained against exact (comma-separated)",
+    )
+    parser.add_argument("--epochs", type=int, default=15, help="layer-wise epochs")
+    parser.add_argument("--finetune-epochs", type=int, default=15, help="end-to-end epochs")
+    parser.add_argument(
+        "--student", type=Path, default=None, help="student file: loaded if it exists, else written"
+    )
+    parser.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="also classify from exact on the panorama turned a quarter cell (one more exact pass)",
+    )
     parser.add_argument("--quick", action="store_true", help="1 small scene (a smoke test)")
     parser.add_argument("--no-write", action="store_true", help="do not update the docs")
     return parser.parse_args(argv)
@@ -62,7 +92,26 @@ def _goals(result, whole: tuple[int, float] | None) -> list[tuple[str, str, str,
     polar = len(result.bands) - 1
     gain = result.top1["spherical"][polar] - result.top1["direct"][polar]
     band = f"{math.degrees(result.bands[polar][0]):.0f}-{math.degrees(result.bands[polar][1]):.0f}"
-    return [
+    distilled = []
+    if "distilled" in result.top1:
+        d, z = result.top1["distilled"], result.top1["spherical"]
+        per_band = " / ".join(f"{a - b:+.1f}" for a, b in zip(d, z, strict=True))
+        ok = all(a >= b for a, b in zip(d, z, strict=True)) and d[polar] > z[polar]
+        distilled.append((
+            "distilled top-1 agreement - spherical's, every band (better in the last)",
+            f"{per_band} points", ">= 0, > 0 in the last", ok,
+        ))  # fmt: skip
+        if result.rmse.get("distilled"):
+            diffs = {
+                st: result.rmse["distilled"][st][polar] - result.rmse["spherical"][st][polar]
+                for st in result.patch
+            }
+            distilled.append((
+                f"distilled RMSE - spherical's at every stage, {band}",
+                " / ".join(f"{v:+.3f}" for v in diffs.values()), "< 0 at every stage",
+                all(v < 0 for v in diffs.values()),
+            ))  # fmt: skip
+    return distilled + [
         (f"spherical top-1 agreement - direct's, {band}", f"{gain:+.1f} points", ">= +20",
          gain >= 20),
         ("exact / spherical, s per image", f"{ratios['exact / spherical']:.1f}x", ">= 50x",
@@ -87,7 +136,7 @@ def _plot(result, path: Path) -> None:
     )
     for k, ax in enumerate(axes):
         lo, hi = (math.degrees(v) for v in result.bands[k])
-        for name in result.strategies:
+        for name in result.rmse:
             ax.plot(range(len(stages)), [result.rmse[name][s][k] for s in stages], "o-", label=name)
         ax.set_xticks(range(len(stages)), [f"{s}\n/{2 ** (i + 2)}" for i, s in enumerate(stages)])
         ax.set_title(f"|lat| {lo:.0f}-{hi:.0f}°")
@@ -101,13 +150,74 @@ def _plot(result, path: Path) -> None:
     plt.close(fig)
 
 
+def _student(args, model, h: int):
+    """(the distilled student or None, the paragraph describing it)."""
+    if args.student is not None and args.student.exists():
+        student = load_backbone_student(model, args.student)
+        how = f"read from `{args.student}`"
+        if student.provenance is not None:
+            t = student.provenance
+            how += (
+                f", trained on {t.get('scenes', str(t['images']) + ' images')} (never evaluated"
+                f" on), {t['epochs']} layer-wise and {t['finetune_epochs']} end-to-end epochs "
+                f"against exact at {', '.join(t['stages'])}"
+            )
+    elif args.distill > 0 or args.quick:
+        n = 1 if args.quick else args.distill
+        config = BackboneDistillConfig(
+            stages=("features.3",) if args.quick else tuple(args.distill_stages.split(",")),
+            epochs=1 if args.quick else args.epochs,
+            finetune_epochs=1 if args.quick else args.finetune_epochs,
+        )
+        train = object_scenes(n, args.train_seed, (h, 2 * h))
+        start = time.perf_counter()
+        student = distill_backbone(
+            model,
+            torch.stack([s.erp for s in train]),
+            config,
+            cache_dir=args.cache,
+            progress=sys.stderr.isatty(),
+            log=lambda phase, epoch, losses: print(
+                phase, epoch, {k: round(v, 4) for k, v in losses.items()}, file=sys.stderr
+            ),
+        )
+        print(f"distillation: {time.perf_counter() - start:.0f} s", file=sys.stderr)
+        student.provenance["scenes"] = f"{n} scenes of seed {args.train_seed}"
+        if args.student is not None and not args.quick:
+            student.save(args.student, model)
+        how = (
+            f"trained here on {n} scenes of seed {args.train_seed} (never evaluated on), "
+            f"{config.epochs} layer-wise and {config.finetune_epochs} end-to-end epochs against "
+            f"exact at {', '.join(config.stages)}"
+        )
+    else:
+        return None, ""
+    source = sum(p.numel() for p in model.features.parameters())
+    untied = ", ".join(b.replace("_", ".") for b in student.untied)
+    note = (
+        f"`distilled`: MobileNetV2's student (`pano360.transfer.distill_backbone`), {how}; "
+        f"row-untied 3 x 3 kernels (one per output row) in the blocks with a stride ({untied}), "
+        f"tangent taps (`SphereConv2d`, trained too) elsewhere, later stages zero-shot; "
+        f"{student.parameter_count():,} parameters against the source's {source:,} "
+        f"({student.parameter_count() / source:.2f}x; the classifier is shared).\n\n"
+    )
+    return student, note
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _args(argv)
     n = 1 if args.quick else args.scenes
     h = 32 if args.quick else args.size
     model = create_model("mobilenet_v2", pretrained=True).eval()
-    stages = ["features.3"] if args.quick else None
+    stages = ["features.3"] if args.quick else list(model.stages)
     scenes = object_scenes(n, args.seed, (h, 2 * h))
+    student, student_note = _student(args, model, h)
+    runners = None
+    if student is not None:
+        final = list(model.stages)[-1]
+        runners = {s: backbone_runners(model, s) for s in dict.fromkeys([*stages, final])}
+        for stage, entry in runners.items():
+            entry["distilled"] = student.stage(stage)
     with torch.no_grad():
         result = evaluate_backbone(
             model,
@@ -120,6 +230,8 @@ def main(argv: list[str] | None = None) -> None:
             cache_dir=args.cache,
             name="mobilenet_v2",
             progress=sys.stderr.isatty(),
+            runners=runners,
+            ceiling=args.ceiling and not args.quick,
         )
         whole = None
         if args.whole_field_timing and not args.quick:
@@ -146,8 +258,9 @@ def main(argv: list[str] | None = None) -> None:
         f"MobileNetV2 (torchvision's ImageNet weights) on {n} synthetic scenes (seed {args.seed}, "
         f"{2 * h} x {h}, six photos 40-55° wide per scene, two per band). Exact patches (side, "
         f"field of view): {patches}.\n\n"
-        f"Per-stage RMSE against exact divided by exact's standard deviation, by |lat| band in "
-        f"degrees (the first {result.rmse_images} scenes; stage name and stride):\n\n"
+        + student_note
+        + "Per-stage RMSE against exact divided by exact's standard deviation, by |lat| band in "
+        + f"degrees (the first {result.rmse_images} scenes; stage name and stride):\n\n"
         + result.rmse_markdown()
         + "\n\nClassification of every photo from the last stage (its region averaged, then the "
         "classifier), against exact's classification of the same region: top-1 agreement and "

@@ -51,3 +51,26 @@ def test_eval_transfer_errors(args, message, tmp_path):
     assert code == 2 and out == ""
     assert err.startswith("pano360: error:") and message in err and err.count("\n") == 1
     assert not (tmp_path / "res" / "transfer_eval.json").exists()
+
+
+def test_eval_transfer_adds_a_distilled_student(tmp_path):
+    from pano360.models import create_model
+    from pano360.transfer import BackboneStudent
+
+    model = create_model("mobilenet_v2", pretrained=True).eval()
+    path = tmp_path / "student.safetensors"
+    BackboneStudent(model, (32, 64)).save(path, model)
+    args = ["--scenes", "1", "--size", "64x32", "--stage", "features.3", "--max-patch", "33"]
+    code, out, err = run(
+        *args, "--rmse-scenes", "1", "--student", str(path), "--out", str(tmp_path / "a"), "-q"
+    )
+    assert code == 0, err
+    doc = json.loads((tmp_path / "a" / "transfer_eval.json").read_text())
+    assert "distilled" in doc["rmse_over_exact_std"] and "distilled" in doc["top1_agreement_pct"]
+    assert "| distilled |" in out
+    # A student made for another size is refused, with one line.
+    code, _, err = run(
+        "--scenes", "1", "--rmse-scenes", "1", "--size", "128x64", "--student", str(path),
+        "--out", str(tmp_path / "b"),
+    )  # fmt: skip
+    assert code == 2 and "distilled for 64x32" in err and err.count("\n") == 1

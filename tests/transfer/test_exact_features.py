@@ -192,3 +192,45 @@ def test_evaluate_backbone_and_backbone_runners_errors():
     assert list(runners) == ["direct", "spherical"]
     with torch.no_grad():
         assert runners["spherical"](x).shape == runners["direct"](x).shape == (1, 5, 4, 8)
+
+
+def test_evaluate_backbone_ceiling_row_agrees_fully_on_a_uniform_panorama():
+    # Every tangent view of a uniform panorama is the same image, so exact's features are the
+    # same at every cell and the panorama turned a quarter cell classifies identically.
+    from pano360.transfer import evaluate_backbone
+    from pano360.transfer._deep_eval import CEILING
+
+    model = create_model("mobilenet_v2").eval()
+    x = torch.full((1, 3, 32, 64), 0.4)
+    boxes = [torch.tensor([[0.3, 0.2, 1.0, 0.8], [-2.0, -1.2, 1.0, 0.6]], dtype=torch.float64)]
+    result = evaluate_backbone(
+        model, x, boxes, ["features.3"], max_patch=33, rmse_images=0, ceiling=True,
+        runners={"features.3": {}, "features.18": {"direct": lambda e: model.stage_module(
+            "features.18")(e)}},
+    )  # fmt: skip
+    assert result.strategies == ["direct", CEILING]
+    assert result.top1[CEILING][0] == 100.0 and result.top1[CEILING][2] == 100.0
+    assert result.top5[CEILING][0] == 100.0
+    assert CEILING in result.classification_markdown()
+    assert CEILING not in result.rmse_markdown()
+
+
+def test_exact_features_is_the_stage_on_the_tangent_view_of_each_cell():
+    # The reference the classification table pools: cell (i, j) is the stage's centre output
+    # on the pinhole view (erp_to_perspective) aimed at the cell's centre, one ERP pixel per
+    # view pixel at its centre.
+    from pano360.geometry import erp_to_perspective
+
+    model = create_model("mobilenet_v2").eval()
+    x = erp((32, 64), seed=3)
+    out = exact_features(model, x, "features.3")
+    p, spacing = stage_patch_size(model, "features.3"), 2 * math.pi / 64
+    fov = 2 * math.atan(p / 2 * math.tan(spacing))
+    net = model.stage_module("features.3")
+    h, w = out.shape[-2:]
+    for i, j in [(0, 3), (3, 0), (7, 12)]:
+        lat, lon = (0.5 - (i + 0.5) / h) * math.pi, ((j + 0.5) / w - 0.5) * 2 * math.pi
+        view = erp_to_perspective(x, fov, (p, p), yaw=lon, pitch=lat)
+        with torch.no_grad():
+            cell = net(view)[0, :, (p - 1) // 8, (p - 1) // 8]
+        torch.testing.assert_close(out[0, :, i, j], cell, atol=1e-4, rtol=1e-4)

@@ -87,6 +87,17 @@ def eval_transfer(
             help="Scenes on which exact is timed afresh (never from the cache).",
         ),
     ] = 1,
+    student: Annotated[
+        Path | None,
+        typer.Option(
+            "--student",
+            metavar="FILE",
+            help="A distilled student of --model for --size (.safetensors written by "
+            "pano360.transfer.distill_backbone's BackboneStudent.save): adds the row "
+            "'distilled'.",
+            show_default=False,
+        ),
+    ] = None,
     cache: Annotated[
         Path | None,
         typer.Option(
@@ -119,6 +130,7 @@ def eval_transfer(
     \b
     Examples:
       pano360 eval transfer --model mobilenet_v2 --stage features.18 --scenes 4
+      pano360 eval transfer --student students/mobilenet_v2.safetensors --scenes 4
       pano360 eval transfer --scenes 8 --cache exact-cache/ --out results/
     """
     import json
@@ -127,7 +139,12 @@ def eval_transfer(
 
     from .._core import ValueRangeError, check_choice
     from ..models import create_model, list_models
-    from ..transfer import evaluate_backbone, object_scenes
+    from ..transfer import (
+        backbone_runners,
+        evaluate_backbone,
+        load_backbone_student,
+        object_scenes,
+    )
 
     check_choice(model_name, "--model", list_models(task="backbone"))
     for option, value, lo in (
@@ -160,6 +177,20 @@ def eval_transfer(
         for name in names:
             check_choice(name, "--stage", tuple(model.stages))
 
+    runners = None
+    if student is not None:
+        distilled = load_backbone_student(model, student)
+        if tuple(distilled.erp_hw) != tuple(hw):
+            raise ValueRangeError(
+                f"--student {student} was distilled for {distilled.erp_hw[1]}x"
+                f"{distilled.erp_hw[0]} panoramas, not --size {size}"
+            )
+        final = list(model.stages)[-1]
+        wanted = list(model.stages) if names is None else names
+        runners = {s: backbone_runners(model, s) for s in dict.fromkeys([*wanted, final])}
+        for stage, entry in runners.items():
+            entry["distilled"] = distilled.stage(stage)
+
     data = object_scenes(scenes, seed, hw)
     erps = torch.stack([s.erp for s in data])
     result = evaluate_backbone(
@@ -173,6 +204,7 @@ def eval_transfer(
         cache_dir=cache,
         name=model_name,
         progress=not quiet and sys.stderr.isatty(),
+        runners=runners,
     )
     report = result.to_markdown()
     typer.echo(report)

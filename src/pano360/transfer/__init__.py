@@ -14,6 +14,13 @@ stage and latitude band, by classification of pasted photos (``object_scenes``),
 
 from ._apply import STRATEGIES, TransferredModel, apply, default_rig
 from ._builders import build_spherical, build_student
+from ._deep_distill import (
+    BackboneDistillConfig,
+    BackboneStudent,
+    default_untied_blocks,
+    distill_backbone,
+    load_backbone_student,
+)
 from ._deep_eval import (
     BACKBONE_STRATEGIES,
     BackboneTransferResult,
@@ -37,6 +44,8 @@ __all__ = [
     "BACKBONE_STRATEGIES",
     "LAT_BANDS",
     "STRATEGIES",
+    "BackboneDistillConfig",
+    "BackboneStudent",
     "BackboneTransferResult",
     "DistillConfig",
     "TransferredModel",
@@ -46,11 +55,14 @@ __all__ = [
     "build_spherical",
     "build_student",
     "default_rig",
+    "default_untied_blocks",
+    "distill_backbone",
     "distillable_models",
     "evaluate_backbone",
     "exact_features",
     "exact_outputs",
     "layer_rmse",
+    "load_backbone_student",
     "load_student",
     "model_stack",
     "object_scenes",

@@ -51,6 +51,9 @@ BACKBONE_STRATEGIES: tuple[str, ...] = ("direct", "cubemap", "multiview", "spher
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
+#: The row of :func:`evaluate_backbone`'s classification table with ``ceiling=True``.
+CEILING = "exact, 1/4 cell"
+
 
 def backbone_runners(
     model: Backbone, stage: str, strategies: Sequence[str] = BACKBONE_STRATEGIES
@@ -183,7 +186,7 @@ class BackboneTransferResult:
             "|---|---|---" + "|---:" * len(bands) + "|",
         ]
         for stage, (p, fov) in self.patch.items():
-            for name in self.strategies:
+            for name in (n for n in self.rmse if stage in self.rmse[n]):
                 cells = " | ".join(f"{v:.3f}" for v in self.rmse[name][stage])
                 lines.append(f"| {stage} | {p} px ({fov:.0f}°) | {name} | {cells} |")
         return "\n".join(lines)
@@ -244,6 +247,7 @@ def evaluate_backbone(
     cache_dir=None,
     name: str | None = None,
     progress: bool = False,
+    ceiling: bool = False,
 ) -> BackboneTransferResult:
     """Compare transfer strategies of a backbone with its exact outputs (module docstring).
 
@@ -265,6 +269,10 @@ def evaluate_backbone(
         cache_dir: cache of :func:`exact_features`.
         name: the model's name in the result (default its class name).
         progress: progress bars.
+        ceiling: also classify every object from exact's last stage on the panorama turned a
+            quarter of a cell east (its columns rolled by s / 4 pixels, the boxes turned with
+            it), against exact's: how often exact agrees with itself when the grid moves
+            under the object, the row "exact, 1/4 cell" (one more exact pass per image).
 
     Returns:
         A :class:`BackboneTransferResult`.
@@ -299,13 +307,14 @@ def evaluate_backbone(
         with torch.no_grad():
             result = _measure(
                 model, erps, boxes, stages, final, runners, names, n_rmse, n_time, patch,
-                bands, cache_dir, progress,
+                bands, cache_dir, progress, ceiling,
             )  # fmt: skip
     finally:
         model.train(was_training)
     return BackboneTransferResult(
-        model=name or type(model).__name__, erp_hw=(h, w), bands=bands, strategies=names,
-        patch={s: patch[s] for s in stages}, rmse_images=n_rmse, **result,
+        model=name or type(model).__name__, erp_hw=(h, w), bands=bands,
+        strategies=names + ([CEILING] if ceiling else []), patch={s: patch[s] for s in stages},
+        rmse_images=n_rmse, **result,
     )  # fmt: skip
 
 
@@ -317,7 +326,7 @@ def _exact(model, erps, stage, patch, cache_dir, progress):
 
 def _measure(
     model, erps, boxes, stages, final, runners, names, n_rmse, n_time, patch, bands, cache_dir,
-    progress,
+    progress, ceiling,
 ):  # fmt: skip
     n = erps.shape[0]
     # The last stage's exact output of every image, computed once: the first n_time images
@@ -359,8 +368,14 @@ def _measure(
         finals[name] = outs
         seconds[name], timed[name] = statistics.median(run_times), n
     seconds["exact"], timed["exact"] = statistics.median(times), n_time
-    hits1 = {name: [[] for _ in bands] for name in names}
-    hits5 = {name: [[] for _ in bands] for name in names}
+    classified = names + ([CEILING] if ceiling else [])
+    if ceiling:
+        # Exact on the panorama turned a quarter cell east: the same scene, the grid moved.
+        shift = model.stages[final] // 4
+        turned = _exact(model, erps.roll(shift, dims=-1), final, patch, cache_dir, progress)
+        finals[CEILING] = [turned[i : i + 1] for i in range(n)]
+    hits1 = {name: [[] for _ in bands] for name in classified}
+    hits5 = {name: [[] for _ in bands] for name in classified}
     objects = [0] * len(bands)
     for i in range(n):
         if len(boxes[i]) == 0:
@@ -370,8 +385,17 @@ def _measure(
         for k in which:
             if k >= 0:
                 objects[k] += 1
-        for name in names:
-            top = _region_logits(model, finals[name][i], boxes[i]).topk(5, dim=1).indices
+        for name in classified:
+            regions = boxes[i]
+            if name == CEILING:
+                regions = regions.clone()
+                regions[:, 0] = (
+                    torch.remainder(
+                        regions[:, 0] + 2 * math.pi * shift / erps.shape[-1] + math.pi, 2 * math.pi
+                    )
+                    - math.pi
+                )
+            top = _region_logits(model, finals[name][i], regions).topk(5, dim=1).indices
             for j, k in enumerate(which):
                 if k < 0:
                     continue
@@ -383,8 +407,8 @@ def _measure(
 
     return {
         "rmse": rmse,
-        "top1": {name: [pct(v) for v in hits1[name]] for name in names},
-        "top5": {name: [pct(v) for v in hits5[name]] for name in names},
+        "top1": {name: [pct(v) for v in hits1[name]] for name in classified},
+        "top5": {name: [pct(v) for v in hits5[name]] for name in classified},
         "objects": objects,
         "seconds": seconds,
         "timing_images": timed,

@@ -218,14 +218,19 @@ def grid_sample_parallel(image: torch.Tensor, grid: torch.Tensor, mode: str) -> 
     _, c, hi, wi = image.shape
     _, h, w, _ = grid.shape
     points = h * w
-    if image.shape[0] == 1 and batch > 1:
-        # One image, many grids (crops of one panorama): stack the grids into one tall grid
-        # rather than expanding the image, which grid_sample would copy once per grid.
-        tall = grid_sample_parallel(image, grid.reshape(1, batch * h, w, 2), mode)
-        return tall.view(c, batch, h, w).transpose(0, 1).contiguous()
 
     def sample(img, g):
         return F.grid_sample(img, g, mode=mode, padding_mode="border", align_corners=False)
+
+    if image.shape[0] == 1 and batch > 1:
+        if not (image.requires_grad and torch.is_grad_enabled()):
+            # One image, many grids (the six cube faces): grid_sample reads the expanded image
+            # in place (stride 0) and spreads the grids over the threads; no copy.
+            return sample(image.expand(batch, c, hi, wi), grid)
+        # With a gradient for the image, an expanded image would get one gradient per grid:
+        # stack the grids into one tall grid instead.
+        tall = grid_sample_parallel(image, grid.reshape(1, batch * h, w, 2), mode)
+        return tall.view(c, batch, h, w).transpose(0, 1).contiguous()
 
     if batch > 1 or threads < 2 or image.device.type != "cpu" or points < 4096:
         return sample(image.expand(batch, c, hi, wi), grid.expand(batch, h, w, 2))

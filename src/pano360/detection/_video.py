@@ -129,8 +129,11 @@ def blur_faces_in_video(
         blur_scale: the blurred region is each box with its fields of view times this (> 0),
             a margin for the box's jitter and the hair around a face.
         detect_every: run the detector on one frame in this many (1: every frame); with
-            tracking, the frames between follow the tracks (faster, for slow scenes). Without
-            tracking it must be 1.
+            tracking, the frames between follow the tracks: each track's box is interpolated
+            between its two detections (frames within ``lead`` of the later one), else
+            predicted. Faster; 3 keeps every face covered on the synthetic benchmark video
+            (faces moving up to 4 degrees a frame; docs/benchmarks.md). Without tracking it
+            must be 1.
         batch_size: frames decoded, then detected, blurred and encoded, per step (each
             frame on its own: no stacked copy of the batch).
         device: where detection and blurring run (frames are decoded and encoded on the CPU).

@@ -2,16 +2,20 @@
 
 Coverage: a synthetic 360° video (pano360.data.SyntheticFaceVideo: three faces moving across
 latitudes, across the seam and over the north pole, exact per-frame boxes) is blurred by
-``blur_faces_in_video`` with tracking and with the per-frame detector alone (same detector, same
-blur margin). For each frame and face, the share of the face's true box (by solid angle) inside
-the union of the blurred regions; a frame counts when every face is at least 90% covered.
+``blur_faces_in_video`` with the per-frame detector alone and with tracking, the detector run on
+every frame and on one frame in N (``detect_every``; same detector, same blur margin). For each
+frame and face, the share of the face's true box (by solid angle) inside the union of the
+blurred regions; a frame counts when every face is at least 90% covered.
 
 Speed: the whole pipeline (decode, detect, track, blur, encode) against decoding and
 re-encoding the same video without detection (``transcode_video`` with the identity), one run
-each, in the same process, at 1920x960 and 3840x1920, on the CPU (and on a GPU when one is
-there, with --device cuda).
+each, in the same process and with the same torch threads, at 1920x960 and 3840x1920, on the
+CPU (and on a GPU when one is there, with --device cuda). The speed videos are the first
+--speed-frames frames of a 2-second clip (faces moving about 2 degrees per frame, as people
+do), so tracks follow them from frame to frame.
 
     .venv/bin/python benchmarks/bench_video_faces.py [--frames 60] [--speed-frames 8]
+        [--every 1,2,3,5] [--speed-every 1,3] [--threads 1,2]
 
 Writes a section of docs/benchmarks.md unless --no-write.
 """
@@ -19,8 +23,10 @@ Writes a section of docs/benchmarks.md unless --no-write.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -32,7 +38,7 @@ from _common import machine_info, write_section
 from pano360.data import FACE_PATHS, SyntheticFaceVideo
 from pano360.detection import blur_faces_in_video
 from pano360.geometry import pixel_solid_angle, sph_box_mask
-from pano360.io import transcode_video
+from pano360.io import transcode_video, write_video
 
 COVERED = 0.9  # a face counts as blurred when this share of its true box is
 MASK_HW = (256, 512)  # the grid coverage is measured on
@@ -46,12 +52,25 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--speed-frames", type=int, default=8, help="frames of the speed videos")
     parser.add_argument("--speed-sizes", default="1920,3840", help="widths timed")
+    parser.add_argument(
+        "--every", default="1,2,3,5", help="detect_every values of the coverage rows (tracking)"
+    )
+    parser.add_argument("--speed-every", default="1,3", help="detect_every values timed")
+    parser.add_argument(
+        "--threads",
+        default="",
+        help="torch thread counts timed, the first also for the coverage runs (default: torch's)",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="a tiny video (a smoke test)")
     parser.add_argument("--no-write", action="store_true", help="do not update the docs")
     args = parser.parse_args(argv)
     if args.quick:
         args.frames, args.size, args.speed_frames, args.speed_sizes = 4, 256, 2, "256"
+        args.every, args.speed_every = "2", "2"
+    args.every = [int(n) for n in args.every.split(",")]
+    args.speed_every = [int(n) for n in args.speed_every.split(",")]
+    args.threads = [int(n) for n in args.threads.split(",")] if args.threads else []
     return args
 
 
@@ -65,13 +84,18 @@ def coverage(truth: torch.Tensor, blurred: torch.Tensor) -> torch.Tensor:
     return (inside * union).sum((-2, -1)) / inside.sum((-2, -1))
 
 
-def _coverage_rows(video_path, truth, tmp: Path, device: str) -> list[dict]:
+def _coverage_rows(video_path, truth, tmp: Path, args) -> list[dict]:
     rows = []
-    for track in (False, True):
-        report = tmp / f"faces_{track}.json"
+    for track, every in [(False, 1), *((True, n) for n in args.every)]:
+        report = tmp / f"faces_{track}_{every}.json"
         start = time.perf_counter()
         blur_faces_in_video(
-            video_path, tmp / f"out_{track}.mp4", report=report, track=track, device=device
+            video_path,
+            tmp / f"out_{track}_{every}.mp4",
+            report=report,
+            track=track,
+            detect_every=every,
+            device=args.device,
         )
         seconds = time.perf_counter() - start
         frames = json.loads(report.read_text())["frames"]
@@ -81,9 +105,15 @@ def _coverage_rows(video_path, truth, tmp: Path, device: str) -> list[dict]:
             blurred = torch.tensor(blurred, dtype=torch.float64).reshape(-1, 4)
             per_face.append(coverage(boxes, blurred))
         cov = torch.stack(per_face)  # (T, F)
+        method = (
+            "per-frame detector"
+            if not track
+            else "tracking (SphereTracker)"
+            + ("" if every == 1 else f", detector on 1 frame in {every}")
+        )
         rows.append(
             {
-                "method": "tracking (SphereTracker)" if track else "per-frame detector",
+                "method": method,
                 "all_faces": float((cov >= COVERED).all(1).double().mean()),
                 "per_path": [float((cov[:, k] >= COVERED).double().mean()) for k in range(3)],
                 "mean_cov": float(cov.mean()),
@@ -93,34 +123,57 @@ def _coverage_rows(video_path, truth, tmp: Path, device: str) -> list[dict]:
     return rows
 
 
+def _speed_video(path: Path, width: int, args) -> None:
+    """The first --speed-frames frames of a 2-second clip: faces move as people do."""
+    clip = SyntheticFaceVideo(
+        (width // 2, width), max(args.speed_frames, round(2 * args.fps)), args.fps,
+        seed=args.seed + 1,
+    )  # fmt: skip
+    frames = (erp for erp, _ in itertools.islice(iter(clip), args.speed_frames))
+    write_video(path, frames, args.fps)
+
+
 def _speed_rows(args, tmp: Path) -> list[dict]:
     rows = []
-    for width in (int(w) for w in args.speed_sizes.split(",")):
-        video = SyntheticFaceVideo(
-            (width // 2, width), args.speed_frames, args.fps, seed=args.seed + 1
-        )
-        path = tmp / f"speed_{width}.mp4"
-        video.write(path)
-        start = time.perf_counter()
-        transcode_video(path, tmp / f"copy_{width}.mp4", lambda frames: (f for _, f in frames))
-        plain = time.perf_counter() - start
-        start = time.perf_counter()
-        blur_faces_in_video(path, tmp / f"blur_{width}.mp4", device=args.device)
-        whole = time.perf_counter() - start
-        n = args.speed_frames
-        rows.append(
-            {
-                "size": f"{width}x{width // 2}",
-                "plain_fps": n / plain,
-                "fps": n / whole,
-                "ratio": whole / plain,
-            }
-        )
+    default_threads = torch.get_num_threads()
+    widths = [int(w) for w in args.speed_sizes.split(",")]
+    for width in widths:
+        _speed_video(tmp / f"speed_{width}.mp4", width, args)
+    n = args.speed_frames
+    for threads in args.threads or [default_threads]:
+        torch.set_num_threads(threads)
+        for width in widths:
+            path = tmp / f"speed_{width}.mp4"
+            start = time.perf_counter()
+            transcode_video(
+                path, tmp / "copy.mp4", lambda frames: (f for _, f in frames), overwrite=True
+            )
+            plain = time.perf_counter() - start
+            for every in args.speed_every:
+                start = time.perf_counter()
+                blur_faces_in_video(
+                    path, tmp / "blur.mp4", detect_every=every, device=args.device,
+                    overwrite=True,
+                )  # fmt: skip
+                whole = time.perf_counter() - start
+                rows.append(
+                    {
+                        "size": f"{width}x{width // 2}",
+                        "threads": threads,
+                        "every": every,
+                        "plain_fps": n / plain,
+                        "fps": n / whole,
+                        "ratio": whole / plain,
+                    }
+                )
+    torch.set_num_threads(default_threads)
     return rows
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _args(argv)
+    if args.threads:  # the coverage runs too (their results do not depend on it)
+        torch.set_num_threads(args.threads[0])
     torch.manual_seed(0)
     hw = (args.size // 2, args.size)
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -132,7 +185,8 @@ def main(argv: list[str] | None = None) -> None:
             torch.tensor(boxes, dtype=torch.float64).deg2rad()
             for boxes in json.loads(gt.read_text())["frames"]
         ]
-        cov_rows = _coverage_rows(tmp / "faces.mp4", truth, tmp, args.device)
+        cov_rows = _coverage_rows(tmp / "faces.mp4", truth, tmp, args)
+        load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
         speed_rows = _speed_rows(args, tmp)
 
     lines = [
@@ -154,13 +208,19 @@ def main(argv: list[str] | None = None) -> None:
     lines += [
         "",
         f"Speed, one run each ({args.speed_frames} frames, device {args.device}): the whole "
-        "pipeline against decoding and re-encoding the same video (H.264, CRF 18).",
+        "pipeline (tracking on, the detector on 1 frame in N) against decoding and re-encoding "
+        "the same video (H.264, CRF 18), both with the same torch threads, in the same run. "
+        f"Load average of the machine when the timing started: {load}.",
         "",
-        "| size | decode + re-encode (fps) | whole pipeline (fps) | ratio (goal <= 3) |",
-        "|---|---|---|---|",
+        "| size | torch threads | detector on 1 frame in N | decode + re-encode (fps) | "
+        "whole pipeline (fps) | ratio (goal <= 3) |",
+        "|---|---|---|---|---|---|",
     ]
     for r in speed_rows:
-        lines.append(f"| {r['size']} | {r['plain_fps']:.2f} | {r['fps']:.2f} | {r['ratio']:.1f}x |")
+        lines.append(
+            f"| {r['size']} | {r['threads']} | {r['every']} | {r['plain_fps']:.2f} | "
+            f"{r['fps']:.2f} | {r['ratio']:.1f}x |"
+        )
     machine = ", ".join(f"{k}: {v}" for k, v in machine_info().items())
     lines += ["", f"Machine: {machine}.", ""]
     command = "python benchmarks/bench_video_faces.py " + " ".join(

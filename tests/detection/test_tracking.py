@@ -10,7 +10,7 @@ import torch
 
 from pano360._core import ShapeError, ValueRangeError
 from pano360.detection import SphereTracker, frames_for_seconds, widen_boxes
-from pano360.geometry import lonlat_to_xyz
+from pano360.geometry import lonlat_to_xyz, xyz_to_lonlat
 
 NONE = torch.zeros(0, 4)
 
@@ -146,3 +146,27 @@ def test_frames_not_searched_follow_the_tracks_without_counting_misses():
     assert [t.ids.tolist() for _, t in out] == [[0]] * 6  # max_missed=0, yet never dropped
     assert [bool(t.detected[0]) for _, t in out] == [True, True, False, False, True, False]
     assert angle_deg(out[3][1].boxes[0], box(9, 0)[0]) < 0.5  # moved on at 3 degrees a frame
+
+
+def test_held_frames_between_two_detections_are_interpolated_across_the_seam():
+    # Offline, the frames the detector skipped (or missed the face in) lie between two known
+    # detections: their box is interpolated, not predicted. The face is still (velocity 0 from
+    # its first detection), then jumps 8 degrees across the seam in 4 frames, and grows.
+    tracker = SphereTracker(max_missed=5, lead=4, smoothing=1.0)
+    frames = [box(176, 10), None, NONE, None, box(-176, 14, 14.0), None]
+    out = []
+    for i, boxes in enumerate(frames):
+        out += tracker.push(i, boxes, None if boxes is None else torch.ones(len(boxes)))
+    out += tracker.flush()
+    assert [t.ids.tolist() for _, t in out] == [[0]] * 6
+    assert [bool(t.detected[0]) for _, t in out] == [True, False, False, False, True, False]
+    start, end = (lonlat_to_xyz(b[0, :2].double()) for b in (box(176, 10), box(-176, 14)))
+    for k in (1, 2, 3):
+        t = k / 4
+        centre = (1 - t) * start + t * end
+        got = out[k][1].boxes[0]
+        assert angle_deg(got, xyz_to_lonlat(centre / centre.norm())) < 1e-6
+        assert got[2:].tolist() == pytest.approx([math.radians(10 + 4 * t)] * 2)
+    # Without lead nothing is held back: the skipped frames keep their predicted boxes.
+    live = run(SphereTracker(max_missed=5, smoothing=1.0), [box(176, 10), NONE, box(-176, 14)])
+    assert live[1][1].boxes[0].tolist() == pytest.approx(box(176, 10)[0].double().tolist())

@@ -212,28 +212,6 @@ def test_spherical_pad_matches_the_index_oracle(h, pad):
     assert torch.equal(spherical_pad(erp, pad), expected)
 
 
-@pytest.mark.parametrize("mode", ["nearest", "bilinear", "bicubic"])
-@pytest.mark.parametrize(
-    ("yaw", "pitch", "expect_window"),
-    [(0.3, 0.1, True), (3.1, -0.2, True), (-3.1, 0.4, True), (1.0, 1.45, False)],
-)
-def test_planned_window_sampling_equals_full_padding(mode, yaw, pitch, expect_window):
-    """Views that avoid the poles read only a window (across the seam too), with equal results."""
-    from pano360.geometry import camera_rays
-    from pano360.geometry.sampling import plan_erp_sampling, sample_erp_planned
-
-    erp = torch.rand(2, 3, 32, 64, dtype=torch.float64)
-    R = rotation_matrix(yaw, pitch, 0.2, dtype=torch.float64)
-    rays = camera_rays((9, 12), torch.tensor([0.6], dtype=torch.float64))
-    lonlat = xyz_to_lonlat(torch.einsum("ij,bhwj->bhwi", R, rays))
-    window, grid = plan_erp_sampling(lonlat, (32, 64), mode)
-    assert (window is not None) == expect_window
-    if window is not None:
-        assert window.right - window.left < 64 and window.bottom - window.top < 32
-    expected = sample_erp(erp, lonlat, mode=mode)
-    torch.testing.assert_close(sample_erp_planned(erp, (window, grid), mode), expected)
-
-
 def test_many_views_of_one_panorama_equal_views_of_a_repeated_panorama():
     # One image sampled by a batch of cameras takes a path that never copies the image.
     import math

@@ -62,7 +62,7 @@ class TrackedBoxes:
 
 
 class _Track:
-    __slots__ = ("centre", "id", "missed", "size", "velocity")
+    __slots__ = ("centre", "id", "last_seen", "missed", "size", "velocity")
 
     def __init__(self, track_id: int, centre: torch.Tensor, size: torch.Tensor) -> None:
         self.id = track_id
@@ -70,6 +70,8 @@ class _Track:
         self.velocity = torch.zeros(3, dtype=torch.float64)
         self.size = size
         self.missed = 0
+        # (frame, centre, size) of the box reported at the track's last detection.
+        self.last_seen: tuple[int, torch.Tensor, torch.Tensor] | None = None
 
     def predicted(self) -> torch.Tensor:
         step = self.centre + self.velocity
@@ -139,8 +141,9 @@ class SphereTracker:
         self.smoothing = check_number(smoothing, "smoothing", lo=0.0, hi=1.0, lo_open=True)
         self._tracks: list[_Track] = []
         self._next_id = 0
-        # Frames held back: [item, rows], a row being (id, box, score, detected).
+        # Frames held back: [item, rows, frame], a row being (id, box, score, detected).
         self._held: deque[list] = deque()
+        self._frame = 0  # frames pushed so far
 
     @property
     def num_tracks(self) -> int:
@@ -202,6 +205,7 @@ class SphereTracker:
                 track.missed = 0
                 rows.append((track.id, track.box(), float(scores[di]), True))
                 reported.add(di)
+                self._interpolate_held(track)
             else:
                 track.centre = track.predicted()
                 track.missed += 1
@@ -212,11 +216,32 @@ class SphereTracker:
             if di in reported:
                 continue
             track = _Track(self._next_id, centres[di], sizes[di].clone())
+            track.last_seen = (self._frame, track.centre, track.size)
             self._next_id += 1
             self._tracks.append(track)
             rows.append((track.id, track.box(), float(scores[di]), True))
             born.append(len(rows) - 1)
         return rows, born
+
+    def _interpolate_held(self, track: _Track) -> None:
+        """Just detected again: its rows in the held frames since its last detection become
+        the interpolation between the two detected boxes; then remember this detection."""
+        now = (self._frame, track.centre, track.size)
+        if track.last_seen is not None and self._frame - track.last_seen[0] > 1:
+            (f0, c0, s0), (f1, c1, s1) = track.last_seen, now
+            for entry in self._held:
+                if not f0 < entry[2] < f1:
+                    continue
+                t = (entry[2] - f0) / (f1 - f0)
+                centre = (1 - t) * c0 + t * c1
+                lon, lat = xyz_to_lonlat(centre / centre.norm()).tolist()
+                fx, fy = ((1 - t) * s0 + t * s1).tolist()
+                entry[1] = [
+                    (i, [lon, lat, fx, fy], score, False) if i == track.id and not seen else
+                    (i, box, score, seen)
+                    for i, box, score, seen in entry[1]
+                ]  # fmt: skip
+        track.last_seen = now
 
     def push(
         self, item: Hashable, boxes: torch.Tensor | None, scores: torch.Tensor | None
@@ -239,8 +264,9 @@ class SphereTracker:
             ShapeError: ``boxes`` not (N, 4) or ``scores`` not (N,).
             ValueRangeError: invalid box values.
         """
+        self._frame += 1
         if boxes is None:
-            self._held.append([item, self._coast()])
+            self._held.append([item, self._coast(), self._frame])
             return self._ready()
         if not isinstance(boxes, torch.Tensor) or boxes.ndim != 2 or boxes.shape[1] != 4:
             got = tuple(boxes.shape) if isinstance(boxes, torch.Tensor) else type(boxes).__name__
@@ -255,7 +281,7 @@ class SphereTracker:
             for k in born:
                 track_id, box, _, _ = rows[k]
                 held_item[1].append((track_id, box, math.nan, False))
-        self._held.append([item, rows])
+        self._held.append([item, rows, self._frame])
         return self._ready()
 
     def _ready(self) -> list[tuple[Hashable, TrackedBoxes]]:
@@ -272,7 +298,7 @@ class SphereTracker:
 
     @staticmethod
     def _emit(entry: list) -> tuple[Hashable, TrackedBoxes]:
-        item, rows = entry
+        item, rows = entry[:2]
         rows = sorted(rows, key=lambda r: r[0])
         return item, TrackedBoxes(
             ids=torch.tensor([r[0] for r in rows], dtype=torch.int64),

@@ -129,9 +129,13 @@ def blur_faces_in_video(
         blur_scale: the blurred region is each box with its fields of view times this (> 0),
             a margin for the box's jitter and the hair around a face.
         detect_every: run the detector on one frame in this many (1: every frame); with
-            tracking, the frames between follow the tracks (faster, for slow scenes). Without
-            tracking it must be 1.
-        batch_size: frames per call of :func:`detect_faces`.
+            tracking, the frames between follow the tracks: each track's box is interpolated
+            between its two detections (frames within ``lead`` of the later one), else
+            predicted. Faster; 3 keeps every face covered on the synthetic benchmark video
+            (faces moving up to 4 degrees a frame; docs/benchmarks.md). Without tracking it
+            must be 1.
+        batch_size: frames decoded, then detected, blurred and encoded, per step (each
+            frame on its own: no stacked copy of the batch).
         device: where detection and blurring run (frames are decoded and encoded on the CPU).
         overwrite: replace existing outputs.
         quality: H.264 constant-quality factor (:class:`pano360.io.VideoWriter`).
@@ -209,20 +213,18 @@ def blur_faces_in_video(
         settings["tracks"] = tracker.num_tracks if tracker is not None else 0
 
     def _process(batch, tracker) -> Iterator[torch.Tensor]:
-        frames = torch.cat([f for _, f in batch]).to(device)
         first = counts["decoded"]
         counts["decoded"] += len(batch)
-        searched = [k for k in range(len(batch)) if (first + k) % detect_every == 0]
-        found = dict.fromkeys(range(len(batch)))
-        if searched:
-            detector = (strategy, min_face_deg, max_face_deg, thresholds)
-            dets = detect_faces(frames[searched], *detector, students=students)
-            found.update(zip(searched, dets, strict=True))
+        detector = (strategy, min_face_deg, max_face_deg, thresholds)
         ready = []
-        for (t, _), frame, dets in zip(batch, frames.split(1), found.values(), strict=True):
-            if dets is None:
+        for k, (t, frame) in enumerate(batch):
+            # Frame by frame, never stacked: a stack would copy every frame once more (88 MB
+            # at 3840x1920), and detect_faces runs the images of a batch one by one anyway.
+            frame = frame.to(device)
+            if (first + k) % detect_every:
                 ready.extend(tracker.push((t, frame), None, None))
                 continue
+            (dets,) = detect_faces(frame, *detector, students=students)
             boxes, scores = dets["boxes"].double().cpu(), dets["scores"].double().cpu()
             counts["detections"] += len(boxes)
             if tracker is None:
@@ -236,12 +238,10 @@ def blur_faces_in_video(
         yield from _emit(ready, with_ids=tracker is not None)
 
     def _emit(ready, with_ids: bool = True) -> Iterator[torch.Tensor]:
-        if not ready:
-            return
-        frames = torch.cat([frame for (_, frame), _ in ready])
-        blur = [widen_boxes(tracks.boxes, blur_scale) for _, tracks in ready]
-        out = blur_regions_on_sphere(frames, [b.to(frames) for b in blur])
-        for ((t, _), tracks), widened in zip(ready, blur, strict=True):
+        for (t, frame), tracks in ready:
+            widened = widen_boxes(tracks.boxes, blur_scale)
+            # Without boxes the decoded frame goes to the encoder as it is (no copy).
+            out = blur_regions_on_sphere(frame, widened.to(frame)) if len(widened) else frame
             counts["frames"] += 1
             counts["blurred"] += len(tracks)
             faces = []
@@ -257,8 +257,8 @@ def blur_faces_in_video(
                     }
                 )
             frames_doc.append({"time": round(t, 6), "faces": faces})
-        yield out.cpu()
-        if progress is not None:
+            yield out.cpu()
+        if ready and progress is not None:
             progress(len(ready))
 
     info_fps = [video_info(src).fps]

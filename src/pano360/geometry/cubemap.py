@@ -6,6 +6,7 @@ pixel-centre rule: face pixel i sits at face coordinate (2i + 1) / w - 1).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -20,12 +21,12 @@ from .._core import (
 )
 from ._cache import GridCache
 from .conventions import CUBE_FACES
+from .coords import xyz_components_to_lonlat
 from .sampling import (
     _PAD,
     MODES,
     FoldedGrid,
     _erp_axes,
-    direction_grid,
     grid_dtype,
     grid_sample_parallel,
     plan_folded,
@@ -278,23 +279,31 @@ _CUBE_PLANS = GridCache("erp_to_cubemap sampling plans")
 
 
 def _cube_grid(face_w: int, dtype, device) -> torch.Tensor:
-    """(6, w, w, 2) ERP coordinates (:func:`direction_grid`) of every face pixel, in ``dtype``.
+    """(6, w, w, 2) ERP coordinates of every face pixel, in ``dtype``: :func:`direction_grid`'s
+    (gx, gy) = (lon / pi, -2 lat / pi), lon and lat from :func:`xyz_components_to_lonlat`.
 
-    Face f pixel (a, b) looks along _FRAMES[f] (a, b, 1), each component an outer sum; only F
-    and U are computed so. R, B and L are F turned by a quarter, a half and three quarters of a
-    turn of longitude (gx + k / 2, wrapped into [-1, 1]; same latitudes), and D is U upside
-    down (rows reversed, latitudes negated). Tested against all six frames.
+    Face f pixel (a, b) looks along _FRAMES[f] (a, b, 1); only F and U are computed so, each
+    written straight into the result. F's longitude atan2(a, 1) depends on the column only (a
+    row of w values); its latitude is shared by the four side faces. R, B and L are F turned by
+    a quarter, a half and three quarters of a turn of longitude (gx + k / 2, wrapped into
+    [-1, 1]; same latitudes), and D is U upside down (rows reversed, latitudes negated). Tested
+    against all six frames.
     """
     c = _face_coords(face_w, dtype=dtype, device=device)
-    a, b = c.view(1, 1, face_w), c.view(1, face_w, 1)
-    frames = _FRAMES[[0, 4]].to(dtype=dtype, device=device)[:, :, :, None, None]
-    xyz = (frames[:, k, 0] * a + (frames[:, k, 1] * b + frames[:, k, 2]) for k in range(3))
-    front, up = direction_grid(*xyz).unbind(0)
-    gx = front[..., 0] + front.new_tensor([0.0, 0.5, 1.0, 1.5]).view(4, 1, 1)
-    gx = torch.where(gx > 1, gx - 2, gx)
-    sides = torch.stack((gx, front[..., 1].expand_as(gx)), dim=-1)
-    down = up.flip(0) * up.new_tensor([1.0, -1.0])
-    return torch.cat((sides, up[None], down[None]))
+    a, b = c.view(1, face_w), c.view(face_w, 1)
+    out = torch.empty(6, face_w, face_w, 2, dtype=dtype, device=device)
+    # F: (a, -b, 1); lon is (1, w), lat (w, w).
+    lon, lat = xyz_components_to_lonlat(a, -b, torch.ones((), dtype=dtype, device=device))
+    gx = lon.mul_(1 / math.pi) + c.new_tensor([0.0, 0.5, 1.0, 1.5]).view(4, 1, 1)
+    out[:4, ..., 0] = torch.where(gx > 1, gx - 2, gx)
+    out[:4, ..., 1] = lat.mul_(-2 / math.pi)
+    # U: (a, 1, b).
+    lon, lat = xyz_components_to_lonlat(a, torch.ones((), dtype=dtype, device=device), b)
+    out[4, ..., 0] = lon.mul_(1 / math.pi)
+    out[4, ..., 1] = lat.mul_(-2 / math.pi)
+    out[5] = out[4].flip(0)
+    out[5, ..., 1].neg_()
+    return out
 
 
 def _restore_cube(cube, spec):

@@ -201,8 +201,18 @@ def _halvings(erp: torch.Tensor, min_width: int) -> list[torch.Tensor]:
     """``erp`` and its 2 x 2 box-filtered halvings down to ``min_width`` columns or more."""
     images = [erp]
     while images[-1].shape[-1] // 2 >= min_width and images[-1].shape[-2] % 2 == 0:
-        images.append(F.avg_pool2d(images[-1], 2))
+        images.append(_halve(images[-1]))
     return images
+
+
+def _halve(x: torch.Tensor) -> torch.Tensor:
+    """``avg_pool2d(x, 2)`` of an even-sized image as the sum of its four strided 2 x 2 taps:
+    the same averages (to rounding), several times faster on the CPU for few channels (a
+    video frame's halvings in the detection pyramid)."""
+    out = x[..., ::2, ::2] + x[..., 1::2, ::2]
+    out += x[..., ::2, 1::2]
+    out += x[..., 1::2, 1::2]
+    return out.mul_(0.25)
 
 
 def erp_pyramid(

@@ -45,7 +45,6 @@ from .rotation import rotation_matrix
 
 __all__ = [
     "MODES",
-    "ErpWindow",
     "FoldedGrid",
     "bilinear_corners",
     "direction_grid",
@@ -53,12 +52,10 @@ __all__ = [
     "erp_sampling_grid",
     "grid_dtype",
     "grid_sample_parallel",
-    "plan_erp_sampling",
     "plan_folded",
     "rotate_erp",
     "sample_erp",
     "sample_erp_grid",
-    "sample_erp_planned",
     "sample_folded",
     "shared_erp_directions",
 ]
@@ -127,81 +124,6 @@ def erp_sampling_grid(lonlat: torch.Tensor, hw: tuple[int, int], mode: str) -> t
     return _normalise(x + pad, y + pad, (h + 2 * pad, w + 2 * pad))
 
 
-@dataclass(frozen=True)
-class ErpWindow:
-    """The part of an ERP image that a fixed set of samples reads.
-
-    Rows ``top:bottom`` and columns ``left:right`` where ``right`` may exceed W: the window then
-    continues across the seam from column 0.
-    """
-
-    top: int
-    bottom: int
-    left: int
-    right: int
-
-    def crop(self, erp: torch.Tensor) -> torch.Tensor:
-        """The window of ``erp``: a view when it does not cross the seam, else a small copy."""
-        w = erp.shape[-1]
-        rows = erp[:, :, self.top : self.bottom]
-        if self.right <= w:
-            return rows[..., self.left : self.right]
-        return torch.cat((rows[..., self.left :], rows[..., : self.right - w]), dim=-1)
-
-
-def plan_erp_sampling(
-    lonlat: torch.Tensor, hw: tuple[int, int], mode: str
-) -> tuple[ErpWindow | None, torch.Tensor]:
-    """Plan repeated sampling of ERP images at fixed directions.
-
-    When the samples read neither pole's padding rows, only the columns they touch are kept (a
-    window, seam-crossing allowed), so sampling needs no padded copy of the whole image.
-
-    Returns:
-        ``(window, grid)``: grid_sample coordinates on ``window.crop(erp)``, or, when
-        ``window`` is None, on ``spherical_pad(erp, pad)`` (see :func:`sample_erp_planned`).
-    """
-    h, w = hw
-    pad = _PAD[mode]
-    x, y = _erp_pixel_coords(lonlat, hw)
-    # Taps of each sample: pad columns/rows either side of floor(coordinate) (nearest: 0 or 1).
-    first_col = torch.floor(x).long() - (pad - 1)
-    first_row = torch.floor(y).long() - (pad - 1)
-    top, bottom = int(first_row.min()), int(first_row.max()) + 2 * pad
-    if top < 0 or bottom > h:
-        return None, erp_sampling_grid(lonlat, hw, mode)
-    # Columns read: histogram of first taps (in [-pad, W - 1], shifted by pad), then widened
-    # by the taps that follow, on the short per-column array.
-    hist = torch.bincount((first_col + pad).flatten(), minlength=w + pad) > 0
-    used = torch.zeros(w, dtype=torch.bool, device=x.device)
-    for k in range(2 * pad):
-        cols = torch.remainder(torch.arange(-pad, w, device=x.device) + k, w)
-        used[cols[hist]] = True
-    cols = torch.nonzero(used).flatten()
-    # Unused columns between each used column and the next one, going round the seam.
-    gaps = torch.diff(cols, append=cols[:1] + w) - 1
-    if int(gaps.max()) == 0:
-        return None, erp_sampling_grid(lonlat, hw, mode)
-    # The window starts right after the longest run of unused columns.
-    k = int(gaps.argmax())
-    left = int(cols[(k + 1) % len(cols)])
-    right = left + w - int(gaps[k])
-    # Unwrap: a sample whose first tap lies left of the window is read one turn further on.
-    xw = torch.where(first_col < left, x + (w - left), x - left)
-    window = ErpWindow(top, bottom, left, right)
-    return window, _normalise(xw, y - top, (bottom - top, right - left))
-
-
-def sample_erp_planned(
-    erp: torch.Tensor, plan: tuple[ErpWindow | None, torch.Tensor], mode: str
-) -> torch.Tensor:
-    """Sample ``erp`` with a plan from :func:`plan_erp_sampling` (made with the same mode)."""
-    window, grid = plan
-    if window is None:
-        return sample_erp_grid(erp, grid, mode)
-    return grid_sample_parallel(window.crop(erp), grid.to(erp.dtype), mode)
-
-
 def grid_sample_parallel(image: torch.Tensor, grid: torch.Tensor, mode: str) -> torch.Tensor:
     """``grid_sample`` (align_corners=False, border) that also uses every CPU thread at batch 1.
 
@@ -218,14 +140,19 @@ def grid_sample_parallel(image: torch.Tensor, grid: torch.Tensor, mode: str) -> 
     _, c, hi, wi = image.shape
     _, h, w, _ = grid.shape
     points = h * w
-    if image.shape[0] == 1 and batch > 1:
-        # One image, many grids (crops of one panorama): stack the grids into one tall grid
-        # rather than expanding the image, which grid_sample would copy once per grid.
-        tall = grid_sample_parallel(image, grid.reshape(1, batch * h, w, 2), mode)
-        return tall.view(c, batch, h, w).transpose(0, 1).contiguous()
 
     def sample(img, g):
         return F.grid_sample(img, g, mode=mode, padding_mode="border", align_corners=False)
+
+    if image.shape[0] == 1 and batch > 1:
+        if not (image.requires_grad and torch.is_grad_enabled()):
+            # One image, many grids (the six cube faces): grid_sample reads the expanded image
+            # in place (stride 0) and spreads the grids over the threads; no copy.
+            return sample(image.expand(batch, c, hi, wi), grid)
+        # With a gradient for the image, an expanded image would get one gradient per grid:
+        # stack the grids into one tall grid instead.
+        tall = grid_sample_parallel(image, grid.reshape(1, batch * h, w, 2), mode)
+        return tall.view(c, batch, h, w).transpose(0, 1).contiguous()
 
     if batch > 1 or threads < 2 or image.device.type != "cpu" or points < 4096:
         return sample(image.expand(batch, c, hi, wi), grid.expand(batch, h, w, 2))

@@ -31,10 +31,9 @@ from .._core import (
     check_number,
 )
 from ._cache import grid_cache
-from .coords import xyz_to_lonlat
-from .perspective import camera_rays, view_pixel_coords
+from .perspective import view_grid, view_pixel_coords
 from .rotation import rotation_matrix
-from .sampling import MODES, plan_erp_sampling, sample_erp_planned, shared_erp_directions
+from .sampling import MODES, grid_dtype, plan_folded, sample_folded, shared_erp_directions
 
 __all__ = ["BLENDS", "ViewRig", "merge_views", "render_views", "view_coverage"]
 
@@ -251,19 +250,18 @@ def render_views(erp: torch.Tensor, rig: ViewRig, mode: str = "bilinear") -> tor
     hw = rig.view_hw(erp.shape[-1])
     plan = _render_plan(rig, hw, tuple(erp.shape[-2:]), mode, erp.dtype, erp.device)
     # One image at a time against the V cameras: the image is never copied per view.
-    return torch.cat([sample_erp_planned(erp[i : i + 1], plan, mode) for i in range(len(erp))])
+    return torch.cat([sample_folded(erp[i : i + 1], plan, mode) for i in range(len(erp))])
 
 
 @grid_cache("render_views sampling plans")
 @torch.inference_mode(False)  # cached: must stay usable outside inference mode
 def _render_plan(rig: ViewRig, view_hw, erp_hw, mode: str, dtype, device):
-    """The sampling plan of every view pixel (the rays of :func:`erp_to_perspective`)."""
+    """The sampling plan of every view pixel: :func:`erp_to_perspective`'s (its grid, in its
+    precision, and the seam and pole taps read folded; no padded copy of the image)."""
+    opts = {"dtype": grid_dtype(dtype, erp_hw[1]), "device": device}
     tan_half = torch.tan(torch.tensor(rig.fov, dtype=torch.float64, device=device) / 2)
-    world = torch.einsum(
-        "vij,vhwj->vhwi", rig.rotations(device=device), camera_rays(view_hw, tan_half)
-    )
-    window, grid = plan_erp_sampling(xyz_to_lonlat(world), erp_hw, mode)  # exact in float64
-    return window, grid.to(dtype)
+    grid = view_grid(tan_half.to(**opts), rig.rotations(**opts), view_hw)
+    return plan_folded(grid.to(dtype), erp_hw, mode)
 
 
 @grid_cache("merge_views sampling grids and weights")

@@ -25,7 +25,6 @@ from ..geometry import (
     erp_to_perspective,
     fold_rows,
     lonlat_to_pixel,
-    lonlat_to_xyz,
     rotation_matrix,
     view_pixel_coords,
     window_cap,
@@ -282,15 +281,25 @@ def blur_regions_on_sphere(
     return out
 
 
-def _footprint_directions(rows: slice, cols: slice | torch.Tensor, hw) -> torch.Tensor:
-    """(r, c, 3) float64 unit directions of the ERP pixel centres in ``[rows, cols]``."""
+def _footprint_camera(rows: slice, cols: slice | torch.Tensor, hw, R: torch.Tensor):
+    """Camera-frame components (x, y, z), each (r, c) float64, of the unit directions of the ERP
+    pixel centres in ``[rows, cols]``: c = R^T d, i.e. d^T R.
+
+    One fused pass per component from the rows' and columns' sines and cosines (d = (cos lat
+    sin lon, sin lat, cos lat cos lon), so c_k = cos lat (sin lon R[0, k] + cos lon R[2, k]) +
+    sin lat R[1, k]): no (r, c, 3) direction tensor and no per-pixel trigonometry.
+    """
     h, w = hw
     r = torch.arange(h, dtype=torch.float64)[rows]
     c = torch.arange(w, dtype=torch.float64)[cols]
     lat = math.pi / 2 - (r + 0.5) * (math.pi / h)
     lon = (c + 0.5) * (2 * math.pi / w) - math.pi
-    grid = torch.stack(torch.broadcast_tensors(lon[None, :], lat[:, None]), dim=-1)
-    return lonlat_to_xyz(grid)
+    slat, clat = lat.sin()[:, None], lat.cos()[:, None]
+    slon, clon = lon.sin(), lon.cos()
+    return tuple(
+        torch.addcmul(slat * R[1, k], clat, (slon * R[0, k] + clon * R[2, k])[None])
+        for k in range(3)
+    )
 
 
 def _blurred_view(erp: torch.Tensor, box, strength: float, max_view_px: int):
@@ -329,21 +338,24 @@ def _blur_box(out: torch.Tensor, erp: torch.Tensor, box, strength: float, max_vi
     window = torch.tensor([-tx, -ty, tx, ty], dtype=torch.float64)
     centre, radius = window_cap(window, lon, lat, roll)
     rows, cols = cap_footprint(centre, float(radius), (h, w))
-    # Camera coordinates of the footprint's pixel centres: c = R^T d, i.e. d^T R.
     R = rotation_matrix(lon, lat, roll, dtype=torch.float64)
-    cam = _footprint_directions(rows, cols, (h, w)) @ R
-    x, y, z = cam.unbind(-1)
+    x, y, z = _footprint_camera(rows, cols, (h, w), R)
     # The box: |x| <= tan(fov_x / 2) z and |y| <= tan(fov_y / 2) z (sph_box_mask's half-spaces).
-    inside = (tx * z - x >= 0) & (tx * z + x >= 0) & (ty * z - y >= 0) & (ty * z + y >= 0)
-    if not inside.any():
+    inside = (x.abs() <= tx * z) & (y.abs() <= ty * z)
+    at = inside.nonzero()
+    if at.numel() == 0:
         return
     view, fov = _blurred_view(erp, box, strength, max_view_px)
-    # Paste back on the footprint (perspective_to_erp's mapping, in the image's dtype as there,
-    # evaluated on the footprint only).
     opts = {"dtype": erp.dtype, "device": erp.device}
-    tan_half = torch.tensor([math.tan(fov / 2)], **opts)
-    points, _ = view_pixel_coords(cam.to(**opts)[None], view.shape[-2:], tan_half)
+    # Paste back onto the pixels inside the box only (perspective_to_erp's mapping).
+    i, j = at.unbind(1)
+    cam = torch.stack((x[i, j], y[i, j], z[i, j]), -1)
+    tan_half = torch.tensor([math.tan(fov / 2)], dtype=torch.float64)
+    points, _ = view_pixel_coords(cam[None], view.shape[-2:], tan_half)
     grid = (2 * points + 1) / points.new_tensor([view.shape[-1], view.shape[-2]]) - 1
-    pasted = F.grid_sample(view, grid, padding_mode="border", align_corners=False)[0]
-    inside = inside.to(erp.device)
-    out[:, rows, cols] = torch.where(inside, pasted, out[:, rows, cols])
+    pasted = F.grid_sample(
+        view, grid.to(**opts)[:, None], padding_mode="border", align_corners=False
+    )[0, :, 0]
+    rows_at = torch.arange(h)[rows][i]
+    cols_at = (torch.arange(w)[cols] if isinstance(cols, slice) else cols)[j]
+    out.view(out.shape[0], -1)[:, (rows_at * w + cols_at).to(erp.device)] = pasted

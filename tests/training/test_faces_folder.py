@@ -4,6 +4,7 @@ tests/cli/test_faces_folder_cli.py): the same outputs and summary as the plain l
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,11 @@ def test_predict_loop_gives_the_plain_loops_outputs(folder, tmp_path):
     plain = blur_faces_in_folder(FaceFolderJob(folder, tmp_path / "plain", **FAST))
     lines = []
     job = FaceFolderJob(folder, tmp_path / "ddp", **FAST)
+    environment = dict(os.environ)
     results = blur_faces_in_folder_ddp(job, devices=1, accelerator="cpu", on_result=lines.append)
+    # No process group or launch variables (MASTER_PORT, LOCAL_RANK...) left behind: a later
+    # Lightning run from this process, or a child it starts, would join this finished run.
+    assert not torch.distributed.is_initialized() and dict(os.environ) == environment
     assert [(r.file, r.status, r.faces) for r in results] == [
         (r.file, r.status, r.faces) for r in plain
     ]

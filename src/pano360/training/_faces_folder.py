@@ -11,9 +11,11 @@ are then exchanged with the strategy's ``broadcast`` and global rank 0 writes th
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import lightning.pytorch as pl
+import torch.distributed
 from torch.utils.data import DataLoader, Dataset
 
 from .._core import check_int
@@ -131,6 +133,7 @@ def blur_faces_in_folder_ddp(
         ImageIOError: the summary cannot be written.
     """
     task = FaceFolderPredictTask(job, jobs, on_result)
+    environment = dict(os.environ)
     with quiet_lightning():
         trainer = pl.Trainer(
             accelerator=accelerator,
@@ -155,6 +158,17 @@ def blur_faces_in_folder_ddp(
             kept = gathered.get(result.file)
             if kept is None or _rank(result) < _rank(kept):
                 gathered[result.file] = result
+    # Lightning leaves the process group (and its port) and its launch variables (MASTER_PORT,
+    # LOCAL_RANK, ...) behind: a later run from this process, or a child it starts, would take
+    # itself for a rank of this finished run and wait for its peers.
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    for key in set(os.environ) | set(environment):
+        if os.environ.get(key) != environment.get(key):
+            if key in environment:
+                os.environ[key] = environment[key]
+            else:
+                del os.environ[key]
     if trainer.global_rank != 0:
         return None
     lost = "no process reported this file"

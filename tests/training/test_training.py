@@ -251,6 +251,11 @@ def test_validation_scores_cc_kld_and_nss():
     assert flat["cc"].abs().max() < 1e-6 and (flat["kld"] > 0.1).all()
     del batch["fixations"]
     assert set(task.score(batch["saliency"], batch)) == {"cc", "kld"}
+    # The readout's uniform share: all of it makes every prediction the uniform map.
+    uniform = SaliencyTask(TinySaliency(), uniform_share=1.0).score(batch["saliency"] * 10, batch)
+    torch.testing.assert_close(uniform["kld"], flat["kld"])
+    with pytest.raises(ValueRangeError, match="uniform_share"):
+        SaliencyTask(TinySaliency(), uniform_share=1.5)
 
 
 # --- export --------------------------------------------------------------------------------------
@@ -324,6 +329,13 @@ def test_pano360_saliency_runs_an_exported_model(tmp_path):
     got = np.load(tmp_path / "out" / "pano_saliency.npy")
     want = predict_saliency(erp, "equator", profile=profile)[0, 0].numpy()
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-8)
+    # The card's readout (SaliencyTask's uniform_share) is applied: half uniform here.
+    export_model(model, tmp_path / "mixed", architecture="equator", config=config,
+                 input={"uniform_share": 0.5})  # fmt: skip
+    assert main(["saliency", str(tmp_path / "pano.png"), "--model", str(tmp_path / "mixed.json"),
+                 "--out", str(tmp_path / "mixed_out")]) == 0  # fmt: skip
+    got = np.load(tmp_path / "mixed_out" / "pano_saliency.npy")
+    np.testing.assert_allclose(got, 0.5 * want + 0.5 / want.size, rtol=1e-5, atol=1e-8)
 
 
 # --- learning curve ------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from ..io import (
     write_atomic,
     write_images,
 )
-from ..models import create_model, list_models, model_info
+from ..models import create_model, list_models, model_info, raw_to_saliency
 from ..saliency import predict_saliency
 from ..viz import overlay_saliency
 from ._options import Overwrite, Quiet, parse_size, read_erp
@@ -122,6 +122,7 @@ def _saliency_model(
     net = create_model(model)
     hw = card.get("input", {}).get("trained_hw")
     scale = float(card.get("input", {}).get("target_scale", 10.0))
+    share = float(card.get("input", {}).get("uniform_share", 0.0))
     takes_prior = getattr(net, "prior", "none") != "none"
     previous: list[torch.Tensor] = []
 
@@ -133,17 +134,18 @@ def _saliency_model(
             previous[:] = [out / scale]  # the earlier map goes in on the targets' scale
         else:
             out = net(x).clamp_min(0)
-        return _as_density(resize_erp(out, erp.shape[-2:]))
+        # The card's readout: densities mixed with its uniform share (SaliencyTask).
+        return raw_to_saliency(resize_erp(out, erp.shape[-2:]), True, share)
 
     return run, (tuple(hw) if hw else None)
 
 
-def _as_density(maps: torch.Tensor) -> torch.Tensor:
-    """Maps (B, 1, H, W) clamped at 0 and divided by their sums (uniform where all zero)."""
-    maps = maps.clamp_min(0)
-    total = maps.sum(dim=(-2, -1), keepdim=True)
-    uniform = torch.full_like(maps, 1.0 / maps[0, 0].numel())
-    return torch.where(total > 0, maps / total.clamp_min(1e-30), uniform)
+def _resized_density(density: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    """A density map (1, 1, H, W) at size ``hw``, still summing to 1 (resampling can undershoot
+    below 0 and changes the sum)."""
+    if tuple(density.shape[-2:]) == tuple(hw):
+        return density
+    return raw_to_saliency(resize_erp(density, hw), normalize=True)
 
 
 def _map_hw(
@@ -170,7 +172,7 @@ def _run_image(
 ) -> None:
     with torch.inference_mode():
         sal = model(erp)
-    small = sal if tuple(sal.shape[-2:]) == map_hw else _as_density(resize_erp(sal, map_hw))
+    small = _resized_density(sal, map_hw)
     arr = small[0, 0].numpy().astype("<f4")
     if map_format != "npy":  # the other formats hold frames (T, H, W), one here
         writer = SaliencyMapWriter(
@@ -249,7 +251,7 @@ def _run_video(
             for _, frame in bar:
                 with torch.inference_mode():
                     sal = model(frame)
-                small = sal if map_hw == (h, w) else _as_density(resize_erp(sal, map_hw))
+                small = _resized_density(sal, map_hw)
                 maps.write(small)
                 state["mean"] += sal.double()
                 state["first"] = frame if state["first"] is None else state["first"]

@@ -6,9 +6,11 @@ loss and CC, KLD and NSS under a metric preset of :mod:`pano360.saliency` (``"sp
 predictions clamped to >= 0 (the metrics read maps as non-negative densities). With the seed's
 linear head the clamp leaves exact zeros, which KL divergence charges about log(1 / eps) ~ 36
 per unit of the viewers' mass on them: the validation KLD of such a model is large and jumps
-from epoch to epoch with the few pixels under the gaze it misses. Score a trained model's
-densities with :func:`pano360.models.raw_to_saliency`'s ``uniform_share`` (benchmarks/
-bench_saliency_training.py calibrates it on held-out videos), or train the softplus head.
+from epoch to epoch with the few pixels under the gaze it misses. ``uniform_share`` (the
+readout of :func:`pano360.models.raw_to_saliency`; benchmarks/bench_saliency_training.py
+calibrates it on held-out videos) mixes the densities with the uniform one for validation and
+is recorded in the exported model card, so `pano360 saliency --model` reads maps out the same
+way; or train the softplus head.
 
 The earlier-frame map (the model's fourth input channel) follows the model's ``prior``
 attribute:
@@ -38,6 +40,7 @@ import torch
 from torch import nn
 
 from .._core import ShapeError, ValueRangeError, check_choice, check_number, create_model
+from ..models import raw_to_saliency
 from ..nn import spherical_mse
 from ..saliency import compute_metrics, list_presets
 
@@ -84,6 +87,10 @@ class SaliencyTask(pl.LightningModule):
             by any torch optimizer.
         target_scale: the targets are multiplied by it before the loss (10 in the seed).
         metrics_preset: the :mod:`pano360.saliency` preset of the validation metrics.
+        uniform_share: the readout, raw maps -> densities, of validation and of the exported
+            model (``raw_to_saliency(raw, normalize=True, uniform_share=...)``): 0 keeps the
+            clamped map; a share s > 0 bounds KL divergence's charge on the model's zeros by
+            log(1 / s). Training is not affected.
 
     Batches are dicts (see :mod:`pano360.training._data`): ``frames`` (B, T, 3, H, W) in [0, 1],
     ``saliency`` (B, T, 1, H, W) target maps, ``prior`` (B, T, 1, H, W) the target of an earlier
@@ -92,7 +99,8 @@ class SaliencyTask(pl.LightningModule):
 
     Raises:
         ValueError: unknown model name, prior or preset.
-        ValueRangeError: a non-positive or non-finite lr, momentum, weight decay or scale.
+        ValueRangeError: a non-positive or non-finite lr, momentum, weight decay or scale, or
+            ``uniform_share`` outside [0, 1].
     """
 
     def __init__(
@@ -104,6 +112,7 @@ class SaliencyTask(pl.LightningModule):
         weight_decay: float = 1e-5,
         target_scale: float = 10.0,
         metrics_preset: str = "sphere",
+        uniform_share: float = 0.0,
     ) -> None:
         super().__init__()
         check_number(lr, "lr", lo=0, lo_open=True)
@@ -111,6 +120,7 @@ class SaliencyTask(pl.LightningModule):
         check_number(weight_decay, "weight_decay", lo=0)
         check_number(target_scale, "target_scale", lo=0, lo_open=True)
         check_choice(metrics_preset, "metrics_preset", list_presets())
+        check_number(uniform_share, "uniform_share", lo=0.0, hi=1.0)
         config = dict(model_config or {})
         if isinstance(model, nn.Module):
             self.save_hyperparameters(ignore=["model"])
@@ -125,6 +135,7 @@ class SaliencyTask(pl.LightningModule):
         self.lr, self.momentum, self.weight_decay = float(lr), float(momentum), float(weight_decay)
         self.target_scale = float(target_scale)
         self.metrics_preset = metrics_preset
+        self.uniform_share = float(uniform_share)
         self.trained_hw: tuple[int, int] | None = None  # (H, W) of the training frames
 
     def forward(self, frames: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
@@ -194,7 +205,9 @@ class SaliencyTask(pl.LightningModule):
         """CC, KLD (and NSS with fixations) of predictions (B, T, 1, H, W) against the batch's
         targets, one value per frame ((B T,) each), under ``metrics_preset``."""
         h, w = preds.shape[-2:]
-        pred = preds.detach().reshape(-1, 1, h, w).clamp_min(0).double()
+        pred = raw_to_saliency(
+            preds.detach().reshape(-1, 1, h, w).double(), True, self.uniform_share
+        )
         gt = batch["saliency"].reshape(-1, 1, h, w).double()
         fix = batch.get("fixations")
         names = ["cc", "kld"]
@@ -219,8 +232,9 @@ class SaliencyTask(pl.LightningModule):
                 "divided by target_scale (zeros for the first frame)",
                 "none": "no earlier map",
             }[self.prior],
-            "output": "(B, 1, H, W) raw maps on the target x target_scale scale; clamp at 0 and "
-            "divide by the sum for a density",
+            "output": "(B, 1, H, W) raw maps on the target x target_scale scale; clamp at 0, "
+            "divide by the sum and mix with uniform_share of the uniform density for a density",
+            "uniform_share": self.uniform_share,
             "output_head": getattr(self.net, "output", None),
             "target_scale": self.target_scale,
         }

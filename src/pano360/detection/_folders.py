@@ -135,12 +135,11 @@ class FolderFaceResult:
 
 
 def _only(batch: list):
-    # The DataLoader's collate_fn: one item per batch, passed through (images differ in size).
+    # The DataLoader's collate_fn: one item per batch, passed through.
     return batch[0]
 
 
 def _one_thread(_: int) -> None:
-    # Workers decode; torch's thread pool in each of them would only compete with the detector.
     torch.set_num_threads(1)
 
 
@@ -314,6 +313,19 @@ class FaceFolderJob:
     def dataset(self) -> FolderImages:
         """The files as a dataset whose items are decoded images (:class:`FolderImages`)."""
         return FolderImages(self)
+
+    def loader(self, jobs: int = 0, dataset: Dataset | None = None) -> DataLoader:
+        """A DataLoader of ``dataset`` (default :meth:`dataset`) decoding in ``jobs`` worker
+        processes (0: in this one), one item at a time (the images differ in size), each worker
+        on one torch thread (more would only compete with the detector)."""
+        return DataLoader(
+            self.dataset() if dataset is None else dataset,
+            batch_size=1,
+            collate_fn=_only,
+            num_workers=jobs,
+            worker_init_fn=_one_thread if jobs else None,
+            prefetch_factor=2 if jobs else None,
+        )
 
     def output_state(self, file: str) -> tuple[str, object]:
         """Whether ``file`` is done: ("done", faces recorded) or ("todo", whether its outputs
@@ -546,14 +558,7 @@ def blur_faces_in_folder(
     """
     jobs = check_int(jobs, "jobs", lo=0)
     device = torch.device(device)
-    loader = DataLoader(
-        job.dataset(),
-        batch_size=1,
-        collate_fn=_only,
-        num_workers=jobs,
-        worker_init_fn=_one_thread if jobs else None,
-        prefetch_factor=2 if jobs else None,
-    )
+    loader = job.loader(jobs)
     results = []
     for item in loader:
         result = job.run(item, device)

@@ -20,7 +20,6 @@ from torch.utils.data import DataLoader, Dataset
 
 from .._core import check_int
 from ..detection import FaceFolderJob, FolderFaceResult
-from ..detection._folders import _one_thread, _only
 from ._lightning import StderrProgressBar, quiet_lightning
 
 __all__ = ["FaceFolderPredictTask", "blur_faces_in_folder_ddp"]
@@ -76,13 +75,7 @@ class FaceFolderPredictTask(pl.LightningModule):
         self.results: list[FolderFaceResult] = []
 
     def predict_dataloader(self) -> DataLoader:
-        return DataLoader(
-            _AtLeast(self.job.dataset(), self.trainer.world_size),
-            batch_size=1,
-            collate_fn=_only,
-            num_workers=self.jobs,
-            worker_init_fn=_one_thread if self.jobs else None,
-        )
+        return self.job.loader(self.jobs, _AtLeast(self.job.dataset(), self.trainer.world_size))
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
         # The item stays as decoded: FaceFolderJob.run moves the image to the device itself

@@ -1,5 +1,11 @@
 """Saliency metrics on ERP maps: AUC-Judd, AUC-Borji, shuffled AUC, NSS, CC, SIM, KLD, IG.
 
+One module on purpose (about 730 lines): the per-metric cores, the option checks and the chunked
+driver ``evaluate_metrics`` are one mechanism, and the public functions at the end are its
+documented entry points (half the lines are their docstrings); split, every file would import
+the others' privates. The AUC family and the fixation/weighting rules already live apart
+(``_auc.py``, ``_fixations.py``, ``_weights.py``).
+
 Every metric takes predicted maps ``pred`` (B, 1, H, W) and ground truth (a density map or
 fixations) and returns a (B,) tensor, one value per map, in pred's dtype. Each formula and each
 switch is written out in ``docs/saliency-metrics.md``; the loop oracles in

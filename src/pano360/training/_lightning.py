@@ -41,20 +41,15 @@ class StderrProgressBar(TQDMProgressBar):
     commands put progress; standard output is for results)."""
 
     def init_predict_tqdm(self) -> Tqdm:
-        return Tqdm(
-            desc=self.predict_description,
-            position=2 * self.process_position,
-            disable=self.is_disabled,
-            leave=True,
-            dynamic_ncols=True,
-            file=sys.stderr,
-            smoothing=0,
-            bar_format=self.BAR_FORMAT,
-        )
+        return self._bar(self.predict_description)
 
     def init_train_tqdm(self) -> Tqdm:
+        return self._bar(self.train_description)
+
+    def _bar(self, desc: str) -> Tqdm:
+        # Lightning's own settings for these two bars, but on standard error.
         return Tqdm(
-            desc=self.train_description,
+            desc=desc,
             position=2 * self.process_position,
             disable=self.is_disabled,
             leave=True,

@@ -21,6 +21,7 @@ from pano360.geometry import (
     rotate_erp,
     rotation_matrix,
     sample_erp,
+    strided_lonlat_grid,
     xyz_to_lonlat,
 )
 
@@ -84,6 +85,35 @@ def test_erp_lonlat_grid_matches_pixel_to_lonlat():
     xy = torch.stack((xs, ys), -1).double()
     grid = erp_lonlat_grid((h, w), dtype=torch.float64)
     torch.testing.assert_close(grid, pixel_to_lonlat(xy, (h, w)))
+
+
+@pytest.mark.parametrize("stride", [2, 3, 4])
+def test_strided_lonlat_grid_places_maps_by_their_grid(stride):
+    h, w = 12, 24
+    full = erp_lonlat_grid((h, w), dtype=torch.float64)
+    planar = strided_lonlat_grid((h, w), stride, "planar", dtype=torch.float64)
+    sphere = strided_lonlat_grid((h, w), stride, "sphere", dtype=torch.float64)
+    rows, cols = -(-h // stride), -(-w // stride)
+    assert planar.shape == sphere.shape == (rows, cols, 2)
+    # planar: on input pixel (s i, s j); sphere: the ERP pixel centres at the map's own size.
+    torch.testing.assert_close(planar[2, 1], full[2 * stride, stride])
+    torch.testing.assert_close(sphere, erp_lonlat_grid((rows, cols), dtype=torch.float64))
+    # The sphere grid is symmetric about the equator; the planar grid lies north of it.
+    torch.testing.assert_close(sphere[..., 1], -sphere.flip(0)[..., 1])
+    assert planar[..., 1].sum() > 0
+    # Two planar layers of stride 2 put their outputs where one of stride 4 does.
+    if stride == 4:
+        twice = strided_lonlat_grid((h, w), 2, "planar", dtype=torch.float64)[::2, ::2]
+        torch.testing.assert_close(planar, twice)
+    for grid in ("sphere", "planar"):
+        torch.testing.assert_close(strided_lonlat_grid((h, w), 1, grid), erp_lonlat_grid((h, w)))
+
+
+def test_strided_lonlat_grid_errors():
+    with pytest.raises(ValueError, match="grid must be one of 'sphere', 'planar', got 'centre'"):
+        strided_lonlat_grid((4, 8), 2, "centre")
+    with pytest.raises(ValueRangeError, match="stride"):
+        strided_lonlat_grid((4, 8), 0)
 
 
 # Every documented error, with the message naming the parameter.

@@ -54,6 +54,25 @@ def test_from_conv_equals_sphere_conv_and_exact_oracle_on_every_row(h, stride, d
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("stride", [2, 4])
+def test_planar_output_grid_equals_sphere_conv_and_the_oracle(stride):
+    conv = make_conv(4, 6, stride)
+    sphere = SphereConv2d(4, 6, 3, stride=stride, output_grid="planar").double()
+    sphere.load_state_dict(conv.state_dict())
+    layer = RowUntiedConv2d.from_conv(sphere, (16, 32))  # the grid comes from the layer
+    assert layer.output_grid == "planar" and "output_grid='planar'" in repr(layer)
+    x = rand(2, 4, 16, 32)
+    torch.testing.assert_close(layer(x), sphere(x), atol=1e-5, rtol=0)
+    expected = exact_conv2d(x, conv.weight, conv.bias, stride, output_grid="planar")
+    torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=0)
+    rows = torch.tensor([0, 3])
+    torch.testing.assert_close(
+        layer.forward_rows(x, rows), layer(x)[:, :, rows], atol=1e-12, rtol=0
+    )
+    with pytest.raises(ValueError, match="output_grid must be one of"):
+        RowUntiedConv2d(4, 6, (16, 32), output_grid="centre")
+
+
 @pytest.mark.parametrize("stride", [1, 2])
 def test_channels_last_input_gives_the_same_output_in_channels_last(stride):
     layer = RowUntiedConv2d.from_conv(make_conv(4, 6, stride), (16, 32)).double()

@@ -332,3 +332,52 @@ def test_weights_first_path_in_pieces_equals_the_pure_torch_path(stride, monkeyp
         results.append(_values_and_grads(fn, x, w, bias))
     for a, b in zip(*results, strict=True):
         torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+@pytest.mark.parametrize("channels", [4, 20])  # block-conv path; compiled or im2col path
+def test_planar_output_grid_equals_the_oracle(stride, channels, conv_path):
+    x = rand(1, channels, 16, 32, seed=30)
+    w = rand(6, channels, 3, 3, seed=31) - 0.5
+    expected = exact_conv2d(x, w, stride=stride, output_grid="planar")
+    got = sphere_conv2d(x, w, stride=stride, output_grid="planar")
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+    if stride == 1:  # the grids differ only for strided layers
+        torch.testing.assert_close(got, sphere_conv2d(x, w), atol=0, rtol=0)
+
+
+def test_planar_depthwise_equals_the_oracle(conv_path):
+    x = rand(2, 5, 16, 32, seed=32)
+    w = rand(5, 1, 3, 3, seed=33) - 0.5
+    expected = exact_conv2d(x, w, stride=2, groups=5, output_grid="planar")
+    got = sphere_conv2d(x, w, stride=2, groups=5, output_grid="planar")
+    torch.testing.assert_close(got, expected, atol=1e-9, rtol=0)
+
+
+def test_planar_strided_layer_reads_conv2d_pixels_at_the_equator(conv_path):
+    """A stride-2 conv on the planar grid puts output (i, j) on input pixel (2i, 2j) as
+    nn.Conv2d(stride=2, padding=1) does, so next to the equator it reads nn.Conv2d's pixels; the
+    sphere grid puts it between four pixels and reads every tap half a pixel off (a blur)."""
+    h, w = 256, 512
+    x = rand(1, 1, h, w, seed=34)
+    weight = rand(1, 1, 3, 3, seed=35) - 0.5
+    wrapped = nn.functional.pad(x, (1, 1, 0, 0), mode="circular")
+    planar = nn.functional.conv2d(wrapped, weight, stride=2, padding=(1, 0))[0, 0]
+    row = h // 4  # output row 64 sits on input row 128, 0.35 degrees south of the equator
+    on_planar = sphere_conv2d(x, weight, stride=2, output_grid="planar")[0, 0, row]
+    on_sphere = sphere_conv2d(x, weight, stride=2)[0, 0, row]
+    assert (on_planar - planar[row]).abs().max() < 1e-3
+    assert (on_sphere - planar[row]).abs().mean() > 0.05
+
+
+def test_planar_strided_layer_is_yaw_equivariant_in_output_columns(conv_path):
+    conv = SphereConv2d(10, 3, 3, stride=2, output_grid="planar").double()
+    assert_yaw_equivariant(conv, rand(1, 10, 16, 32), shifts=(1, 5), stride=2, atol=1e-12, rtol=0)
+    assert "output_grid='planar'" in repr(conv)
+
+
+def test_unknown_output_grid_is_named():
+    with pytest.raises(ValueError, match="output_grid must be one of 'sphere', 'planar'"):
+        SphereConv2d(3, 4, output_grid="torch")
+    with pytest.raises(ValueError, match="output_grid must be one of"):
+        sphere_conv2d(rand(1, 3, 8, 16), rand(4, 3, 3, 3), output_grid="centre")

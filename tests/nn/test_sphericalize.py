@@ -227,6 +227,26 @@ def test_strided_1x1_conv_samples_block_centres_like_the_strided_3x3_beside_it()
     torch.testing.assert_close(sph(x), expected, atol=1e-10, rtol=0)
 
 
+def test_planar_output_grid_puts_strided_outputs_where_nn_conv2d_does():
+    """With output_grid="planar" a strided 1 x 1 conv reads input pixel (2i, 2j), exactly as
+    nn.Conv2d; a strided 3 x 3 conv reads nn.Conv2d's pixels next to the equator."""
+    shortcut = nn.Conv2d(2, 3, 1, stride=2).double()
+    sph, _ = sphericalize(nn.Sequential(shortcut), output_grid="planar")
+    assert sph[0].output_grid == "planar"
+    x = rand(1, 2, 8, 16, seed=9)
+    torch.testing.assert_close(sph(x), shortcut(x), atol=1e-12, rtol=0)
+    torch.manual_seed(3)
+    strided = nn.Conv2d(1, 1, 3, stride=2, padding=1, padding_mode="circular").double()
+    planar, _ = sphericalize(strided, output_grid="planar")
+    sphere, _ = sphericalize(strided)
+    x = rand(1, 1, 256, 512, seed=10)
+    row = 64  # on input row 128, 0.35 degrees from the equator
+    assert (planar(x)[..., row, :] - strided(x)[..., row, :]).abs().max() < 1e-3
+    assert (sphere(x)[..., row, :] - strided(x)[..., row, :]).abs().mean() > 0.05
+    with pytest.raises(ValueError, match="output_grid must be one of 'sphere', 'planar'"):
+        sphericalize(strided, output_grid="torch")
+
+
 class PadsByItself(nn.Module):
     def __init__(self):
         super().__init__()

@@ -21,6 +21,7 @@ from .boxes import (
 from .caps import cap_footprint, caps_apart, window_cap
 from .conventions import CUBE_FACES, py360convert_fov
 from .coords import (
+    MAP_GRIDS,
     angle_between,
     erp_lonlat_grid,
     fold_rows,
@@ -28,6 +29,7 @@ from .coords import (
     lonlat_to_pixel_index,
     lonlat_to_xyz,
     pixel_to_lonlat,
+    strided_lonlat_grid,
     wrap_lon,
     xyz_to_lonlat,
 )
@@ -59,6 +61,7 @@ __all__ = [
     "BOX_FORMATS",
     "CUBE_FACES",
     "CUBE_LAYOUTS",
+    "MAP_GRIDS",
     "MODES",
     "RESIZE_MODES",
     "PastedView",
@@ -101,6 +104,7 @@ __all__ = [
     "sph_iou_exact",
     "sph_iou_fov",
     "spherical_pad",
+    "strided_lonlat_grid",
     "view_coverage",
     "view_pixel_coords",
     "view_pixel_rays",

@@ -12,9 +12,10 @@ from collections.abc import Sequence
 
 import torch
 
-from .._core import ShapeError, check_hw
+from .._core import ShapeError, check_choice, check_hw, check_int
 
 __all__ = [
+    "MAP_GRIDS",
     "angle_between",
     "erp_lonlat_grid",
     "fold_rows",
@@ -22,6 +23,7 @@ __all__ = [
     "lonlat_to_pixel_index",
     "lonlat_to_xyz",
     "pixel_to_lonlat",
+    "strided_lonlat_grid",
     "wrap_lon",
     "xyz_components_to_lonlat",
     "xyz_to_lonlat",
@@ -306,3 +308,54 @@ def erp_lonlat_grid(
     lat = math.pi / 2 - (torch.arange(h, dtype=torch.float64, device=device) + 0.5) / h * math.pi
     grid = torch.stack(torch.meshgrid(lon, lat, indexing="xy"), dim=-1)
     return grid.to(dtype)
+
+
+#: Where the pixels of a map at a stride of an ERP image sit (:func:`strided_lonlat_grid`).
+MAP_GRIDS: tuple[str, ...] = ("sphere", "planar")
+
+
+def strided_lonlat_grid(
+    erp_hw: Sequence[int],
+    stride: int,
+    grid: str = "sphere",
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """(lon, lat) of the pixels of a map at stride s of an ERP image (a strided layer's output,
+    a CNN's feature map): ceil(H / s) x ceil(W / s) pixels, placed by ``grid``:
+
+    - ``"sphere"``: the ERP pixel centres at the map's own size, pixel (i, j) at the centre of
+      the s x s block of input pixels it covers (input coordinate s i + (s - 1) / 2 when s
+      divides H and W). The map is an ERP image itself: symmetric about the equator.
+    - ``"planar"``: on input pixel (s i, s j), where nn.Conv2d with "same" padding and stride s
+      centres output (i, j), and where a stack of such layers of total stride s does (the
+      feature maps of ResNet, VGG or MobileNetV2 run on the ERP).
+
+    Args:
+        erp_hw: (H, W) of the ERP image the map was computed from.
+        stride: s >= 1; both grids are the ERP's own pixel centres at s = 1.
+        grid: one of :data:`MAP_GRIDS`.
+
+    Returns:
+        (ceil(H / s), ceil(W / s), 2) tensor (lon, lat).
+
+    Raises:
+        ValueError: unknown ``grid``.
+        ValueRangeError: ``stride`` not a positive integer.
+
+    Convention:
+        :mod:`pano360.geometry.conventions`: (lon, lat) radians, pixel centres at integers.
+
+    Example:
+        >>> [round(v, 4) for v in strided_lonlat_grid((4, 8), 2, "sphere")[0, 0].tolist()]
+        [-2.3562, 0.7854]
+        >>> [round(v, 4) for v in strided_lonlat_grid((4, 8), 2, "planar")[0, 0].tolist()]
+        [-2.7489, 1.1781]
+    """
+    check_choice(grid, "grid", MAP_GRIDS)
+    s = check_int(stride, "stride", lo=1)
+    h, w = check_hw(erp_hw, "erp_hw")
+    if grid == "planar":
+        return erp_lonlat_grid((h, w), dtype=dtype, device=device)[::s, ::s]
+    return erp_lonlat_grid((-(-h // s), -(-w // s)), dtype=dtype, device=device)

@@ -45,7 +45,7 @@ from pathlib import Path
 import torch
 
 from .._core import memory_format_of
-from ..geometry import erp_lonlat_grid, lonlat_to_pixel
+from ..geometry import lonlat_to_pixel, strided_lonlat_grid
 from ..geometry.sampling import bilinear_corners
 from ._taps import output_hw, tap_lonlat
 
@@ -296,22 +296,32 @@ def extension_available() -> bool:
     return _extension() is not None
 
 
+def _column0_corners(local_dirs: tuple, in_hw: tuple[int, int], stride: int, output_grid: str):
+    """The four bilinear corners (rows, columns, weights; (Ho, K, 4) each, folded onto the
+    sphere) of every tap of output column 0, from the float64 geometry of
+    :func:`~._taps.tap_lonlat`; column j's are these shifted by ``stride * j`` columns."""
+    dirs = torch.tensor(local_dirs, dtype=torch.float64)
+    grid = strided_lonlat_grid(in_hw, stride, output_grid, dtype=torch.float64)
+    centres = grid[:, 0]  # output column 0
+    x, y = lonlat_to_pixel(tap_lonlat(dirs, centres), in_hw).unbind(-1)  # (Ho, K) each
+    return bilinear_corners(x, y, in_hw)
+
+
 @functools.lru_cache(maxsize=64)
 def row_tables(
-    local_dirs: tuple, in_hw: tuple[int, int], stride: int, dtype: torch.dtype
+    local_dirs: tuple,
+    in_hw: tuple[int, int],
+    stride: int,
+    dtype: torch.dtype,
+    output_grid: str = "sphere",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per (output row, tap), from the float64 tap geometry of :func:`~._taps.tap_lonlat`:
-    the input rows of the upper and lower bilinear corners (Ho, K, 2), their left columns at
-    output column 0 (Ho, K, 2) and the four bilinear weights (Ho, K, 4).
+    """Per (output row, tap): the input rows of the upper and lower bilinear corners (Ho, K, 2),
+    their left columns at output column 0 (Ho, K, 2) and the four bilinear weights (Ho, K, 4).
 
     A corner past a pole reads the mirrored row with its column shifted by W / 2 (the pole rule
     of :func:`~pano360.geometry.sampling.spherical_pad`), so the kernel needs no padded copy.
     """
-    ho, wo = output_hw(in_hw, stride)
-    dirs = torch.tensor(local_dirs, dtype=torch.float64)
-    centres = erp_lonlat_grid((ho, wo), dtype=torch.float64)[:, 0]  # output column 0
-    x, y = lonlat_to_pixel(tap_lonlat(dirs, centres), in_hw).unbind(-1)  # (Ho, K) each
-    rows, cols, wts = bilinear_corners(x, y, in_hw)  # (Ho, K, 4), folded onto the sphere
+    rows, cols, wts = _column0_corners(local_dirs, in_hw, stride, output_grid)
     # The kernel reads the upper and lower corner pairs from their left corners.
     pairs = [0, 2]
     return rows[..., pairs].contiguous(), cols[..., pairs].contiguous(), wts.to(dtype).contiguous()
@@ -421,13 +431,14 @@ def fast_sphere_conv(
     local_dirs: tuple,
     stride: int,
     groups: int,
+    output_grid: str = "sphere",
 ) -> torch.Tensor:
     """(B, C_out, Ho, Wo) from x (B, C_in, H, W) and the weight as (C_out, C_in / groups, K).
 
     The output is channels-last when x is, contiguous otherwise.
     """
     in_hw = (x.shape[-2], x.shape[-1])
-    rows, cols, wts = row_tables(local_dirs, in_hw, stride, x.dtype)
+    rows, cols, wts = row_tables(local_dirs, in_hw, stride, x.dtype, output_grid)
     c_out, c_group, k = weight.shape
     if groups == 1 and c_out < c_group:
         return _weights_first(x, weight, bias, (rows, cols, wts), stride)
@@ -440,7 +451,11 @@ def fast_sphere_conv(
 
 @functools.lru_cache(maxsize=64)
 def depthwise_tables(
-    local_dirs: tuple, in_hw: tuple[int, int], stride: int, dtype: torch.dtype
+    local_dirs: tuple,
+    in_hw: tuple[int, int],
+    stride: int,
+    dtype: torch.dtype,
+    output_grid: str = "sphere",
 ) -> tuple[torch.Tensor, ...]:
     """The depthwise kernel's tables: the bilinear corners of :func:`row_tables`, merged per
     output row into distinct input pixels ("entries"), since neighbouring taps share corners.
@@ -450,11 +465,8 @@ def depthwise_tables(
     the entry of each bilinear corner of each tap (Ho, K, 4); the corners' weights (Ho, K, 4).
     """
     w = in_hw[1]
-    ho, wo = output_hw(in_hw, stride)
-    dirs = torch.tensor(local_dirs, dtype=torch.float64)
-    centres = erp_lonlat_grid((ho, wo), dtype=torch.float64)[:, 0]  # output column 0
-    x, y = lonlat_to_pixel(tap_lonlat(dirs, centres), in_hw).unbind(-1)  # (Ho, K) each
-    rows, cols, wts = bilinear_corners(x, y, in_hw)  # (Ho, K, 4), folded onto the sphere
+    ho = output_hw(in_hw, stride)[0]
+    rows, cols, wts = _column0_corners(local_dirs, in_hw, stride, output_grid)
     pixels = (rows * w + cols).reshape(ho, -1)
     merged = [torch.unique(p, return_inverse=True) for p in pixels]
     count = torch.tensor([len(u) for u, _ in merged], dtype=torch.long)
@@ -502,6 +514,7 @@ def fast_depthwise_sphere_conv(
     bias: torch.Tensor | None,
     local_dirs: tuple,
     stride: int,
+    output_grid: str = "sphere",
 ) -> torch.Tensor:
     """(B, C_out, Ho, Wo) from x (B, C_in, H, W) and a depthwise weight (C_out, 1, K), C_out a
     multiple of C_in (output channel o reads input channel o // (C_out / C_in)).
@@ -509,6 +522,6 @@ def fast_depthwise_sphere_conv(
     The output is channels-last when x is, contiguous otherwise.
     """
     in_hw = (x.shape[-2], x.shape[-1])
-    tables = depthwise_tables(local_dirs, in_hw, stride, x.dtype)
+    tables = depthwise_tables(local_dirs, in_hw, stride, x.dtype, output_grid)
     weight_k = weight.reshape(weight.shape[0], -1)
     return _FastDepthwise.apply(x, weight_k, bias, tables, output_hw(in_hw, stride), stride)

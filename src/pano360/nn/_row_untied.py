@@ -14,8 +14,9 @@ row's output is a plain cross-correlation of the spherically padded input with i
 
 Convention:
     Offsets are measured from the *base pixel* (s i, s j) of output pixel (i, j) of a stride-s
-    layer; the output pixel itself sits where :mod:`pano360.nn._taps` puts it (input coordinate
-    (s - 1) / 2 further on each axis when s divides H), so the fraction goes into the splat.
+    layer; the output pixel itself sits where :mod:`pano360.nn._taps` puts it (on the sphere
+    grid, input coordinate (s - 1) / 2 further on each axis when s divides H, the fraction going
+    into the splat; on the planar grid, on the base pixel).
     Pixels past a pole are written "unfolded", on the padded rows of
     :func:`pano360.geometry.sampling.spherical_pad`: row -1 - k at column c is row k at column
     c + W/2 (likewise below row H - 1). Of the representations (r, c), (-1 - r, c + W/2) and
@@ -34,11 +35,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._core import ShapeError, ValueRangeError, check_hw, check_positive_int
-from ..geometry import erp_lonlat_grid, fold_rows, lonlat_to_pixel, spherical_pad
+from .._core import ShapeError, ValueRangeError, check_choice, check_hw, check_positive_int
+from ..geometry import MAP_GRIDS, fold_rows, lonlat_to_pixel, spherical_pad, strided_lonlat_grid
 from ..geometry.sampling import bilinear_corners
 from ._sphere_conv import SphereConv2d, _optional_repr, _pair, _square
-from ._taps import default_tap_spacing, output_hw, tangent_tap_directions, tap_lonlat
+from ._taps import (
+    default_tap_spacing,
+    output_hw,
+    tangent_tap_directions,
+    tap_lonlat,
+)
 
 __all__ = ["DEFAULT_MAX_PARAM_RATIO", "RowUntiedConv2d"]
 
@@ -58,6 +64,7 @@ def _row_splats(
     tap_spacing: float,
     erp_hw: tuple[int, int],
     stride: int,
+    output_grid: str = "sphere",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Bilinear splats of every tangent tap of every output row (float64, CPU, cached).
 
@@ -71,16 +78,20 @@ def _row_splats(
     dirs = tangent_tap_directions(kernel_size, dilation, tap_spacing)  # (K, 3)
     k = dirs.shape[0]
     # The taps around output column 0 of every row: the other columns are these, shifted.
-    centres = erp_lonlat_grid((ho, wo), dtype=torch.float64)[:, 0]  # (Ho, 2)
+    grid = strided_lonlat_grid(erp_hw, stride, output_grid, dtype=torch.float64)
+    centres = grid[:, 0]  # (Ho, 2), output column 0
     lonlat = tap_lonlat(dirs, centres)  # (Ho, K, 2)
     x, y = lonlat_to_pixel(lonlat, erp_hw).unbind(-1)  # (Ho, K) each
     x = torch.where((x - x.round()).abs() < _SNAP, x.round(), x)
     y = torch.where((y - y.round()).abs() < _SNAP, y.round(), y)
     rows, cols, weight = bilinear_corners(x, y, erp_hw)  # (Ho, K, 4), folded onto the sphere
-    # Where the output pixel sits in input coordinates (centre rule of _taps.py).
+    # Where the output pixel sits in input coordinates (the output grid of _taps.py).
     base_row = (torch.arange(ho) * stride)[:, None, None]
-    true_row = ((torch.arange(ho, dtype=torch.float64) + 0.5) * h / ho - 0.5)[:, None, None]
-    true_col = (w / wo - 1) / 2  # output column 0; base column 0
+    if output_grid == "planar":
+        true_row, true_col = base_row.double(), 0.0
+    else:
+        true_row = ((torch.arange(ho, dtype=torch.float64) + 0.5) * h / ho - 0.5)[:, None, None]
+        true_col = (w / wo - 1) / 2  # output column 0; base column 0
     # Candidate representations: direct, mirrored over the north pole, over the south pole.
     cand_rows = torch.stack((rows, -1 - rows, 2 * h - 1 - rows))
     cand_cols = torch.stack((cols, cols + w // 2, cols + w // 2))
@@ -162,6 +173,8 @@ class RowUntiedConv2d(nn.Module):
             every row untied costs about 280x and 620x there).
         tap_spacing: radians between neighbouring taps (default: one input pixel at the
             equator, 2 pi / W), as :class:`pano360.nn.SphereConv2d`.
+        output_grid: where a strided layer's outputs sit, "sphere" or "planar", as
+            :class:`pano360.nn.SphereConv2d`.
 
     Kernel layout:
         ``weights[g]`` is (C_out, C_in / groups, rows_g, cols_g); its entry [..., a, b] weighs
@@ -198,10 +211,12 @@ class RowUntiedConv2d(nn.Module):
         bias: bool = True,
         row_group_size: int | None = None,
         tap_spacing: float | None = None,
+        output_grid: str = "sphere",
         device=None,
         dtype=None,
     ) -> None:
         super().__init__()
+        self.output_grid = check_choice(output_grid, "output_grid", MAP_GRIDS)
         self.in_channels = check_positive_int(in_channels, "in_channels")
         self.out_channels = check_positive_int(out_channels, "out_channels")
         groups = check_positive_int(groups, "groups")
@@ -227,7 +242,9 @@ class RowUntiedConv2d(nn.Module):
         self.out_hw = output_hw((h, w), self.stride)
         ho, wo = self.out_hw
 
-        splats = _row_splats(self.kernel_size, self.dilation, spacing, (h, w), self.stride)
+        splats = _row_splats(
+            self.kernel_size, self.dilation, spacing, (h, w), self.stride, output_grid
+        )
         boxes = _row_boxes(splats)
         has_bias = bool(bias)
         if row_group_size is None:
@@ -358,6 +375,7 @@ class RowUntiedConv2d(nn.Module):
         erp_hw: tuple[int, int],
         row_group_size: int | None = 1,
         tap_spacing: float | None = None,
+        output_grid: str | None = None,
     ) -> RowUntiedConv2d:
         """A RowUntiedConv2d equal, at ``row_group_size=1``, to ``conv`` laid on the sphere.
 
@@ -373,6 +391,7 @@ class RowUntiedConv2d(nn.Module):
             row_group_size: output rows per kernel (default 1: every row untied; None: the
                 parameter-budget default of the constructor).
             tap_spacing: default: ``conv.tap_spacing`` for a SphereConv2d, else 2 pi / W.
+            output_grid: default: ``conv.output_grid`` for a SphereConv2d, else "sphere".
 
         Raises:
             TypeError: ``conv`` is neither an nn.Conv2d nor a SphereConv2d.
@@ -383,6 +402,8 @@ class RowUntiedConv2d(nn.Module):
                 raise ValueError(f"from_conv needs tangent taps, got taps={conv.taps!r}")
             if tap_spacing is None:
                 tap_spacing = conv.tap_spacing
+            if output_grid is None:
+                output_grid = conv.output_grid
         elif not isinstance(conv, nn.Conv2d):
             raise TypeError(
                 f"conv must be an nn.Conv2d or a SphereConv2d, got {type(conv).__name__}"
@@ -392,7 +413,8 @@ class RowUntiedConv2d(nn.Module):
             kernel_size=conv.kernel_size, stride=_square(conv.stride, "conv.stride"),
             dilation=_square(conv.dilation, "conv.dilation"), groups=conv.groups,
             bias=conv.bias is not None, row_group_size=row_group_size, tap_spacing=tap_spacing,
-            device=conv.weight.device, dtype=conv.weight.dtype,
+            output_grid=output_grid or "sphere", device=conv.weight.device,
+            dtype=conv.weight.dtype,
         )  # fmt: skip
         layer.set_perspective_weight(conv.weight, conv.bias)
         return layer

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._core import ShapeError, ValueRangeError, check_choice
-from ..geometry import spherical_pad
+from ..geometry import MAP_GRIDS, spherical_pad
 from ..geometry.sampling import grid_sample_parallel
 from ._fast import extension_available, fast_depthwise_sphere_conv, fast_sphere_conv
 from ._taps import (
@@ -83,7 +83,8 @@ def _use_compiled(x: torch.Tensor, weight: torch.Tensor, width: int, stride: int
 
 
 def _optional_repr(layer: nn.Module) -> str:
-    """The non-default dilation, groups, bias and tap_spacing of a spherical conv, for repr."""
+    """The non-default dilation, groups, bias, tap_spacing and output grid of a spherical conv,
+    for repr."""
     s = ""
     if layer.dilation != 1:
         s += f", dilation={layer.dilation}"
@@ -93,6 +94,8 @@ def _optional_repr(layer: nn.Module) -> str:
         s += ", bias=False"
     if layer.tap_spacing is not None:
         s += f", tap_spacing={layer.tap_spacing}"
+    if layer.output_grid != "sphere":
+        s += f", output_grid={layer.output_grid!r}"
     return s
 
 
@@ -115,6 +118,7 @@ def sphere_conv2d(
     taps: str = "tangent",
     tap_spacing: float | None = None,
     crown: tuple[int, int, float] | None = None,
+    output_grid: str = "sphere",
 ) -> torch.Tensor:
     """Spherical convolution of ERP feature maps.
 
@@ -133,6 +137,10 @@ def sphere_conv2d(
             tangent plane can hold).
         crown: (rings, azimuths, radius in radians) for crown taps; default: one ring of
             T - 1 azimuths at radius ``tap_spacing`` (T the weight's number of taps).
+        output_grid: where a strided layer's outputs sit
+            (:func:`pano360.geometry.strided_lonlat_grid`): "sphere", the ERP pixel centres of
+            the output's size; "planar", on input pixels (s i, s j) as nn.Conv2d's (for networks
+            trained on perspective images; :mod:`pano360.nn._taps`).
 
     Returns:
         (B, C_out, ceil(H / stride), ceil(W / stride)).
@@ -140,9 +148,10 @@ def sphere_conv2d(
     Raises:
         ShapeError: bad shapes of ``x``, ``weight`` or ``bias``; odd W.
         ValueRangeError: bad stride, dilation, groups or tap_spacing.
-        ValueError: unknown ``taps``.
+        ValueError: unknown ``taps`` or ``output_grid``.
     """
     check_choice(taps, "taps", TAP_PATTERNS)
+    check_choice(output_grid, "output_grid", MAP_GRIDS)
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
         raise ShapeError(f"x must be (B, C, H, W), got {getattr(x, 'shape', type(x).__name__)}")
     b, c_in, h, w = x.shape
@@ -187,11 +196,11 @@ def sphere_conv2d(
     ho, wo = output_hw((h, w), stride)
     if _use_compiled(x, weight, w, stride):
         if weight.shape[1] == 1:  # depthwise: no matrix product to hand to oneDNN
-            return fast_depthwise_sphere_conv(x, weight, bias, local, stride)
+            return fast_depthwise_sphere_conv(x, weight, bias, local, stride, output_grid)
         return fast_sphere_conv(
-            x, weight.reshape(c_out, c_in // groups, k), bias, local, stride, groups
+            x, weight.reshape(c_out, c_in // groups, k), bias, local, stride, groups, output_grid
         )
-    grid = sphere_conv_grid(local, (h, w), stride, x.dtype, x.device)
+    grid = sphere_conv_grid(local, (h, w), stride, x.dtype, x.device, output_grid)
     if kernel is not None and c_in // groups <= _CONV_PATH_MAX_CHANNELS:
         # Few input channels: lay each pixel's kh x kw taps out as a kh x kw block (SphereNet's
         # layout) and let nn.functional.conv2d with stride (kh, kw) do the products; faster
@@ -228,6 +237,8 @@ class SphereConv2d(nn.Module):
             equator, 2 pi / W).
         crown_rings, crown_azimuths, crown_radius: the crown's layout; defaults (k - 1) // 2
             rings of 8 taps reaching rings * tap_spacing.
+        output_grid: where a strided layer's outputs sit, "sphere" or "planar" (see
+            :func:`sphere_conv2d`).
 
     Shape:
         (B, C_in, H, W) -> (B, C_out, ceil(H / stride), ceil(W / stride)).
@@ -252,11 +263,13 @@ class SphereConv2d(nn.Module):
         crown_rings: int | None = None,
         crown_azimuths: int = 8,
         crown_radius: float | None = None,
+        output_grid: str = "sphere",
         device=None,
         dtype=None,
     ) -> None:
         super().__init__()
         check_choice(taps, "taps", TAP_PATTERNS)
+        self.output_grid = check_choice(output_grid, "output_grid", MAP_GRIDS)
         if in_channels % groups or out_channels % groups:
             raise ValueRangeError(
                 f"groups must divide in_channels ({in_channels}) and out_channels "
@@ -298,7 +311,7 @@ class SphereConv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return sphere_conv2d(
             x, self.weight, self.bias, self.stride, self.dilation, self.groups, self.taps,
-            self.tap_spacing, self._crown(x.shape[-1]),
+            self.tap_spacing, self._crown(x.shape[-1]), self.output_grid,
         )  # fmt: skip
 
     def extra_repr(self) -> str:

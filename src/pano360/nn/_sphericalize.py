@@ -31,6 +31,7 @@ from torch.nn.modules import padding as _padding
 from torch.nn.modules import pooling as _pooling
 
 from .._core import check_choice
+from ..geometry import MAP_GRIDS
 from ._padding import SphericalPad2d
 from ._pooling import SphericalAvgPool2d, SphericalMaxPool2d
 from ._sphere_conv import SphereConv2d
@@ -127,7 +128,7 @@ _NOT_SPATIAL = _Verdict("")
 
 
 def sphericalize(
-    model: nn.Module, taps: str = "tangent", inplace: bool = False
+    model: nn.Module, taps: str = "tangent", inplace: bool = False, output_grid: str = "sphere"
 ) -> tuple[nn.Module, SphericalizeReport]:
     """A copy of ``model`` whose convolutions, padding and pooling work on the sphere.
 
@@ -176,6 +177,8 @@ def sphericalize(
             objects, so an optimizer built on ``model`` keeps working). If ``model`` is itself
             a layer that gets replaced, the new layer is returned and ``model`` is left as is.
             With ``inplace=False`` (the default) ``model`` is deep-copied first and left as is.
+        output_grid: where strided convolutions put their outputs (see the note):
+            ``"sphere"`` or ``"planar"``.
 
     Returns:
         ``(spherical model, report)``; ``print(report)`` lists every layer with a spatial
@@ -183,16 +186,22 @@ def sphericalize(
 
     Raises:
         TypeError: ``model`` is not an ``nn.Module``.
-        ValueError: unknown ``taps``, or ``taps="crown"``: a k x k kernel has no crown-tap
-            counterpart until a projection of the weights onto rings x azimuths exists.
+        ValueError: unknown ``taps`` or ``output_grid``, or ``taps="crown"``: a k x k kernel
+            has no crown-tap counterpart until a projection of the weights onto rings x
+            azimuths exists.
 
     Note:
         Input maps must be full panoramas with an even width at every spherical layer
-        (normally W == 2H). Output shapes are those of the planar model, but a strided
-        SphereConv2d puts its outputs at the centres of the ERP grid of (H/s, W/s) pixels
-        (the centre of each s x s block, input coordinate ``s i + (s - 1) / 2``), while
-        nn.Conv2d puts them on input pixel ``s i``; see :mod:`pano360.nn._taps`. Pooling keeps
-        torch's window positions (:mod:`pano360.nn._pooling`). Even kernels with
+        (normally W == 2H). Output shapes are those of the planar model. Where a strided conv
+        puts its outputs is ``output_grid`` (:func:`pano360.geometry.strided_lonlat_grid`):
+        with ``"sphere"`` at the centres of the ERP grid of (H/s, W/s) pixels (the centre of
+        each s x s block, input coordinate ``s i + (s - 1) / 2``), with ``"planar"`` on input
+        pixel ``s i`` as nn.Conv2d does. Pooling keeps torch's window positions
+        (:mod:`pano360.nn._pooling`). For a pretrained network whose strided layers are
+        same-padded convs (ResNet, MobileNetV2) use ``"planar"``: its maps then sit where the
+        source network puts them, and every tap of a strided layer at the equator lands on an
+        input pixel; on the sphere grid each one is read between four pixels, a blur that
+        compounds over the strided layers (:mod:`pano360.nn._taps`). Even kernels with
         ``padding="same"`` are centred on the output pixel, not half a pixel off as in torch.
         Each SphereConv2d spaces its taps one pixel of its own input apart at the equator,
         so convs after a stride or a pool see the same relative neighbourhood as on the plane.
@@ -225,22 +234,24 @@ def sphericalize(
         )
     if not inplace:
         model = copy.deepcopy(model)
-    walker = _Walker(taps, Counter(id(m) for _, m in model.named_modules(remove_duplicate=False)))
+    check_choice(output_grid, "output_grid", MAP_GRIDS)
+    counts = Counter(id(m) for _, m in model.named_modules(remove_duplicate=False))
+    walker = _Walker({"taps": taps, "output_grid": output_grid}, counts)
     return walker.convert(model, ""), walker.report
 
 
 class _Walker:
     """Visits every module once (shared modules stay shared) and fills the report."""
 
-    def __init__(self, taps: str, counts: Counter) -> None:
-        self.taps, self.counts = taps, counts
+    def __init__(self, conv_options: dict[str, str], counts: Counter) -> None:
+        self.conv_options, self.counts = conv_options, counts
         self.memo: dict[int, nn.Module] = {}
         self.report = SphericalizeReport()
 
     def convert(self, module: nn.Module, name: str) -> nn.Module:
         if id(module) in self.memo:
             return self.memo[id(module)]
-        verdict = _classify(module, self.taps)
+        verdict = _classify(module, self.conv_options)
         result = self._record(module, name, verdict)
         if verdict.recurse and result is module:
             self._convert_children(module, name)
@@ -287,7 +298,7 @@ class _Walker:
             left, right, top, bottom = pad.padding
             if left != right or top != bottom:
                 continue
-            verdict = _classify_conv(conv, self.taps, padding=(top, left))
+            verdict = _classify_conv(conv, self.conv_options, padding=(top, left))
             if verdict.status == "replace":
                 fused[pad_name] = _Verdict("replace", nn.Identity())
                 fused[conv_name] = verdict
@@ -298,15 +309,16 @@ def _pair(value) -> tuple:
     return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
 
 
-def _classify(module: nn.Module, taps: str) -> _Verdict:
-    """What to do with one module (its children are looked at separately)."""
+def _classify(module: nn.Module, conv_options: dict[str, str]) -> _Verdict:
+    """What to do with one module (its children are looked at separately); ``conv_options``:
+    the SphereConv2d arguments of converted convs (taps, output_grid)."""
     kind = type(module)
     if kind.__module__.startswith("pano360.nn."):
         return _Verdict("unchanged", "a pano360.nn layer, already spherical", recurse=False)
     if isinstance(module, nn.modules.lazy.LazyModuleMixin) and module.has_uninitialized_params():
         return _Verdict("unsupported", "lazy module not initialised: run one forward pass first")
     if kind is nn.Conv2d:
-        return _classify_conv(module, taps)
+        return _classify_conv(module, conv_options)
     if kind in _PADS_2D:
         if min(module.padding) < 0:
             return _Verdict("unsupported", f"negative padding {module.padding} crops the map")
@@ -326,7 +338,7 @@ def _classify(module: nn.Module, taps: str) -> _Verdict:
     return _NOT_SPATIAL
 
 
-def _classify_conv(conv: nn.Conv2d, taps: str, padding=None) -> _Verdict:
+def _classify_conv(conv: nn.Conv2d, conv_options: dict[str, str], padding=None) -> _Verdict:
     """Conv2d -> SphereConv2d when its padding is "same" (``padding`` overrides conv.padding)."""
     (kh, kw), (sh, sw), (dh, dw) = conv.kernel_size, conv.stride, conv.dilation
     if conv._forward_hooks or conv._forward_pre_hooks or conv._backward_hooks:
@@ -365,7 +377,7 @@ def _classify_conv(conv: nn.Conv2d, taps: str, padding=None) -> _Verdict:
         dilation=1 if pointwise else dh,
         groups=conv.groups,
         bias=conv.bias is not None,
-        taps=taps,
+        **conv_options,
         device="meta",  # no memory: the Parameters of ``conv`` are moved in below
     )
     new.weight = conv.weight

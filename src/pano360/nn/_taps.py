@@ -14,11 +14,25 @@ turned to every output pixel by that camera's rotation. The same code then serve
   ``azimuths`` taps each. Ring r (1-based) is at the angle r * radius / rings from the centre;
   azimuth q at 2 pi q / azimuths clockwise from up (q = 0 is straight up).
 
-Output pixels: a stride-s layer on an (H, W) input has (ceil(H / s), ceil(W / s)) outputs whose
-centres follow the ERP pixel-centre rule at that resolution. For s = 2 an output pixel sits at
-the centre of a 2 x 2 input block (input coordinate 2i + 0.5), not on input pixel 2i as with
-nn.Conv2d; this keeps the layer symmetric about the equator and yaw-equivariant. A tap that lands
-exactly on a pole is read on the output pixel's own meridian, for the same reason.
+Output pixels: a stride-s layer on an (H, W) input has (ceil(H / s), ceil(W / s)) outputs. Where
+they sit is the layer's output grid (:data:`pano360.geometry.MAP_GRIDS`, placed by
+:func:`pano360.geometry.strided_lonlat_grid`):
+
+- ``sphere`` (the default): the ERP pixel-centre rule at the output's resolution. For s = 2 an
+  output pixel sits at the centre of a 2 x 2 input block (input coordinate 2i + 0.5); the layer
+  is symmetric about the equator and turns with the sphere by any multiple of s pixels. Right for
+  networks trained on the sphere (the Spherical U-Net), whose maps are ERP images at every scale.
+- ``planar``: output pixel (i, j) sits on input pixel (s i, s j), where nn.Conv2d with "same"
+  padding centres it. Right for a network trained on perspective images and transferred
+  (SphConv): at the equator every tap lands on an input pixel, as in the source network, where
+  the sphere grid reads every tap of a strided layer between four pixels and the blur compounds
+  over the strided layers of a deep network. Map (i, j) after strided layers of total stride S
+  then sits on input pixel (S i, S j), where the source network puts it; each layer lays its
+  taps out as if its input were an ERP grid (up to (S - 1) / 2 input pixels from where its
+  pixels sit), which only bends the taps near the poles slightly.
+
+A tap that lands exactly on a pole is read on the output pixel's own meridian, for the reason of
+the sphere grid.
 """
 
 from __future__ import annotations
@@ -28,7 +42,7 @@ import math
 
 import torch
 
-from ..geometry import erp_lonlat_grid, rotation_matrix, xyz_to_lonlat
+from ..geometry import rotation_matrix, strided_lonlat_grid, xyz_to_lonlat
 from ..geometry.sampling import erp_sampling_grid
 
 __all__ = [
@@ -113,6 +127,7 @@ def sphere_conv_grid(
     stride: int,
     dtype: torch.dtype,
     device: torch.device,
+    output_grid: str = "sphere",
 ) -> torch.Tensor:
     """grid_sample coordinates of every tap of every output pixel (computed in float64, cached).
 
@@ -123,7 +138,7 @@ def sphere_conv_grid(
     """
     out_hw = output_hw(in_hw, stride)
     dirs = torch.tensor(local_dirs, dtype=torch.float64, device=device)  # (K, 3)
-    centres = erp_lonlat_grid(out_hw, dtype=torch.float64, device=device)  # (Ho, Wo, 2)
+    centres = strided_lonlat_grid(in_hw, stride, output_grid, dtype=torch.float64, device=device)
     lonlat = tap_lonlat(dirs, centres).permute(2, 0, 1, 3)  # (K, Ho, Wo, 2)
     grid = erp_sampling_grid(lonlat, in_hw, "bilinear")
     return grid.reshape(1, -1, out_hw[1], 2).to(dtype)

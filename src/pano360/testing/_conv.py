@@ -33,6 +33,7 @@ def exact_conv2d(
     dilation: int = 1,
     tap_spacing: float | None = None,
     groups: int = 1,
+    output_grid: str = "sphere",
 ) -> torch.Tensor:
     """The slow, obviously-correct tangent-plane convolution (the "exact" output of SphConv).
 
@@ -50,13 +51,16 @@ def exact_conv2d(
         tap_spacing: angle from the centre tap to its horizontal neighbour (default 2 pi / W,
             at most pi / 4).
         groups: as nn.Conv2d.
+        output_grid: "sphere" or "planar" (see below).
 
     Returns:
         (B, C_out, Ho, Wo) float64.
 
     Convention:
         Output pixel (i, j) looks at lon = -pi + 2 pi (j + 0.5) / Wo, lat = pi/2 - pi (i + 0.5)
-        / Ho. Tap (a, b) sits at tangent-plane point (u, v) = ((b - (kw-1)/2) d t,
+        / Ho on the sphere grid, and at input pixel (s i, s j), lon = -pi + 2 pi (s j + 0.5) /
+        W, lat = pi/2 - pi (s i + 0.5) / H, on the planar grid. Tap (a, b) sits at
+        tangent-plane point (u, v) = ((b - (kw-1)/2) d t,
         -(a - (kh-1)/2) d t) with t = tan(tap_spacing): u to the right, v up, in the frame of a
         camera aimed at the output pixel with roll 0. A tap exactly on a pole takes the output
         pixel's longitude.
@@ -71,10 +75,11 @@ def exact_conv2d(
     t = math.tan(spacing) * dilation
     out = np.zeros((b, c_out, ho, wo))
     per_group = c_out // groups
+    planar = output_grid == "planar"
     for i in range(ho):
-        lat0 = math.pi / 2 - math.pi * (i + 0.5) / ho
+        lat0 = math.pi / 2 - math.pi * ((stride * i + 0.5) / h if planar else (i + 0.5) / ho)
         for j in range(wo):
-            lon0 = -math.pi + 2 * math.pi * (j + 0.5) / wo
+            lon0 = -math.pi + 2 * math.pi * ((stride * j + 0.5) / w if planar else (j + 0.5) / wo)
             # Camera aimed at (lon0, lat0), roll 0: right, up and forward axes in world xyz.
             right = np.array([math.cos(lon0), 0.0, -math.sin(lon0)])
             up = np.array(

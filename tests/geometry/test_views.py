@@ -107,6 +107,24 @@ def test_smaller_maps_cover_the_same_field_of_view():
     torch.testing.assert_close(merge_views(half, rig, (16, 32)), full, atol=0.02, rtol=0)
 
 
+def test_planar_maps_merge_onto_the_planar_grid():
+    """Maps whose pixel m sits on view pixel s m (a view subsampled as a padded strided conv
+    does) merge with grid="planar" into the panorama subsampled the same way; read as centred
+    maps they land half a view pixel off."""
+    erp = smooth_erp((64, 128), dtype=D, degree=2, seed=3)
+    rig = ViewRig.sphere14(hw=(48, 48))
+    planar_maps = render_views(erp, rig)[..., ::4, ::4]
+    expected = erp[..., ::4, ::4]  # input pixel (4 i, 4 j)
+    merged = merge_views(planar_maps, rig, (16, 32), stride=4, grid="planar")
+    naive = merge_views(planar_maps, rig, (16, 32))
+    error, naive_error = (float((m - expected).abs().mean()) for m in (merged, naive))
+    assert error < naive_error / 4, (error, naive_error)
+    with pytest.raises(ChoiceError, match="grid must be one of 'sphere', 'planar'"):
+        merge_views(planar_maps, rig, (16, 32), grid="torch")
+    with pytest.raises(ValueRangeError, match="stride"):
+        merge_views(planar_maps, rig, (16, 32), stride=0, grid="planar")
+
+
 def test_nearest_blend_takes_the_closest_axis():
     rig = ViewRig.cube()
     maps = torch.arange(6, dtype=D).reshape(6, 1, 1, 1).expand(6, 1, 4, 4)

@@ -101,6 +101,28 @@ def test_spherical_equals_exact_for_a_single_convolution(model):
     torch.testing.assert_close(apply(model, erp, "spherical"), exact)
 
 
+def test_planar_grid_spherical_equals_exact_and_the_others_come_closer_at_the_equator():
+    """A padded stride-2 conv puts output (i, j) on input pixel (2i, 2j): on the planar grid
+    the spherical copy equals exact, and direct, cubemap and multiview are closer to it next to
+    the equator than on the sphere grid, where the spherical copy also blurs."""
+    torch.manual_seed(4)
+    model = nn.Conv2d(3, 4, 3, stride=2, padding=1, padding_mode="replicate").double()
+    erp = smooth_erp((64, 128), dtype=D, degree=8, seed=5)
+    band = slice(14, 18)  # output rows on input rows 28-34, within 11 degrees of the equator
+    with torch.no_grad():
+        exact = apply(model, erp, "exact", patch_size=5, output_grid="planar")
+        gaps = {}
+        for strategy in ("direct", "cubemap", "multiview", "spherical"):
+            for grid in ("planar", "sphere"):
+                out = apply(model, erp, strategy, output_grid=grid)
+                gaps[strategy, grid] = float((out - exact)[..., band, :].abs().mean())
+    assert gaps["spherical", "planar"] < 1e-12
+    assert gaps["direct", "planar"] < 1e-4  # the taps miss the pixels by < 0.02 pixel there
+    assert gaps["spherical", "sphere"] > 20 * gaps["direct", "planar"]  # half a pixel off
+    for strategy in ("cubemap", "multiview"):
+        assert gaps[strategy, "planar"] < gaps[strategy, "sphere"], gaps
+
+
 def test_multiview_with_one_view_is_e2p_then_the_model_then_p2e():
     torch.manual_seed(4)
     model = Residual().double()
@@ -152,6 +174,12 @@ def test_errors():
         apply(model, erp, "exact", patch_size=4)
     with pytest.raises(ValueRangeError, match="patch_size must be a positive integer"):
         apply(model, erp, "exact", patch_size=0)
+    with pytest.raises(ValueRangeError, match=r"patch_size must be 2 s m \+ 1 for the planar"):
+        apply(model, erp, "exact", patch_size=6, output_grid="planar")
+    with pytest.raises(ChoiceError, match="output_grid must be one of 'sphere', 'planar'"):
+        apply(model, erp, "direct", output_grid="centre")
+    with pytest.raises(ValueRangeError, match="needs patch_size"):
+        apply(random_cnn(), erp.double(), "exact", output_grid="planar")  # no stack path
     with pytest.raises(TypeError, match=r"model must be an nn\.Module"):
         apply(lambda x: x, erp, "direct")
     with pytest.raises(TypeError, match=r"rig must be a pano360\.geometry\.ViewRig"):

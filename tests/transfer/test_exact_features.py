@@ -1,5 +1,5 @@
-"""exact_features: a backbone stage's exact outputs (patch from the receptive field, block-rule
-alignment, on-disk cache), band_rmse, object_scenes and evaluate_backbone's pieces."""
+"""exact_features: a backbone stage's exact outputs (patch from the receptive field, the stage's
+own grid, on-disk cache), band_rmse, object_scenes and evaluate_backbone's pieces."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from pano360.transfer import (
     band_rmse,
     exact_features,
     object_scenes,
+    stage_grid,
     stage_patch_size,
     stage_receptive_field,
     weights_fingerprint,
@@ -79,12 +80,16 @@ def test_patch_sizes_centre_an_output_pixel_and_respect_the_cap():
 
 
 def test_convention_a_padded_strided_conv_stage_is_exactly_sphere_conv():
-    """One padded 3 x 3 stride-2 conv: its exact output is SphereConv2d's (block-rule grid)."""
+    """One padded 3 x 3 stride-2 conv centres output m on input pixel 2m (the planar grid):
+    its exact output is SphereConv2d's on that grid, and not the sphere grid's."""
     tiny = Tiny().double()
     x = erp((16, 32)).double()
+    assert stage_grid(tiny, "features.0") == "planar"
     exact = exact_features(tiny, x, "features.0")
-    spherical, _ = sphericalize(tiny.features[0])
+    spherical, _ = sphericalize(tiny.features[0], output_grid="planar")
     torch.testing.assert_close(exact, spherical(x), rtol=1e-9, atol=1e-9)
+    on_sphere, _ = sphericalize(tiny.features[0])
+    assert (exact - on_sphere(x)).abs().max() > 1e-2
 
 
 def test_exact_features_equal_apply_exact_for_a_vgg_like_stage():
@@ -183,7 +188,7 @@ def test_evaluate_backbone_and_backbone_runners_errors():
     with pytest.raises(ValueRangeError, match="rmse_images"):
         evaluate_backbone(tiny, x, boxes, rmse_images=2)
     with pytest.raises(ValueRangeError, match="timing_images"):
-        evaluate_backbone(tiny, x, boxes, timing_images=0)
+        evaluate_backbone(tiny, x, boxes, timing_images=2)
     with pytest.raises(ValueError, match="strategies must be one of"):
         backbone_runners(tiny, "features.0", ["exact"])
     with pytest.raises(ValueError, match="stage must be one of"):
@@ -194,31 +199,44 @@ def test_evaluate_backbone_and_backbone_runners_errors():
         assert runners["spherical"](x).shape == runners["direct"](x).shape == (1, 5, 4, 8)
 
 
-def test_evaluate_backbone_ceiling_row_agrees_fully_on_a_uniform_panorama():
-    # Every tangent view of a uniform panorama is the same image, so exact's features are the
-    # same at every cell and the panorama turned a quarter cell classifies identically.
+def test_classification_is_against_the_network_on_each_objects_own_view():
+    """The reference is the whole network on the object's tangent view (ERP spacing, at least
+    32 pixels a side): a map holding that view's pooled features everywhere agrees on every
+    object; a map of another view's features does not."""
+    from pano360.geometry import erp_to_perspective
     from pano360.transfer import evaluate_backbone
-    from pano360.transfer._deep_eval import CEILING
+    from pano360.transfer._deep_eval import _object_view_logits
 
     model = create_model("mobilenet_v2").eval()
-    x = torch.full((1, 3, 32, 64), 0.4)
-    boxes = [torch.tensor([[0.3, 0.2, 1.0, 0.8], [-2.0, -1.2, 1.0, 0.6]], dtype=torch.float64)]
+    scene = object_scenes(1, seed=5, erp_hw=(64, 128))[0]
+    x, box = scene.erp[None], scene.rbfov[2:3]  # one photo, |lat| < 25 degrees
+    lon, lat, fov_x, fov_y, roll = box[0].tolist()
+    side = (
+        max(32, round(2 * math.tan(v / 2) / math.tan(2 * math.pi / 128))) for v in (fov_x, fov_y)
+    )
+    w, h = side
+    view = erp_to_perspective(x, fov_x, (h, w), yaw=lon, pitch=lat, roll=roll)
+    with torch.no_grad():
+        torch.testing.assert_close(_object_view_logits(model, x, box), model(view))
+        pooled = model.forward_features(view)["features.18"].mean(dim=(2, 3), keepdim=True)
+        other = model.forward_features(view.flip(-2).transpose(-1, -2))["features.18"]
+    final = {
+        "same": lambda e: pooled.expand(-1, -1, 2, 4),
+        "other": lambda e: other.mean(dim=(2, 3), keepdim=True).expand(-1, -1, 2, 4),
+    }
     result = evaluate_backbone(
-        model, x, boxes, ["features.3"], max_patch=33, rmse_images=0, ceiling=True,
-        runners={"features.3": {}, "features.18": {"direct": lambda e: model.stage_module(
-            "features.18")(e)}},
+        model, x, [box], ["features.18"], rmse_images=0, timing_images=0,
+        runners={"features.18": final},
     )  # fmt: skip
-    assert result.strategies == ["direct", CEILING]
-    assert result.top1[CEILING][0] == 100.0 and result.top1[CEILING][2] == 100.0
-    assert result.top5[CEILING][0] == 100.0
-    assert CEILING in result.classification_markdown()
-    assert CEILING not in result.rmse_markdown()
+    assert result.objects == [1, 0, 0] and "exact" not in result.seconds
+    assert result.top1["same"][0] == 100.0 and result.top5["same"][0] == 100.0
+    assert result.top5["other"][0] < 100.0
+    assert result.patch == {} and "| same |" in result.classification_markdown()
 
 
 def test_exact_features_is_the_stage_on_the_tangent_view_of_each_cell():
-    # The reference the classification table pools: cell (i, j) is the stage's centre output
-    # on the pinhole view (erp_to_perspective) aimed at the cell's centre, one ERP pixel per
-    # view pixel at its centre.
+    # Cell (i, j) is the stage's centre output on the pinhole view (erp_to_perspective) aimed
+    # at the cell's direction on the stage's grid, one ERP pixel per view pixel at its centre.
     from pano360.geometry import erp_to_perspective
 
     model = create_model("mobilenet_v2").eval()
@@ -228,8 +246,9 @@ def test_exact_features_is_the_stage_on_the_tangent_view_of_each_cell():
     fov = 2 * math.atan(p / 2 * math.tan(spacing))
     net = model.stage_module("features.3")
     h, w = out.shape[-2:]
+    assert stage_grid(model, "features.3") == "planar"  # cell (i, j) on input pixel (4i, 4j)
     for i, j in [(0, 3), (3, 0), (7, 12)]:
-        lat, lon = (0.5 - (i + 0.5) / h) * math.pi, ((j + 0.5) / w - 0.5) * 2 * math.pi
+        lat, lon = (0.5 - (4 * i + 0.5) / 32) * math.pi, ((4 * j + 0.5) / 64 - 0.5) * 2 * math.pi
         view = erp_to_perspective(x, fov, (p, p), yaw=lon, pitch=lat)
         with torch.no_grad():
             cell = net(view)[0, :, (p - 1) // 8, (p - 1) // 8]

@@ -84,7 +84,7 @@ def eval_transfer(
         typer.Option(
             "--timing-scenes",
             metavar="N",
-            help="Scenes on which exact is timed afresh (never from the cache).",
+            help="Scenes on which exact is timed afresh (never from the cache; 0: not timed).",
         ),
     ] = 1,
     student: Annotated[
@@ -124,8 +124,8 @@ def eval_transfer(
     sphere) and spherical (zero-shot), the table gives per stage the RMSE against exact divided
     by exact's standard deviation, for |lat| in 0-30, 30-60 and 60-85 degrees; then the
     classification of every pasted photo (its region of the last stage, averaged, through the
-    classifier) against exact's: top-1 agreement and top-5 overlap in percent; then seconds per
-    image and their ratios.
+    classifier) against exact's (the network on the photo's own tangent-plane view): top-1
+    agreement and top-5 overlap in percent; then seconds per image and their ratios.
 
     \b
     Examples:
@@ -149,7 +149,7 @@ def eval_transfer(
     check_choice(model_name, "--model", list_models(task="backbone"))
     for option, value, lo in (
         ("--scenes", scenes, 1), ("--seed", seed, 0), ("--max-patch", max_patch, 0),
-        ("--rmse-scenes", rmse_scenes, 0), ("--timing-scenes", timing_scenes, 1),
+        ("--rmse-scenes", rmse_scenes, 0), ("--timing-scenes", timing_scenes, 0),
     ):  # fmt: skip
         if value < lo:
             raise ValueRangeError(f"{option} must be >= {lo}, got {value}")
@@ -196,7 +196,7 @@ def eval_transfer(
     result = evaluate_backbone(
         model,
         erps,
-        [s.bfov for s in data],
+        [s.rbfov for s in data],
         names,
         rmse_images=rmse_scenes,
         timing_images=timing_scenes,

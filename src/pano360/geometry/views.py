@@ -28,9 +28,11 @@ from .._core import (
     check_choice,
     check_erp,
     check_hw,
+    check_int,
     check_number,
 )
 from ._cache import grid_cache
+from .coords import MAP_GRIDS, lonlat_to_xyz, strided_lonlat_grid
 from .perspective import view_grid, view_pixel_coords
 from .rotation import rotation_matrix
 from .sampling import MODES, grid_dtype, plan_folded, sample_folded, shared_erp_directions
@@ -266,18 +268,30 @@ def _render_plan(rig: ViewRig, view_hw, erp_hw, mode: str, dtype, device):
 
 @grid_cache("merge_views sampling grids and weights")
 @torch.inference_mode(False)  # cached: must stay usable outside inference mode
-def _merge_plan(rig: ViewRig, view_hw, erp_hw, blend: str, dtype, device):
-    """Where each ERP pixel of (H, W) lands in each view of ``view_hw`` pixels, and its weight.
+def _merge_plan(
+    rig: ViewRig, view_hw, erp_hw, blend: str, dtype, device, stride: int = 1, grid="sphere"
+):
+    """Where each ERP pixel of (H, W) lands in each view of ``view_hw`` pixels, and its weight
+    (``stride`` and ``grid``: see :func:`merge_views`).
 
     Returns ``(grid, weight)``: (V, H, W, 2) grid_sample coordinates into the views and
     (V, 1, H, W) blend weights summing to 1 over the views that see a pixel (0 elsewhere).
     """
-    dirs = shared_erp_directions(erp_hw, torch.float64, device)
+    if grid == "planar":
+        full = (erp_hw[0] * stride, erp_hw[1] * stride)
+        lonlat = strided_lonlat_grid(full, stride, "planar", dtype=torch.float64, device=device)
+        dirs = lonlat_to_xyz(lonlat)
+    else:
+        dirs = shared_erp_directions(erp_hw, torch.float64, device)
     R = rig.rotations(device=device)
     cam = torch.einsum("hwi,vij->vhwj", dirs, R)  # world to camera: d^T R
     tan_half = torch.tan(torch.tensor(rig.fov, dtype=torch.float64, device=device) / 2)
     h, w = view_hw
     points, inside = view_pixel_coords(cam, view_hw, tan_half)
+    if grid == "planar":
+        # Map pixel m sits on view pixel s m, half a view pixel short of a stride-s map's
+        # pixel centre.
+        points = points + (0.5 - 0.5 / stride)
     grid = (2 * points + 1) / points.new_tensor([w, h]) - 1
     axes = R[..., 2]  # each camera's forward axis
     angle = torch.acos(torch.einsum("hwi,vi->vhw", dirs, axes).clamp(-1, 1))
@@ -309,6 +323,9 @@ def merge_views(
     erp_hw: Sequence[int],
     blend: str = "cos2",
     mode: str = "bilinear",
+    *,
+    stride: int = 1,
+    grid: str = "sphere",
 ) -> torch.Tensor:
     """Put per-view maps back on the ERP grid, blending overlapping views on the sphere.
 
@@ -324,6 +341,13 @@ def merge_views(
             ``"nearest"``: each pixel takes the view whose axis is closest among those that
             see it.
         mode: how maps are read, "bilinear" or "nearest".
+        stride, grid: where the maps' and the result's pixels sit
+            (:func:`~pano360.geometry.strided_lonlat_grid`). ``"sphere"`` (the default): a map
+            is read as an image of its own size, and ERP pixel (i, j) is the pixel centre of the
+            (H, W) grid (``stride`` is not used). ``"planar"``: the maps come from a model of
+            stride s whose output (i, j) sits on input pixel (s i, s j) of its view (padded
+            strided convs: ResNet, MobileNetV2), and ERP pixel (i, j) is input pixel
+            (s i, s j) of the (s H, s W) panorama the views were rendered from.
 
     Returns:
         (B, K, H, W); 0 where no view sees a pixel (:func:`view_coverage`).
@@ -331,7 +355,8 @@ def merge_views(
     Raises:
         ShapeError: the batch is not a multiple of len(rig), or ``erp_hw`` is not a pair of
             positive integers.
-        ValueError: unknown ``blend`` or ``mode``.
+        ValueError: unknown ``blend``, ``mode`` or ``grid``.
+        ValueRangeError: ``stride`` not a positive integer.
 
     Convention:
         ERP pixel (i, j) reads each view at the pixel its direction projects to (the inverse of
@@ -351,6 +376,8 @@ def merge_views(
         )
     check_choice(blend, "blend", BLENDS)
     check_choice(mode, "mode", ("bilinear", "nearest"))
+    check_choice(grid, "grid", MAP_GRIDS)
+    check_int(stride, "stride", lo=1)
     erp_hw = check_hw(erp_hw, "erp_hw")
     v = len(rig)
     if outputs.shape[0] % v:
@@ -358,13 +385,13 @@ def merge_views(
             f"outputs must hold len(rig) = {v} views per image, got a batch of {outputs.shape[0]}"
         )
     b = outputs.shape[0] // v
-    grid, weight = _merge_plan(
-        rig, tuple(outputs.shape[-2:]), erp_hw, blend, outputs.dtype, outputs.device
+    coords, weight = _merge_plan(
+        rig, tuple(outputs.shape[-2:]), erp_hw, blend, outputs.dtype, outputs.device, stride, grid
     )
     merged = []
     for i in range(b):
         per_view = F.grid_sample(
-            outputs[i * v : (i + 1) * v], grid, mode=mode, padding_mode="border",
+            outputs[i * v : (i + 1) * v], coords, mode=mode, padding_mode="border",
             align_corners=False,
         )  # fmt: skip
         merged.append((per_view * weight).sum(0))

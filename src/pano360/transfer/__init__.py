@@ -33,6 +33,7 @@ from ._evaluate import LAT_BANDS, band_rmse, layer_rmse
 from ._exact import exact_outputs, receptive_field
 from ._exact_features import (
     exact_features,
+    stage_grid,
     stage_patch_size,
     stage_receptive_field,
     weights_fingerprint,
@@ -67,6 +68,7 @@ __all__ = [
     "model_stack",
     "object_scenes",
     "receptive_field",
+    "stage_grid",
     "stage_patch_size",
     "stage_receptive_field",
     "weights_fingerprint",

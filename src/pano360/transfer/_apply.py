@@ -17,15 +17,18 @@ in several ways (:data:`STRATEGIES`), which differ in what the model sees:
   :func:`~pano360.transfer.build_spherical`): one pass over the ERP.
 
 Convention:
-    :mod:`pano360.geometry.conventions`. The output is the ERP grid of (H / s, W / s) pixels, s
-    the model's stride: output (i, j) looks at the pixel centre (i, j) of that grid, the centre
-    of the s x s block of input pixels it covers (the block rule). For ``exact`` the patch is
-    P x P tangent-plane pixels centred on that direction, one input pixel (2 pi / W at the
-    equator) apart, and the model's output pixel at the patch centre is taken: the centre of
-    output pixel m of a P-pixel input is at input coordinate (m + 0.5) s - 0.5, which is the
-    patch centre (P - 1) / 2 when P / s is odd. Models whose strided layers centre output m on
-    input pixel m s (e.g. 3 x 3 stride-2 convs with padding 1) read half an input pixel away
-    from that under every strategy alike.
+    :mod:`pano360.geometry.conventions`. The output has (H / s, W / s) pixels, s the model's
+    stride, placed by ``output_grid`` (:func:`pano360.geometry.strided_lonlat_grid`), which
+    should be where the model itself puts them: ``"sphere"`` (the default), output (i, j) looks
+    at the pixel centre (i, j) of the (H / s, W / s) ERP grid, the centre of the s x s block
+    of input pixels it covers (2 x 2 pools, conv stacks); ``"planar"``, at input pixel
+    (s i, s j) (padded strided convs: ResNet, MobileNetV2; the spherical copy's strided convs
+    then place their outputs there too). For ``exact`` the patch is P x P tangent-plane pixels
+    centred on that direction, one input pixel (2 pi / W at the equator) apart, and the model's
+    output pixel at the patch centre is taken: the centre of output pixel m of a P-pixel input
+    is at input coordinate (m + 0.5) s - 0.5 on the sphere grid and m s on the planar grid,
+    which is the patch centre (P - 1) / 2 when P / s is odd (sphere) or P = 2 s m + 1
+    (planar).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import torch
 from torch import nn
 
 from .._core import ShapeError, ValueRangeError, check_choice, check_erp, check_int
-from ..geometry import ViewRig, merge_views, render_views
+from ..geometry import MAP_GRIDS, ViewRig, merge_views, render_views
 from ..nn import sphericalize
 from ._builders import build_spherical
 from ._exact import exact_dense, exact_outputs, plan_stack
@@ -103,12 +106,16 @@ class TransferredModel(nn.Module):
             (default one input pixel at the equator, 2 pi / W).
         chunk: ``exact``: patches per forward pass (default: about 2**23 input elements).
         progress: ``exact``: show a progress bar.
+        output_grid: where output pixels sit, ``"sphere"`` or ``"planar"`` (module
+            docstring). With ``"planar"`` an ``nn.Sequential`` conv stack is run as any other
+            model (:func:`pano360.nn.sphericalize`; ``exact`` needs ``patch_size``), not
+            through :func:`~pano360.transfer.build_spherical`, which keeps the sphere grid.
 
     Shapes:
         forward: erp (B, C, H, W), W == 2H -> (B, K, H / s, W / s).
 
     Raises:
-        ValueError: unknown ``strategy`` or ``blend``.
+        ValueError: unknown ``strategy``, ``blend`` or ``output_grid``.
         ValueRangeError: bad ``patch_size``, ``stride`` or ``chunk`` (checked on construction
             where possible, else on the first call).
 
@@ -130,10 +137,12 @@ class TransferredModel(nn.Module):
         tap_spacing: float | None = None,
         chunk: int | None = None,
         progress: bool = False,
+        output_grid: str = "sphere",
     ) -> None:
         super().__init__()
         check_choice(strategy, "strategy", STRATEGIES)
         check_choice(blend, "blend", ("cos2", "nearest"))
+        self.output_grid = check_choice(output_grid, "output_grid", MAP_GRIDS)
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
         if rig is not None and not isinstance(rig, ViewRig):
@@ -147,11 +156,13 @@ class TransferredModel(nn.Module):
         self.tap_spacing = tap_spacing
         self.chunk = check_int(chunk, "chunk", lo=1, optional=True)
         self.progress = progress
-        self._plan = _stack_plan(model)
+        # A conv stack's own path (build_spherical, exact_outputs) is on the sphere grid.
+        self._plan = _stack_plan(model) if output_grid == "sphere" else None
         self._spherical: dict[tuple[int, int], nn.Module] = {}
 
     def extra_repr(self) -> str:
-        return f"strategy={self.strategy!r}"
+        grid = "" if self.output_grid == "sphere" else f", output_grid={self.output_grid!r}"
+        return f"strategy={self.strategy!r}{grid}"
 
     def forward(self, erp: torch.Tensor) -> torch.Tensor:
         check_erp(erp)
@@ -171,14 +182,17 @@ class TransferredModel(nn.Module):
             side = -(-rig.view_hw(erp.shape[-1])[0] // s) * s
             rig = dataclasses.replace(rig, hw=(side, side))
         outputs = self.model(render_views(erp, rig))
-        return merge_views(outputs, rig, (h // s, 2 * (h // s)), blend=self.blend)
+        return merge_views(
+            outputs, rig, (h // s, 2 * (h // s)), blend=self.blend, stride=s,
+            grid=self.output_grid,
+        )  # fmt: skip
 
     def _spherical_model(self, hw: tuple[int, int]) -> nn.Module:
         if hw not in self._spherical:
             if self._plan is not None:
                 self._spherical[hw] = build_spherical(self.model, hw)
             else:
-                model, report = sphericalize(self.model)
+                model, report = sphericalize(self.model, output_grid=self.output_grid)
                 if report.unsupported:
                     names = ", ".join(f"{n} ({t})" for n, t, _ in report.unsupported)
                     warnings.warn(
@@ -221,7 +235,14 @@ class TransferredModel(nn.Module):
             )
         s = self._model_stride(erp)
         p = self.patch_size
-        if p % s or (p // s) % 2 == 0:
+        if self.output_grid == "planar":
+            centre = (p - 1) / (2 * s)
+            if p % 2 == 0 or centre != int(centre):
+                raise ValueRangeError(
+                    f"patch_size must be 2 s m + 1 for the planar grid (s = {s}, the model's "
+                    f"stride: output m then sits at the patch centre), got {p}"
+                )
+        elif p % s or (p // s) % 2 == 0:
             raise ValueRangeError(
                 f"patch_size must be an odd multiple of the model's stride {s} (so that an "
                 f"output pixel sits at the patch centre), got {p}"
@@ -230,8 +251,10 @@ class TransferredModel(nn.Module):
             raise ShapeError(f"erp height must be a multiple of the model's stride {s}, got {h}")
         with _EvalMode(self.model) as model, torch.no_grad():
             return exact_dense(
-                model, erp, p, s, spacing, self.chunk, progress=self.progress, desc="exact"
-            )
+                model, erp, p, s, spacing, self.chunk, progress=self.progress, desc="exact",
+                grid=self.output_grid,
+                centre=int((p - 1) / (2 * s)) if self.output_grid == "planar" else None,
+            )  # fmt: skip
 
 
 def apply(
@@ -246,6 +269,7 @@ def apply(
     tap_spacing: float | None = None,
     chunk: int | None = None,
     progress: bool = False,
+    output_grid: str = "sphere",
 ) -> torch.Tensor:
     """Run a planar dense model on ERP images with a transfer strategy.
 
@@ -253,19 +277,20 @@ def apply(
         model: maps (B, C, h, w) to (B, K, h / s, w / s); any ``nn.Module`` (not changed).
         erp: (B, C, H, W), W == 2H, in the model's input range.
         strategy: one of :data:`STRATEGIES` (module docstring).
-        rig, blend, patch_size, stride, tap_spacing, chunk, progress: see
+        rig, blend, patch_size, stride, tap_spacing, chunk, progress, output_grid: see
             :class:`TransferredModel`.
 
     Returns:
-        (B, K, H / s, W / s) on the ERP grid at the model's stride (``direct`` returns what the
-        model gives on the ERP). ``exact`` runs without autograd; the others are differentiable
+        (B, K, H / s, W / s) on ``output_grid`` at the model's stride (``direct`` returns what
+        the model gives on the ERP). ``exact`` runs without autograd; the others are differentiable
         like the model.
 
     Raises:
-        ValueError: unknown ``strategy`` or ``blend``.
+        ValueError: unknown ``strategy``, ``blend`` or ``output_grid``.
         ShapeError: ``erp`` is not (B, C, H, W) with W == 2H.
         ValueRangeError: ``exact`` without ``patch_size`` for a model that is not a conv stack,
-            or a ``patch_size`` that is not an odd multiple of the stride.
+            or a ``patch_size`` that puts no output pixel at the patch centre (an odd multiple
+            of the stride on the sphere grid, 2 s m + 1 on the planar grid).
 
     Build a :class:`TransferredModel` to run the same model on many panoramas: the spherical
     copy and the view plans are then built once.
@@ -278,6 +303,6 @@ def apply(
     """
     runner = TransferredModel(
         model, strategy, rig=rig, blend=blend, patch_size=patch_size, stride=stride,
-        tap_spacing=tap_spacing, chunk=chunk, progress=progress,
+        tap_spacing=tap_spacing, chunk=chunk, progress=progress, output_grid=output_grid,
     )  # fmt: skip
     return runner(erp)

@@ -20,18 +20,17 @@ training images (every stage weighs the same), averaged over the rows of the map
 counts the same: the poles as much as the equator). Adam, the learning rate decaying to 0 along
 a cosine over each phase. Stages after the last trained one stay zero-shot spherical.
 
-Where untied rows pay (:func:`default_untied_blocks`): in the strided 3 x 3 convolutions. A
-strided SphereConv2d puts its output at the centre of its s x s input block (every map is an
-ERP grid of its own), so at the equator its taps fall half an input pixel off the input grid
-and are interpolated, while exact runs the planar network, whose taps at the view's centre fall
-on its pixels: the zero-shot network blurs at every stride, which grows with depth. A kernel
-learned per row can undo that and the latitude's distortion; in the blocks without a stride the
-tangent taps already read the right neighbourhood, and their kernels stay shared by all rows.
+Where untied rows go by default (:func:`default_untied_blocks`): the 3 x 3 convolutions of the
+blocks with a stride, where the maps change scale (five blocks of MobileNetV2: the student stays
+within about 1.5x the source's parameters); the other 3 x 3 convolutions keep tangent taps
+shared by all rows, trained too.
 
 Convention:
-    :mod:`pano360.geometry.conventions`; stage s's output is the ERP grid of (H / s, W / s)
-    pixels, as :func:`~pano360.transfer.exact_features`'s. Row-untied layers are made for one
-    ERP size (the student's ``erp_hw``).
+    :mod:`pano360.geometry.conventions`; every map is on the backbone's own grid
+    (:func:`~pano360.transfer.stage_grid`; for MobileNetV2 output (i, j) of stride s sits on
+    input pixel (s i, s j)), as :func:`~pano360.transfer.exact_features`'s: the student is
+    ``sphericalize(..., output_grid=stage_grid(...))``. Row-untied layers are made for one ERP
+    size (the student's ``erp_hw``).
 """
 
 from __future__ import annotations
@@ -59,7 +58,7 @@ from ..io import write_atomic
 from ..models.backbones import Backbone
 from ..nn import RowUntiedConv2d, SphereConv2d, sphericalize
 from ._distillation import _cosine_lr, _epoch_generator
-from ._exact_features import exact_features, weights_fingerprint
+from ._exact_features import exact_features, stage_grid, weights_fingerprint
 
 __all__ = [
     "BackboneDistillConfig",
@@ -69,8 +68,8 @@ __all__ = [
     "load_backbone_student",
 ]
 
-#: Version of the student files' metadata.
-STUDENT_FORMAT = "pano360.backbone_student/1"
+#: Version of the student files' metadata (2: maps on the backbone's own grid, stage_grid).
+STUDENT_FORMAT = "pano360.backbone_student/2"
 
 
 def _blocks(model: Backbone) -> list[str]:
@@ -203,7 +202,8 @@ class BackboneStudent(nn.Module):
         self.untied = tuple(untied)
         self.row_group_size = row_group_size
         self.stages = dict(model.stages)
-        self.network, _ = sphericalize(model.stage_module(final))
+        grid = stage_grid(model, final)
+        self.network, _ = sphericalize(model.stage_module(final), output_grid=grid)
         self._untie((h, w))
         self.eval()
 

@@ -8,14 +8,22 @@ reference of SphConv, Su and Grauman 2017; no labels needed):
 - "spherical ImageNet": for every object pasted in the scene (a spherical box), each strategy's
   final feature map is averaged over the object's region (the cells whose centres lie in the
   box, weighted by solid angle) and put through the backbone's classifier; the top-1 class is
-  compared with exact's classification of the same region (agreement), and the top-5 sets
-  (overlap, the fraction of exact's 5 classes found);
+  compared with exact's classification of the object (agreement), and the top-5 sets (overlap,
+  the fraction of exact's 5 classes found). Exact's classification is the whole network on the
+  object's own tangent-plane view (the pinhole camera aimed at the box, its field of view the
+  box's, pixels as far apart as the ERP's at the equator): the source network on the photo as
+  a perspective camera saw it, SphConv's reference at the object's location. (Pooling exact's
+  final map over the region instead gives a reference that changes with where the cells fall:
+  at 448 x 224, with the photos 2-3 cells wide, exact's own class changed for 25-75% of the
+  objects when the grid moved a quarter of a cell.)
 - seconds per image of the final stage, every strategy on the same images.
 
 Convention:
     :mod:`pano360.geometry.conventions`; bands are ``(low, high)`` bounds on |lat| in radians
     (:data:`~pano360.transfer.LAT_BANDS`); a map row belongs to a band by its centre's
-    latitude, an object by its box centre's.
+    latitude, an object by its box centre's. Every map is on its stage's own grid
+    (:func:`~pano360.transfer.stage_grid`: MobileNetV2 and ResNet put output (i, j) on input
+    pixel (s i, s j)), and so is every strategy's output and exact's.
 """
 
 from __future__ import annotations
@@ -31,11 +39,17 @@ import numpy as np
 import torch
 
 from .._core import ShapeError, check_choice, check_erp, check_int
-from ..geometry import pixel_solid_angle, sph_box_mask
+from ..geometry import (
+    erp_to_perspective,
+    lonlat_to_xyz,
+    pixel_solid_angle,
+    sph_box_mask,
+    strided_lonlat_grid,
+)
 from ..models.backbones import Backbone
 from ._apply import TransferredModel
 from ._evaluate import LAT_BANDS, band_rmse
-from ._exact_features import exact_features, stage_patch_size
+from ._exact_features import exact_features, stage_grid, stage_patch_size
 
 __all__ = [
     "BACKBONE_STRATEGIES",
@@ -51,16 +65,14 @@ BACKBONE_STRATEGIES: tuple[str, ...] = ("direct", "cubemap", "multiview", "spher
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
-#: The row of :func:`evaluate_backbone`'s classification table with ``ceiling=True``.
-CEILING = "exact, 1/4 cell"
-
 
 def backbone_runners(
     model: Backbone, stage: str, strategies: Sequence[str] = BACKBONE_STRATEGIES
 ) -> dict[str, Runner]:
     """Each strategy's way of computing ``stage`` of ``model`` on ERP images: ``{name: f}``
-    with ``f(erp: (B, 3, H, W)) -> (B, C_s, H / s, W / s)`` (:class:`TransferredModel` on
-    :meth:`~pano360.models.backbones.Backbone.stage_module`, built once).
+    with ``f(erp: (B, 3, H, W)) -> (B, C_s, H / s, W / s)`` on the stage's own grid
+    (:class:`TransferredModel` on :meth:`~pano360.models.backbones.Backbone.stage_module` with
+    ``output_grid=``:func:`stage_grid`, built once).
 
     A trained student joins the comparison as one more entry (e.g. ``runners["distilled"] =
     student``) before :func:`evaluate_backbone`.
@@ -70,10 +82,13 @@ def backbone_runners(
     """
     check_choice(stage, "stage", tuple(model.stages))
     network = model.stage_module(stage).eval()
+    grid = stage_grid(model, stage)
     runners = {}
     for name in strategies:
         check_choice(name, "strategies", BACKBONE_STRATEGIES)
-        runners[name] = TransferredModel(network, name, stride=model.stages[stage])
+        runners[name] = TransferredModel(
+            network, name, stride=model.stages[stage], output_grid=grid
+        )
     return runners
 
 
@@ -132,22 +147,55 @@ def _band_of(lat: float, bands) -> int:
     return -1
 
 
-def _region_logits(model: Backbone, features: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-    """Logits (N, K) of every box's region of one final feature map (1, C, h, 2h): the cells
-    whose centres lie in the box, averaged with their solid angles (the nearest cell when none
-    does), through ``model.forward_head``."""
+def _region_logits(
+    model: Backbone, features: torch.Tensor, boxes: torch.Tensor, erp_hw, grid: str
+) -> torch.Tensor:
+    """Logits (N, K) of every box's region of one final feature map (1, C, h, w) of an
+    ``erp_hw`` panorama on ``grid``: the cells whose directions lie in the box, averaged with
+    their solid angles (the nearest cell when none does), through ``model.forward_head``."""
     h, w = features.shape[-2:]
-    mask = sph_box_mask(boxes, (h, w)).to(features.dtype)
-    area = pixel_solid_angle((h, w), dtype=features.dtype).reshape(1, h, 1)
-    weights = mask * area
+    s = erp_hw[0] // h
+    if grid == "planar":  # cell (i, j) is input pixel (s i, s j)
+        mask = sph_box_mask(boxes, erp_hw)[:, ::s, ::s]
+        area = pixel_solid_angle(erp_hw, dtype=features.dtype)[::s]
+    else:
+        mask = sph_box_mask(boxes, (h, w))
+        area = pixel_solid_angle((h, w), dtype=features.dtype)
+    weights = mask.to(features.dtype) * area.reshape(1, h, 1)
+    cells = strided_lonlat_grid(erp_hw, s, grid, dtype=torch.float64)
     for i in torch.nonzero(weights.sum(dim=(1, 2)) == 0).flatten().tolist():
-        lon, lat = boxes[i, :2].tolist()
-        row = min(h - 1, max(0, int((0.5 - lat / math.pi) * h)))
-        col = int((lon / (2 * math.pi) + 0.5) * w) % w
-        weights[i, row, col] = 1.0
+        centre = lonlat_to_xyz(boxes[i, :2].to(torch.float64))
+        nearest = int((lonlat_to_xyz(cells) @ centre).argmax())
+        weights[i].view(-1)[nearest] = 1.0
     weights = weights / weights.sum(dim=(1, 2), keepdim=True)
     pooled = torch.einsum("chw,nhw->nc", features[0], weights)
     return model.forward_head(pooled[:, :, None, None])
+
+
+def _object_view_logits(model: Backbone, erp: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """Exact's classification of objects: the whole network on each box's tangent-plane view.
+
+    Args:
+        model: the backbone with its classifier.
+        erp: (1, 3, H, W) RGB in [0, 1].
+        boxes: (N, 4) BFoV or (N, 5) RBFoV (radians): each view is the pinhole camera aimed at
+            the box centre (rolled by the roll), its field of view the box's, its pixels
+            tan(2 pi / W) apart on the tangent plane (the ERP's spacing at the equator), at
+            least 32 pixels a side.
+
+    Returns:
+        (N, K) logits.
+    """
+    spacing = math.tan(min(2 * math.pi / erp.shape[-1], math.pi / 4))
+    logits = []
+    for box in boxes.to(torch.float64).tolist():
+        lon, lat, fov_x, fov_y = box[:4]
+        roll = box[4] if len(box) > 4 else 0.0
+        w = max(32, round(2 * math.tan(fov_x / 2) / spacing))
+        h = max(32, round(2 * math.tan(fov_y / 2) / spacing))
+        view = erp_to_perspective(erp, fov_x, (h, w), yaw=lon, pitch=lat, roll=roll)
+        logits.append(model(view))
+    return torch.cat(logits)
 
 
 @dataclass
@@ -247,51 +295,48 @@ def evaluate_backbone(
     cache_dir=None,
     name: str | None = None,
     progress: bool = False,
-    ceiling: bool = False,
 ) -> BackboneTransferResult:
     """Compare transfer strategies of a backbone with its exact outputs (module docstring).
 
     Args:
         model: the backbone (with its classifier).
         erps: (N, 3, H, W) RGB in [0, 1], W == 2H, H a multiple of 32.
-        boxes: N tensors (K_i, 4): the BFoV of the objects of each image (radians).
+        boxes: N tensors (K_i, 4) BFoV or (K_i, 5) RBFoV: the objects of each image (radians).
         stages: the stages for the RMSE table (default all); the classification uses the last
             stage of ``model.stages``.
         runners: ``{stage: {strategy: f}}`` (:func:`backbone_runners`); default every
             strategy of :data:`BACKBONE_STRATEGIES` at every stage needed. Add a student here.
-        rmse_images: the first this many images go into the RMSE table (default all): exact
-            costs most at the middle stages.
-        timing_images: images timed per strategy on the last stage (exact: computed afresh,
-            never from the cache; the others: every image, after one warm-up call).
+        rmse_images: the first this many images go into the RMSE table (default all; 0: no
+            table): exact costs most at the middle stages.
+        timing_images: images exact's last stage is timed on, computed afresh (never from the
+            cache); 0: exact is not timed. The other strategies are timed on every image, after
+            one warm-up call.
         max_patch: cap on the exact patch side (:func:`stage_patch_size`); None: the whole
             receptive field.
         bands: ``(low, high)`` bounds on |lat| in radians.
         cache_dir: cache of :func:`exact_features`.
         name: the model's name in the result (default its class name).
         progress: progress bars.
-        ceiling: also classify every object from exact's last stage on the panorama turned a
-            quarter of a cell east (its columns rolled by s / 4 pixels, the boxes turned with
-            it), against exact's: how often exact agrees with itself when the grid moves
-            under the object, the row "exact, 1/4 cell" (one more exact pass per image).
 
     Returns:
         A :class:`BackboneTransferResult`.
 
     Raises:
-        ShapeError: ``erps`` not (N, 3, H, 2H), or ``boxes`` not one (K, 4) tensor per image.
+        ShapeError: ``erps`` not (N, 3, H, 2H), or ``boxes`` not one (K, 4) or (K, 5) tensor
+            per image.
         ValueError: an unknown stage.
         ValueRangeError: bad ``rmse_images`` or ``timing_images``.
     """
     check_erp(erps)
     n, _, h, w = erps.shape
-    if len(boxes) != n or any(b.ndim != 2 or b.shape[-1] != 4 for b in boxes):
-        raise ShapeError(f"boxes must be {n} tensors (K, 4) of BFoV, one per image")
+    if len(boxes) != n or any(b.ndim != 2 or b.shape[-1] not in (4, 5) for b in boxes):
+        raise ShapeError(f"boxes must be {n} tensors (K, 4) or (K, 5) of BFoV, one per image")
     final = list(model.stages)[-1]
     stages = list(model.stages) if stages is None else list(stages)
     for stage in stages:
         check_choice(stage, "stages", tuple(model.stages))
     n_rmse = n if rmse_images is None else check_int(rmse_images, "rmse_images", lo=0, hi=n)
-    n_time = check_int(timing_images, "timing_images", lo=1, hi=n)
+    n_time = check_int(timing_images, "timing_images", lo=0, hi=n)
     if runners is None:
         runners = {s: backbone_runners(model, s) for s in dict.fromkeys([*stages, final])}
     names = list(runners[final])
@@ -307,14 +352,13 @@ def evaluate_backbone(
         with torch.no_grad():
             result = _measure(
                 model, erps, boxes, stages, final, runners, names, n_rmse, n_time, patch,
-                bands, cache_dir, progress, ceiling,
+                bands, cache_dir, progress,
             )  # fmt: skip
     finally:
         model.train(was_training)
     return BackboneTransferResult(
-        model=name or type(model).__name__, erp_hw=(h, w), bands=bands,
-        strategies=names + ([CEILING] if ceiling else []), patch={s: patch[s] for s in stages},
-        rmse_images=n_rmse, **result,
+        model=name or type(model).__name__, erp_hw=(h, w), bands=bands, strategies=names,
+        patch={s: patch[s] for s in stages} if n_rmse else {}, rmse_images=n_rmse, **result,
     )  # fmt: skip
 
 
@@ -326,89 +370,69 @@ def _exact(model, erps, stage, patch, cache_dir, progress):
 
 def _measure(
     model, erps, boxes, stages, final, runners, names, n_rmse, n_time, patch, bands, cache_dir,
-    progress, ceiling,
+    progress,
 ):  # fmt: skip
-    n = erps.shape[0]
-    # The last stage's exact output of every image, computed once: the first n_time images
-    # afresh and timed (never from the cache), the others through the cache.
+    n, erp_hw = erps.shape[0], tuple(erps.shape[-2:])
     seconds, timed = {}, {}
-    exact_final, times = [], []
-    for i in range(n):
+    # Exact's last stage, timed on the first n_time images (computed afresh, never from the
+    # cache); the others of the RMSE table through the cache.
+    times = []
+    for i in range(n_time):
         start = time.perf_counter()
-        exact_final.append(
-            _exact(model, erps[i : i + 1], final, patch, None if i < n_time else cache_dir,
-                   progress)
-        )  # fmt: skip
-        if i < n_time:
-            times.append(time.perf_counter() - start)
-    exact = torch.cat(exact_final)
+        _exact(model, erps[i : i + 1], final, patch, None, progress)
+        times.append(time.perf_counter() - start)
+    if times:
+        seconds["exact"], timed["exact"] = statistics.median(times), n_time
     # Per-stage RMSE against exact, on the first n_rmse images.
     rmse: dict[str, dict[str, list[float]]] = {name: {} for name in names}
-    for stage in stages:
-        if n_rmse == 0:
-            break
-        target = (
-            exact[:n_rmse]
-            if stage == final
-            else _exact(model, erps[:n_rmse], stage, patch, cache_dir, progress)
-        )
+    for stage in stages if n_rmse else []:
+        target = _exact(model, erps[:n_rmse], stage, patch, cache_dir, progress)
         for name in names:
             out = torch.cat([runners[stage][name](erps[i : i + 1]) for i in range(n_rmse)])
             rmse[name][stage] = list(band_rmse(out, target, bands, relative=True).values())
-    # Classification of each object's region, and the seconds per image of the last stage.
-    finals = {}
+    # Every strategy's last stage on every image: its seconds, and its classification of each
+    # object's region against the network on the object's own view.
+    grid = stage_grid(model, final)
+    hits1 = {name: [[] for _ in bands] for name in names}
+    hits5 = {name: [[] for _ in bands] for name in names}
+    objects = [0] * len(bands)
+    references = [
+        _object_view_logits(model, erps[i : i + 1], boxes[i]).topk(5, dim=1).indices
+        if len(boxes[i])
+        else None
+        for i in range(n)
+    ]
+    for i in range(n):
+        for lat in boxes[i][:, 1].tolist():
+            k = _band_of(lat, bands)
+            objects[k] += k >= 0
     for name in names:
         run = runners[final][name]
         run(erps[:1])  # warm-up: spherical copies, view plans, kernels
-        outs, run_times = [], []
+        run_times = []
         for i in range(n):
             start = time.perf_counter()
-            outs.append(run(erps[i : i + 1]))
+            features = run(erps[i : i + 1])
             run_times.append(time.perf_counter() - start)
-        finals[name] = outs
-        seconds[name], timed[name] = statistics.median(run_times), n
-    seconds["exact"], timed["exact"] = statistics.median(times), n_time
-    classified = names + ([CEILING] if ceiling else [])
-    if ceiling:
-        # Exact on the panorama turned a quarter cell east: the same scene, the grid moved.
-        shift = model.stages[final] // 4
-        turned = _exact(model, erps.roll(shift, dims=-1), final, patch, cache_dir, progress)
-        finals[CEILING] = [turned[i : i + 1] for i in range(n)]
-    hits1 = {name: [[] for _ in bands] for name in classified}
-    hits5 = {name: [[] for _ in bands] for name in classified}
-    objects = [0] * len(bands)
-    for i in range(n):
-        if len(boxes[i]) == 0:
-            continue
-        reference = _region_logits(model, exact[i : i + 1], boxes[i]).topk(5, dim=1).indices
-        which = [_band_of(float(lat), bands) for lat in boxes[i][:, 1]]
-        for k in which:
-            if k >= 0:
-                objects[k] += 1
-        for name in classified:
-            regions = boxes[i]
-            if name == CEILING:
-                regions = regions.clone()
-                regions[:, 0] = (
-                    torch.remainder(
-                        regions[:, 0] + 2 * math.pi * shift / erps.shape[-1] + math.pi, 2 * math.pi
-                    )
-                    - math.pi
-                )
-            top = _region_logits(model, finals[name][i], regions).topk(5, dim=1).indices
-            for j, k in enumerate(which):
+            if references[i] is None:
+                continue
+            top = _region_logits(model, features, boxes[i], erp_hw, grid).topk(5, dim=1).indices
+            for j, lat in enumerate(boxes[i][:, 1].tolist()):
+                k = _band_of(lat, bands)
                 if k < 0:
                     continue
-                hits1[name][k].append(float(top[j, 0] == reference[j, 0]))
-                hits5[name][k].append(len(set(top[j].tolist()) & set(reference[j].tolist())) / 5)
+                reference = references[i][j]
+                hits1[name][k].append(float(top[j, 0] == reference[0]))
+                hits5[name][k].append(len(set(top[j].tolist()) & set(reference.tolist())) / 5)
+        seconds[name], timed[name] = statistics.median(run_times), n
 
     def pct(values):
         return 100 * statistics.fmean(values) if values else math.nan
 
     return {
         "rmse": rmse,
-        "top1": {name: [pct(v) for v in hits1[name]] for name in classified},
-        "top5": {name: [pct(v) for v in hits5[name]] for name in classified},
+        "top1": {name: [pct(v) for v in hits1[name]] for name in names},
+        "top5": {name: [pct(v) for v in hits5[name]] for name in names},
         "objects": objects,
         "seconds": seconds,
         "timing_images": timed,

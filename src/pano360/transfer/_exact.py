@@ -48,7 +48,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .._core import ShapeError, ValueRangeError, check_erp
-from ..geometry import erp_lonlat_grid, lonlat_to_pixel
+from ..geometry import lonlat_to_pixel, strided_lonlat_grid
 from ..geometry.sampling import bilinear_corners
 from ..nn._taps import tangent_tap_directions, tap_lonlat
 
@@ -214,8 +214,11 @@ def _layer_indices(layers, n: int) -> list[int]:
 
 
 @functools.lru_cache(maxsize=16)
-def _row_taps(size: int, spacing: float, erp_hw: tuple[int, int], stride: int):
-    """Bilinear taps of the exact patch of every output row, for output column 0.
+def _row_taps(
+    size: int, spacing: float, erp_hw: tuple[int, int], stride: int, grid: str = "sphere"
+):
+    """Bilinear taps of the exact patch of every output row, for output column 0 (output
+    pixels where ``grid`` puts them, :func:`~pano360.geometry.strided_lonlat_grid`).
 
     Returns:
         ``(rows, cols, weights)``, each (Ho, size * size, 4) on the CPU: the input row (folded
@@ -223,11 +226,9 @@ def _row_taps(size: int, spacing: float, erp_hw: tuple[int, int], stride: int):
         pixel (row-major), and their weights (float64). Column j's patches are these shifted
         by ``stride * j`` columns.
     """
-    h, w = erp_hw
-    ho, wo = h // stride, w // stride
     # The patch is SphereConv2d's size x size tangent tap pattern (pole rule included).
     dirs = tangent_tap_directions((size, size), 1, spacing)
-    centres = erp_lonlat_grid((ho, wo), dtype=torch.float64)[:, 0]  # (Ho, 2) at column 0
+    centres = strided_lonlat_grid(erp_hw, stride, grid, dtype=torch.float64)[:, 0]  # column 0
     lonlat = tap_lonlat(dirs, centres)  # (Ho, K, 2)
     x, y = lonlat_to_pixel(lonlat, erp_hw).unbind(-1)
     rows, cols, weights = bilinear_corners(x, y, erp_hw)  # folded onto the sphere
@@ -278,6 +279,7 @@ def exact_patches(
     spacing: float,
     chunk: int,
     *,
+    grid: str = "sphere",
     progress: bool = False,
     desc: str = "exact",
 ) -> torch.Tensor:
@@ -287,8 +289,9 @@ def exact_patches(
         run: maps a batch of patches (N, C, size, size) to one value vector each, (N, K).
         erp: (B, C, H, W).
         size: patch side in input pixels.
-        stride: output (i, j) sits at the ERP pixel centre (i, j) of the (H / stride,
-            W / stride) grid.
+        stride: the output's stride s; output (i, j) sits where ``grid`` puts it
+            (:func:`~pano360.geometry.strided_lonlat_grid`): the ERP pixel centre (i, j) of the
+            (H / s, W / s) grid, or input pixel (s i, s j).
         rows: (R,) output rows to compute.
         spacing: tap spacing at the patch centre, radians.
         chunk: at most this many patches per call of ``run``.
@@ -300,7 +303,7 @@ def exact_patches(
     b, c, h, w = erp.shape
     p, s = size, stride
     wo = w // s
-    tap_rows, tap_cols, tap_weights = _row_taps(p, spacing, (h, w), s)
+    tap_rows, tap_cols, tap_weights = _row_taps(p, spacing, (h, w), s, grid)
     device = erp.device
     flat_src = erp.reshape(b, c, h * w)
     out = None
@@ -334,6 +337,7 @@ def exact_dense(
     chunk: int | None = None,
     *,
     centre: int | None = None,
+    grid: str = "sphere",
     progress: bool = False,
     desc: str = "exact",
 ) -> torch.Tensor:
@@ -351,6 +355,7 @@ def exact_dense(
         chunk: patches per call of ``model``; None: about 2**23 input elements.
         centre: the index of the model's output pixel centred on the patch centre (default
             (P / s - 1) / 2, right when output m covers input pixels s m .. s m + s - 1).
+        grid: where the output locations sit (:func:`exact_patches`).
 
     Returns:
         (B, K, H / s, W / s).
@@ -365,7 +370,7 @@ def exact_dense(
 
     rows = torch.arange(erp.shape[-2] // stride)
     return exact_patches(
-        run, erp, patch_size, stride, rows, spacing, chunk, progress=progress, desc=desc
+        run, erp, patch_size, stride, rows, spacing, chunk, grid=grid, progress=progress, desc=desc
     )
 
 

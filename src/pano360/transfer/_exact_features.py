@@ -9,16 +9,18 @@ field, and a cache: one evaluation costs a network pass per location.
 
 Convention:
     :mod:`pano360.geometry.conventions`, and the patch of
-    :func:`~pano360.transfer.exact_outputs`: output (i, j) of a stage of stride s is at the
-    pixel centre (i, j) of the (H / s, W / s) ERP grid; its patch is P x P tangent-plane pixels
+    :func:`~pano360.transfer.exact_outputs`. Output (i, j) of a stage of stride s sits where the
+    network itself puts it on its input (:func:`stage_grid`): a network centres output m on
+    input pixel a + s m, a read off its layers; a = 0 (padded strided convs: ResNet,
+    MobileNetV2) is the ``"planar"`` grid, input pixel (s i, s j); a = (s - 1) / 2 (VGG's 2 x 2
+    pools) is the ``"sphere"`` grid, the pixel centre (i, j) of the (H / s, W / s) ERP grid
+    (:func:`pano360.geometry.strided_lonlat_grid`). Its patch is P x P tangent-plane pixels
     centred on that direction (x right, y up, roll 0), tan(tap_spacing) apart, tap_spacing one
     input pixel at the equator (2 pi / W) by default. The patch spans a field of view of
     2 atan((P / 2) tan(tap_spacing)) edge to edge. The network's output pixel whose centre is
-    the patch centre is kept (:func:`stage_patch_size`), so the exact output sits exactly on
-    the block-rule grid, as :class:`pano360.nn.SphereConv2d`'s strided outputs do. (A planar
-    network run directly on the ERP centres output m on input pixel a + s m, a read off its
-    layers: for padded strided 3 x 3 convs a = 0, (s - 1) / 2 pixels up and left of the block
-    centre; that offset is part of what such strategies get wrong.)
+    the patch centre is kept (:func:`stage_patch_size`). So at the equator exact, the network
+    run directly on the ERP and the sphericalized network on that grid
+    (``sphericalize(output_grid=...)``) all describe the same directions.
 
 Receptive field:
     :func:`stage_receptive_field` reads it off the network's graph (``torch.fx``): every
@@ -58,10 +60,16 @@ from ..models.backbones import Backbone, ImageNetNormalize
 from ._apply import _EvalMode
 from ._exact import POINTWISE_TYPES, exact_dense
 
-__all__ = ["exact_features", "stage_patch_size", "stage_receptive_field", "weights_fingerprint"]
+__all__ = [
+    "exact_features",
+    "stage_grid",
+    "stage_patch_size",
+    "stage_receptive_field",
+    "weights_fingerprint",
+]
 
 #: Version of the cache files' layout (part of their metadata).
-CACHE_FORMAT = "pano360.exact_features/1"
+CACHE_FORMAT = "pano360.exact_features/2"
 
 _SPATIAL = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
 # Functions and tensor methods that combine inputs pixel by pixel (residual additions, ...).
@@ -161,6 +169,35 @@ def stage_receptive_field(model: Backbone, stage: str) -> tuple[int, int]:
     """
     _check_backbone(model, stage)
     return _traced_geometry(model.stage_module(stage))[:2]
+
+
+def stage_grid(model: Backbone, stage: str) -> str:
+    """Where a backbone's stage puts its outputs on its input: ``"planar"`` (output (i, j) on
+    input pixel (s i, s j): padded strided convs, as in ResNet and MobileNetV2) or ``"sphere"``
+    (at the centre of each s x s block: VGG's 2 x 2 pools); see
+    :func:`pano360.geometry.strided_lonlat_grid`.
+
+    Raises:
+        TypeError, ValueError: see :func:`stage_receptive_field`.
+        ValueRangeError: the stage centres its outputs elsewhere (the message says where).
+
+    Example:
+        >>> from pano360.models import create_model
+        >>> stage_grid(create_model("mobilenet_v2"), "features.18")
+        'planar'
+        >>> stage_grid(create_model("vgg16"), "features.30")
+        'sphere'
+    """
+    _check_backbone(model, stage)
+    _, stride, start = _traced_geometry(model.stage_module(stage))
+    if start == 0:
+        return "planar"
+    if start == (stride - 1) / 2:
+        return "sphere"
+    raise ValueRangeError(
+        f"stage {stage!r} centres output m on input pixel {start:g} + {stride} m, on neither "
+        f"grid of pano360.geometry.MAP_GRIDS (0 + s m or (s - 1) / 2 + s m)"
+    )
 
 
 def stage_patch_size(model: Backbone, stage: str, max_size: int | None = None) -> int:
@@ -274,7 +311,8 @@ def exact_features(
         progress: show a progress bar (tqdm) per image computed.
 
     Returns:
-        (B, C_s, H / s, W / s), computed without autograd in ``erp``'s dtype.
+        (B, C_s, H / s, W / s) on the stage's own grid (:func:`stage_grid`), computed without
+        autograd in ``erp``'s dtype.
 
     Raises:
         TypeError: ``model`` is not a Backbone, or ``erp`` not a floating-point tensor.
@@ -282,7 +320,7 @@ def exact_features(
         ShapeError: ``erp`` is not (B, 3, H, W) with W == 2H, or H is not a multiple of the
             stage's stride.
         ValueRangeError: a ``patch_size`` with no output pixel centred in the patch; bad
-            ``tap_spacing`` or ``chunk``.
+            ``tap_spacing`` or ``chunk``; a stage on neither grid (:func:`stage_grid`).
 
     Example:
         >>> from pano360.models import create_model
@@ -307,6 +345,7 @@ def exact_features(
         patch_size = stage_patch_size(model, stage)
     check_int(patch_size, "patch_size", lo=1)
     centre = _patch_centre(model, stage, patch_size)
+    grid = stage_grid(model, stage)
     spacing = min(2 * math.pi / w, math.pi / 4) if tap_spacing is None else float(tap_spacing)
     if not 0 < spacing < math.pi / 2:
         raise ValueRangeError(f"tap_spacing must be in (0, pi/2) radians, got {tap_spacing}")
@@ -325,6 +364,7 @@ def exact_features(
             "model": type(model).__name__,
             "stage": stage,
             "erp_hw": f"{h}x{w}",
+            "grid": grid,
             "patch_size": str(patch_size),
             "tap_spacing": float(spacing).hex(),
             "dtype": str(erp.dtype),
@@ -347,8 +387,8 @@ def exact_features(
                     outputs.append(cached.to(erp.device))
                     continue
             out = exact_dense(
-                net, image, patch_size, stride, spacing, chunk, centre=centre, progress=progress,
-                desc=f"exact {stage} ({i + 1}/{b})",
+                net, image, patch_size, stride, spacing, chunk, centre=centre, grid=grid,
+                progress=progress, desc=f"exact {stage} ({i + 1}/{b})",
             )  # fmt: skip
             if path is not None:
                 data = safetensors.torch.save({"exact": out.cpu().contiguous()}, metadata=meta)

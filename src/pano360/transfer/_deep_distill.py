@@ -20,6 +20,12 @@ training images (every stage weighs the same), averaged over the rows of the map
 counts the same: the poles as much as the equator). Adam, the learning rate decaying to 0 along
 a cosine over each phase. Stages after the last trained one stay zero-shot spherical.
 
+What one run computes, step by step (the student, the targets, each epoch's image order, the
+learning rates, the losses of one step), is ``_BackboneDistillation``. Two loops run it to the
+same weights: :func:`distill_backbone`, plain, without checkpoints (no Lightning needed), and
+:func:`pano360.training.distill` (``pano360 distill --model mobilenet_v2``) on Lightning, with
+checkpoints and resuming in a run folder.
+
 Where untied rows pay (:func:`default_untied_blocks`): in the strided 3 x 3 convolutions. A
 strided SphereConv2d puts its output at the centre of its s x s input block (every map is an
 ERP grid of its own), so at the equator its taps fall half an input pixel off the input grid

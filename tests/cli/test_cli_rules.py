@@ -71,6 +71,10 @@ DIR_COMMANDS = {
         ["distill", "--model", "mtcnn_pnet", "--images", "imgs", "--erp-size", "32x16"],
         ["distill", "--model", "mtcnn_pnet", "--images", "empty", "--erp-size", "32x16"],
     ),
+    "distill backbone": (
+        ["distill", "--model", "mobilenet_v2", "--synthetic", "1", "--erp-size", "64x32"],
+        ["distill", "--model", "mobilenet_v2", "--images", "empty", "--erp-size", "64x32"],
+    ),
     "report": (["report", "pano.png"], ["report", "wide.png"]),
 }
 # Commands that write files named by the user: OUT -> (arguments, the same with a bad input).

@@ -129,3 +129,92 @@ def test_help_names_the_options(workdir):
     for option in ("--model", "--images", "--out", "--erp-size", "--epochs", "--seed",
                    "--checkpoint-every"):  # fmt: skip
         assert option in out
+
+
+# --- a deep backbone (MobileNetV2) ------------------------------------------------------------
+
+BACKBONE = ["--model", "mobilenet_v2", "--out", "out", "--erp-size", "64x32"]
+BACKBONE_FAST = ["--stages", "features.3", "--epochs", "1", "--finetune-epochs", "1"]
+
+
+def test_backbone_round_trip_through_eval_transfer(workdir):
+    from pano360.models import create_model
+    from pano360.transfer import (
+        BackboneDistillConfig,
+        distill_backbone,
+        load_backbone_student,
+        object_scenes,
+    )
+
+    args = [*BACKBONE, *BACKBONE_FAST, "--synthetic", "1", "--seed", "5", "--eval-images", "1"]
+    code, out, err = run_cli("distill", *args, terminal=True)
+    assert code == 0, err
+    assert "distilled mobilenet_v2 on 1 image(s) of 64x32: wrote out/student.safetensors" in out
+    assert "per-stage RMSE against exact over exact's standard deviation on 1 image(s)" in out
+    assert "exact features.3 (1/1)" in err and "Epoch 1" in err  # progress bars, on stderr
+    assert sorted(p.name for p in Path("out").iterdir()) == [
+        "checkpoints", "distill.json", "evaluation.json", "exact", "student.safetensors",
+    ]  # fmt: skip
+    model = create_model("mobilenet_v2", pretrained=True).eval()
+    erps = torch.stack([s.erp for s in object_scenes(1, 5, (32, 64))])
+    config = BackboneDistillConfig(stages=("features.3",), epochs=1, finetune_epochs=1, seed=5)
+    expected = distill_backbone(model, erps, config, cache_dir="out/exact")
+    assert states_equal(load_backbone_student(model, "out/student.safetensors"), expected)
+    evaluation = json.loads(Path("out/evaluation.json").read_text())
+    assert [layer["name"] for layer in evaluation["layers"]] == ["features.3"]
+    # pano360 eval transfer reads the student it wrote.
+    code, out, err = run_cli(
+        "eval", "transfer", "--model", "mobilenet_v2", "--student", "out/student.safetensors",
+        "--size", "64x32", "--scenes", "1", "--rmse-scenes", "1", "--stage", "features.3",
+        "--max-patch", "33", "--out", "eval", "-q",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "| features.3 | 25 px (102°) | distilled |" in out
+
+
+def test_backbone_run_resumes_and_other_settings_are_refused(workdir):
+    args = [*BACKBONE, *BACKBONE_FAST, "--images", "imgs", "--eval-images", "0"]
+    assert run_cli("distill", *args)[0] == 0
+    student = Path("out/student.safetensors").read_bytes()
+    code, out, err = run_cli("distill", *args)
+    assert (code, err) == (0, "") and "distilled mobilenet_v2 on 3 image(s)" in out
+    assert Path("out/student.safetensors").read_bytes() == student
+    code, _, err = run_cli("distill", *args, "--stages", "features.3,features.6")
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("pano360: error: --out 'out' holds a different distill run (--stages: ")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (["--stages", "features.4"], "--stages must be one of 'features.3', 'features.6'"),
+        (["--stages", "features.6,features.3"], "--stages must be in mobilenet_v2's order"),
+        (["--stages", ","], "--stages must name at least one stage of mobilenet_v2"),
+        (["--erp-size", "96x48"], "--erp-size height must be a multiple of mobilenet_v2's total"),
+        (["--erp-size", "64x64"], "--erp-size must be 2:1"),
+        (["--rows-per-image", "4"], "--rows-per-image is for conv stacks, not the backbone"),
+        (["--area-weighted"], "--area-weighted is for conv stacks"),
+        (["--synthetic", "2"], "--images and --synthetic exclude each other"),
+        (["--synthetic", "-1"], "--synthetic must be 0 or more"),
+        (["--epochs", "0", "--finetune-epochs", "0"], "--epochs + --finetune-epochs must be"),
+        (["--row-group-size", "0"], "--row-group-size must be a positive integer"),
+        (["--images", "wide"], "must be an equirectangular panorama (width = 2 x height)"),
+    ],
+)
+def test_backbone_bad_input_is_one_line_and_exit_2(workdir, change, message):
+    Path("wide").mkdir()
+    write_image("wide/x.png", torch.rand(1, 3, 16, 40))
+    code, out, err = run_cli("distill", *BACKBONE, *BACKBONE_FAST, "--images", "imgs", *change)
+    assert code == 2 and out == ""
+    assert err.startswith("pano360: error: ") and err.count("\n") == 1
+    assert message in err
+    assert not Path("out").exists()  # nothing left behind
+
+
+def test_options_of_the_other_kind_and_a_missing_source_are_refused(workdir):
+    code, _, err = run_cli("distill", *ARGS, *FAST, "--stages", "features.3")
+    assert code == 2 and "--stages is for backbones, not the conv stack mtcnn_pnet" in err
+    code, _, err = run_cli("distill", *BACKBONE)
+    assert code == 2 and "pass either --images DIR or --synthetic N" in err
+    code, _, err = run_cli("distill", *ARGS, "--model", "vgg16")
+    assert code == 2 and "--model must be one of mtcnn_pnet (conv stacks) or mobilenet_v2" in err

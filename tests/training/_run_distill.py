@@ -1,6 +1,7 @@
-"""Distil a tiny stack with Lightning and SIGKILL the process mid-epoch, for the resume test:
+"""Distil a tiny stack (or MobileNetV2 on tiny panoramas) with Lightning and SIGKILL the process
+mid-epoch, for the resume tests:
 
-    python _run_distill.py OUT_DIR KILL_AT_STEP
+    python _run_distill.py OUT_DIR KILL_AT_STEP [backbone]
 
 The process kills itself right after optimizer step KILL_AT_STEP (before that step's checkpoint
 is written, so the run resumes from step KILL_AT_STEP - 1: checkpoints every step).
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 CONFIG = {"epochs": 2, "finetune_epochs": 2, "rows_per_image": 3, "batch_size": 2, "seed": 3}
+BACKBONE_CONFIG = {"stages": ("features.3",), "epochs": 2, "finetune_epochs": 1, "seed": 3}
 
 
 def stack() -> nn.Sequential:
@@ -43,6 +45,27 @@ def run(out: Path, callbacks=()):
     )  # fmt: skip
 
 
+def backbone():
+    from pano360.models import create_model
+
+    return create_model("mobilenet_v2", pretrained=True).eval()
+
+
+def panoramas() -> torch.Tensor:
+    g = torch.Generator().manual_seed(6)
+    return F.interpolate(torch.rand(2, 3, 8, 16, generator=g), size=(32, 64), mode="bilinear")
+
+
+def run_backbone(out: Path, callbacks=()):
+    from pano360.training import distill
+    from pano360.transfer import BackboneDistillConfig
+
+    return distill(
+        backbone(), panoramas(), BackboneDistillConfig(**BACKBONE_CONFIG), out,
+        checkpoint_every_n_steps=1, callbacks=callbacks,
+    )  # fmt: skip
+
+
 if __name__ == "__main__":
     from lightning.pytorch.callbacks import Callback
 
@@ -54,4 +77,5 @@ if __name__ == "__main__":
                 os.kill(os.getpid(), signal.SIGKILL)
 
     torch.set_num_threads(1)
-    run(Path(sys.argv[1]), [Kill()])
+    backbone_run = sys.argv[3:] == ["backbone"]
+    (run_backbone if backbone_run else run)(Path(sys.argv[1]), [Kill()])

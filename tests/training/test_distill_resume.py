@@ -56,3 +56,45 @@ def _stack():
     from _run_distill import stack
 
     return stack()
+
+
+def test_backbone_distill_killed_mid_epoch_resumes_bitwise_without_new_targets(tmp_path):
+    from _run_distill import backbone, run_backbone
+
+    from pano360.transfer import load_backbone_student
+
+    # 2 images, one a step: 2 steps an epoch, 6 in all. Killed after step 3, the first of
+    # layer-wise epoch 2; its checkpoint is of step 2, the last of epoch 1.
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPT), str(killed), "3", "backbone"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        reference, ref_history = run_backbone(tmp_path / "whole")
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == -signal.SIGKILL, err[-2000:]
+        assert not (killed / "student.safetensors").exists()
+        ckpt = torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)
+        assert ckpt["global_step"] == 2 and ckpt["distill"]["epoch"] == 0
+        assert len(ckpt["optimizer_states"]) == 2  # one Adam per phase
+        # The exact targets were cached in the run folder; resuming reads them, never rewrites.
+        cached = {p: p.stat().st_mtime_ns for p in (killed / "exact").iterdir()}
+        assert len(cached) == 2  # one file per image (stage features.3)
+        resumed, history = run_backbone(killed)
+    finally:
+        torch.set_num_threads(threads)
+    assert {p: p.stat().st_mtime_ns for p in (killed / "exact").iterdir()} == cached
+    assert states_equal(resumed, reference)
+    assert history == ref_history and [r["phase"] for r in history] == ["layerwise"] * 2 + [
+        "finetune"
+    ]
+    assert states_equal(
+        load_backbone_student(backbone(), killed / "student.safetensors"), reference
+    )
+    record = json.loads((killed / "distill.json").read_text())
+    assert record["complete"] and record["history"] == ref_history

@@ -245,7 +245,6 @@ def test_exact_features_is_the_stage_on_the_tangent_view_of_each_cell():
     p, spacing = stage_patch_size(model, "features.3"), 2 * math.pi / 64
     fov = 2 * math.atan(p / 2 * math.tan(spacing))
     net = model.stage_module("features.3")
-    h, w = out.shape[-2:]
     assert stage_grid(model, "features.3") == "planar"  # cell (i, j) on input pixel (4i, 4j)
     for i, j in [(0, 3), (3, 0), (7, 12)]:
         lat, lon = (0.5 - (4 * i + 0.5) / 32) * math.pi, ((4 * j + 0.5) / 64 - 0.5) * 2 * math.pi

@@ -20,6 +20,12 @@ training images (every stage weighs the same), averaged over the rows of the map
 counts the same: the poles as much as the equator). Adam, the learning rate decaying to 0 along
 a cosine over each phase. Stages after the last trained one stay zero-shot spherical.
 
+What one run computes, step by step (the student, the targets, each epoch's image order, the
+learning rates, the losses of one step), is ``_BackboneDistillation``. Two loops run it to the
+same weights: :func:`distill_backbone`, plain, without checkpoints (no Lightning needed), and
+:func:`pano360.training.distill` (``pano360 distill --model mobilenet_v2``) on Lightning, with
+checkpoints and resuming in a run folder.
+
 Where untied rows go by default (:func:`default_untied_blocks`): the 3 x 3 convolutions of the
 blocks with a stride, where the maps change scale (five blocks of MobileNetV2: the student stays
 within about 1.5x the source's parameters); the other 3 x 3 convolutions keep tangent taps
@@ -57,7 +63,7 @@ from .._core import (
 from ..io import write_atomic
 from ..models.backbones import Backbone
 from ..nn import RowUntiedConv2d, SphereConv2d, sphericalize
-from ._distillation import _cosine_lr, _epoch_generator
+from ._distillation import _images_fingerprint, _Phases
 from ._exact_features import exact_features, stage_grid, weights_fingerprint
 
 __all__ = [
@@ -325,6 +331,136 @@ def _row_loss(pred: torch.Tensor, target: torch.Tensor, var: float) -> torch.Ten
     return (pred - target).pow(2).mean(dim=(0, 1, 3)).mean() / var
 
 
+class _BackboneDistillation(_Phases):
+    """What one backbone distillation computes, step by step, without the loop that runs it:
+    the student, its segments, the exact targets, the parameters and learning rate of each
+    phase, every epoch's image order, and the losses of one step (one image).
+
+    :func:`distill_backbone` runs it in a plain loop, :class:`pano360.training.DistillTask`
+    on Lightning (checkpoints, resuming); both call only what is here, as for a conv stack's
+    ``_Distillation``. The exact targets are computed when first needed (:meth:`targets`), in
+    ``cache_dir`` when given, so that nothing is written before a run folder is claimed.
+    """
+
+    def __init__(
+        self,
+        model: Backbone,
+        images: torch.Tensor,
+        config: BackboneDistillConfig | None = None,
+        *,
+        cache_dir: str | Path | None = None,
+        progress: bool = False,
+    ) -> None:
+        config = BackboneDistillConfig() if config is None else config
+        if not isinstance(config, BackboneDistillConfig):
+            raise TypeError(f"config must be a BackboneDistillConfig, got {type(config).__name__}")
+        if not isinstance(model, Backbone):
+            raise TypeError(
+                f"model must be a pano360.models.backbones.Backbone, got {type(model).__name__}"
+            )
+        check_erp(images)
+        order = list(model.stages)
+        for stage in config.stages:
+            if stage not in order:
+                raise ValueError(f"config.stages must be among {order}, got {stage!r}")
+        indices = [order.index(s) for s in config.stages]
+        if indices != sorted(set(indices)):
+            raise ValueRangeError(
+                f"config.stages must be in the backbone's order, got {config.stages}"
+            )
+        self.config, self.model, self.images = config, model.eval(), images
+        self.cache_dir, self.progress = cache_dir, progress
+        student = BackboneStudent(model, images.shape[-2:], config.untied, config.row_group_size)
+        # Running statistics stay the backbone's, no dropout: the student mimics it.
+        self.student = student.to(device=images.device, dtype=images.dtype).eval()
+        names = list(self.student.network._modules)
+        bounds = [0] + [names.index(s.replace(".", "_")) + 1 for s in config.stages]
+        self.segments = [self.student.network[a:b] for a, b in itertools.pairwise(bounds)]
+        self.n_images = self.steps_per_epoch = int(images.shape[0])
+        self.batch_size = 1
+        self.device = images.device
+        self._targets: dict[str, torch.Tensor] | None = None
+        self._variance: dict[str, float] = {}
+
+    def targets(self) -> dict[str, torch.Tensor]:
+        """The exact output of every trained stage on the images (computed once)."""
+        if self._targets is None:
+            with torch.no_grad():
+                self._targets = {
+                    s: exact_features(
+                        self.model, self.images, s, cache_dir=self.cache_dir, progress=self.progress
+                    )
+                    for s in self.config.stages
+                }
+            self._variance = {s: float(t.var()) or 1.0 for s, t in self._targets.items()}
+        return self._targets
+
+    def dataset(self) -> torch.Tensor:
+        """What the train loader batches: the images' indices (targets are by index)."""
+        return torch.arange(self.n_images)
+
+    def to(self, device: torch.device) -> None:
+        """Hold the images and the exact targets on ``device`` (where the student trains)."""
+        self._targets = {s: t.to(device) for s, t in self.targets().items()}
+        self.images = self.images.to(device)
+
+    def parameters(self, phase: str) -> list[nn.Parameter]:
+        """The parameters ``phase`` trains (both phases: the same). Only the spatial kernels
+        learn (the geometry is theirs); 1 x 1 convs and BatchNorm stay the backbone's."""
+        return [
+            p
+            for seg in self.segments
+            for m in seg.modules()
+            if isinstance(m, RowUntiedConv2d | SphereConv2d)
+            for p in m.parameters()
+        ]
+
+    def losses(
+        self, phase: str, indices: torch.Tensor, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The losses of one step on the images ``indices`` (a batch of the :meth:`dataset`):
+        stage -> its MSE over exact's variance. ``generator`` is not used (the image order is
+        the epoch's only random draw)."""
+        targets = self.targets()
+        idx = torch.as_tensor(indices).reshape(-1).to(self.images.device)
+        x = self.images[idx]
+        stages = self.config.stages
+        losses = {}
+        for k, (stage, seg) in enumerate(zip(stages, self.segments, strict=True)):
+            if phase == "layerwise":
+                pred = seg(x if k == 0 else targets[stages[k - 1]][idx])
+            else:
+                x = pred = seg(x)
+            losses[stage] = _row_loss(pred, targets[stage][idx], self._variance[stage])
+        return losses
+
+    def fingerprint(self) -> dict:
+        """What a run folder checks before resuming: the backbone, the images, the ERP size."""
+        final = list(self.model.stages)[-1]
+        return {
+            "backbone": weights_fingerprint(self.model.stage_module(final)),
+            "images": _images_fingerprint(self.images, tuple(self.images.shape[1:])),
+            "erp_hw": list(self.student.erp_hw),
+        }
+
+    def finished(self) -> BackboneStudent:
+        """The trained student in eval mode, its :attr:`~BackboneStudent.provenance` set."""
+        self.student.provenance = {
+            **{k: list(v) if isinstance(v, tuple) else v for k, v in vars(self.config).items()},
+            "images": self.n_images,
+        }
+        return self.student.eval()
+
+    def save_student(self, path: Path) -> None:
+        """Write the student file (:meth:`BackboneStudent.save`)."""
+        self.finished().save(path, self.model)
+
+    def read_student(self, out_dir: Path, record: dict) -> BackboneStudent:
+        """The student of the finished run in ``out_dir`` (``record``: its distill.json)."""
+        student = load_backbone_student(self.model, out_dir / record["student"])
+        return student.to(device=self.device, dtype=self.images.dtype).eval()
+
+
 def distill_backbone(
     model: Backbone,
     images: torch.Tensor,
@@ -336,6 +472,9 @@ def distill_backbone(
 ) -> BackboneStudent:
     """Distil a backbone into a spherical student on unlabelled panoramas (module docstring).
 
+    A plain loop, without checkpoints; :func:`pano360.training.distill` runs the same steps on
+    Lightning (extra ``train``) with checkpoints and resuming, to the same weights.
+
     Args:
         model: the backbone (not changed).
         images: (N, 3, H, W) ERP images in [0, 1], W == 2H, H a multiple of 32: the student is
@@ -344,95 +483,39 @@ def distill_backbone(
         cache_dir: the cache of :func:`~pano360.transfer.exact_features` (targets are the
             costly part; with a cache a second run computes none).
         progress: progress bars while computing exact targets.
-        log: called as ``log(phase, epoch, losses)`` after every epoch (``losses``: stage ->
-            mean normalised loss), or None.
+        log: called as ``log(phase, epoch, losses)`` after every epoch (``epoch`` counted
+            from 0 in each phase; ``losses``: stage -> mean normalised loss), or None.
 
     Returns:
         The trained :class:`BackboneStudent` in eval mode.
 
     Raises:
-        TypeError: ``model`` is not a Backbone.
+        TypeError: ``model`` is not a Backbone, or ``config`` not a BackboneDistillConfig.
         ShapeError: ``images`` not (N, 3, H, 2H) with H a multiple of 32.
         ValueError: an unknown stage in ``config.stages``.
         ValueRangeError: stages out of order.
     """
-    config = BackboneDistillConfig() if config is None else config
-    if not isinstance(config, BackboneDistillConfig):
-        raise TypeError(f"config must be a BackboneDistillConfig, got {type(config).__name__}")
-    if not isinstance(model, Backbone):
-        raise TypeError(
-            f"model must be a pano360.models.backbones.Backbone, got {type(model).__name__}"
-        )
-    check_erp(images)
-    order = list(model.stages)
-    for stage in config.stages:
-        if stage not in order:
-            raise ValueError(f"config.stages must be among {order}, got {stage!r}")
-    if [order.index(s) for s in config.stages] != sorted({order.index(s) for s in config.stages}):
-        raise ValueRangeError(f"config.stages must be in the backbone's order, got {config.stages}")
-    model = model.eval()
-    student = BackboneStudent(model, images.shape[-2:], config.untied, config.row_group_size)
-    student = student.to(images.dtype)
-    with torch.no_grad():
-        targets = {
-            s: exact_features(model, images, s, cache_dir=cache_dir, progress=progress)
-            for s in config.stages
-        }
-    variance = {s: float(t.var()) or 1.0 for s, t in targets.items()}
-    names = list(student.network._modules)
-    bounds = [0] + [names.index(s.replace(".", "_")) + 1 for s in config.stages]
-    segments = [student.network[a:b] for a, b in itertools.pairwise(bounds)]
-    # Only the spatial kernels learn (the geometry is theirs); 1 x 1 convs and BatchNorm stay
-    # the backbone's.
-    trained = [
-        p
-        for seg in segments
-        for m in seg.modules()
-        if isinstance(m, RowUntiedConv2d | SphereConv2d)
-        for p in m.parameters()
-    ]
-    n = images.shape[0]
-
-    def run_phase(phase: str, epochs: int, lr: float) -> None:
-        if epochs == 0:
-            return
-        optimizer = torch.optim.Adam(trained, lr=lr)
-        total, step = epochs * n, 0
-        for epoch in range(epochs):
-            perm = torch.randperm(n, generator=_epoch_generator(config.seed, epoch)).tolist()
-            sums = dict.fromkeys(config.stages, 0.0)
-            for i in perm:
-                for group in optimizer.param_groups:
-                    group["lr"] = _cosine_lr(lr, step, total)
-                x = images[i : i + 1]
-                losses = {}
-                for k, (stage, seg) in enumerate(zip(config.stages, segments, strict=True)):
-                    if phase == "layerwise":
-                        source = x if k == 0 else targets[config.stages[k - 1]][i : i + 1]
-                        pred = seg(source)
-                    else:
-                        x = pred = seg(x)
-                    losses[stage] = _row_loss(pred, targets[stage][i : i + 1], variance[stage])
-                optimizer.zero_grad()
-                sum(losses.values()).backward()
-                optimizer.step()
-                step += 1
-                for stage, v in losses.items():
-                    sums[stage] += float(v.detach()) / n
-            if log is not None:
-                log(phase, epoch, sums)
-
-    student.train()
-    for m in student.modules():  # running statistics stay the backbone's; no dropout
-        if isinstance(m, nn.BatchNorm2d | nn.Dropout):
-            m.eval()
-    try:
-        run_phase("layerwise", config.epochs, config.lr)
-        run_phase("finetune", config.finetune_epochs, config.finetune_lr)
-    finally:
-        student.eval()
-    student.provenance = {
-        **{k: list(v) if isinstance(v, tuple) else v for k, v in vars(config).items()},
-        "images": int(n),
+    run = _BackboneDistillation(model, images, config, cache_dir=cache_dir, progress=progress)
+    run.targets()
+    optimizers = {
+        phase: torch.optim.Adam(run.parameters(phase), lr=run.base_lr(phase))
+        for phase in ("layerwise", "finetune")
     }
-    return student
+    for epoch in range(run.total_epochs):
+        phase = run.phase(epoch)
+        order, generator = run.epoch_stream(epoch)
+        sums: dict[str, float] = {}
+        for step, index in enumerate(order):
+            optimizer = optimizers[phase]
+            for group in optimizer.param_groups:
+                group["lr"] = run.lr(epoch, step)
+            losses = run.losses(phase, torch.tensor([index]), generator)
+            optimizer.zero_grad(set_to_none=True)
+            sum(losses.values()).backward()
+            optimizer.step()
+            for stage, v in losses.items():
+                sums[stage] = sums.get(stage, 0.0) + float(v.detach())
+        if log is not None:
+            first = 0 if phase == "layerwise" else run.config.epochs
+            log(phase, epoch - first, {k: v / run.steps_per_epoch for k, v in sums.items()})
+    return run.finished()

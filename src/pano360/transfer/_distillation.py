@@ -54,6 +54,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -72,7 +73,7 @@ from .._core import (
 from ..geometry import fold_rows, pixel_solid_angle
 from ._builders import _check_erp_hw, build_student
 from ._exact import StackLayer, _matching, exact_outputs, plan_stack
-from ._run_folder import _stack_fingerprint
+from ._run_folder import _FORMAT, _read_student, _stack_fingerprint, _write_tensors
 
 __all__ = ["DistillConfig"]
 
@@ -221,10 +222,17 @@ class _Images:
         return torch.stack([self[i] for i in indices])
 
     def fingerprint(self) -> str:
-        digest = hashlib.sha256(repr((len(self), self.shape, str(self.dtype))).encode())
-        for i in range(len(self)):
-            digest.update(self[i].detach().cpu().contiguous().numpy().tobytes())
-        return digest.hexdigest()
+        return _images_fingerprint(self, self.shape)
+
+
+def _images_fingerprint(images, shape: tuple[int, ...]) -> str:
+    """A digest of indexable images (``images[i]``: (C, H, W), all of ``shape``): what a run
+    folder checks before resuming."""
+    first = images[0]
+    digest = hashlib.sha256(repr((len(images), tuple(shape), str(first.dtype))).encode())
+    for i in range(len(images)):
+        digest.update(images[i].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _first_in_channels(stack: nn.Sequential) -> int | None:
@@ -362,12 +370,54 @@ def _phase_parameters(student: nn.Sequential, plan, phase: str) -> list[nn.Param
     return [p for p in student.parameters() if p.requires_grad]
 
 
-class _Distillation:
+class _Phases:
+    """The schedule every distillation shares: ``config.epochs`` layer-wise epochs, then
+    ``config.finetune_epochs`` fine-tuning epochs, a learning rate along a cosine over each
+    phase's steps, and every epoch's image order and random stream.
+
+    Subclasses set ``config`` (with epochs, finetune_epochs, lr, finetune_lr, seed),
+    ``n_images`` and ``steps_per_epoch``.
+    """
+
+    config: Any
+    n_images: int
+    steps_per_epoch: int
+
+    @property
+    def total_epochs(self) -> int:
+        return self.config.epochs + self.config.finetune_epochs
+
+    def phase(self, epoch: int) -> str:
+        """``"layerwise"`` or ``"finetune"``: the phase of 0-based ``epoch``."""
+        return "layerwise" if epoch < self.config.epochs else "finetune"
+
+    def base_lr(self, phase: str) -> float:
+        return self.config.lr if phase == "layerwise" else self.config.finetune_lr
+
+    def lr(self, epoch: int, step: int) -> float:
+        """The learning rate of 0-based ``step`` of ``epoch``: a cosine from the phase's base
+        to 0 over the phase's steps."""
+        c, n = self.config, self.steps_per_epoch
+        layerwise = epoch < c.epochs
+        first = (epoch if layerwise else epoch - c.epochs) * n
+        phase_steps = (c.epochs if layerwise else c.finetune_epochs) * n
+        return _cosine_lr(self.base_lr(self.phase(epoch)), first + step, phase_steps)
+
+    def epoch_stream(self, epoch: int) -> tuple[list[int], torch.Generator]:
+        """(the image order of ``epoch``, the generator after drawing it: the rows of the
+        epoch's steps are drawn from it, in order)."""
+        generator = _epoch_generator(self.config.seed, epoch)
+        return torch.randperm(self.n_images, generator=generator).tolist(), generator
+
+
+class _Distillation(_Phases):
     """What one distillation computes, step by step, without the loop that runs it.
 
     :class:`pano360.training.DistillTask` (Lightning) drives it: the student, the parameters
     and learning rate of each phase, every epoch's image order and random stream, and the
     losses of one step. Kept here, next to the losses, so that the numbers have one home.
+    ``pano360.transfer._deep_distill._BackboneDistillation`` offers the same methods for a
+    deep backbone; the task needs no more than these.
     """
 
     def __init__(self, stack: nn.Sequential, images, config: DistillConfig | None) -> None:
@@ -387,34 +437,22 @@ class _Distillation:
             self.source, self.images.erp_hw, config.row_group_size, config.tap_spacing
         )
         self.student.eval()  # running statistics, no dropout: the student mimics the stack
-        self.total_epochs = config.epochs + config.finetune_epochs
-        self.steps_per_epoch = -(-len(self.images) // config.batch_size)
+        self.n_images = len(self.images)
+        self.batch_size = config.batch_size
+        self.steps_per_epoch = -(-self.n_images // config.batch_size)
+        self.device = self.images.device
 
-    def phase(self, epoch: int) -> str:
-        """``"layerwise"`` or ``"finetune"``: the phase of 0-based ``epoch``."""
-        return "layerwise" if epoch < self.config.epochs else "finetune"
+    def dataset(self) -> _Images:
+        """What the train loader batches: the images (each checked) by index."""
+        return self.images
+
+    def to(self, device: torch.device) -> None:
+        """Run the frozen stack on ``device`` (where the student is trained)."""
+        self.source.to(device)
 
     def parameters(self, phase: str) -> list[nn.Parameter]:
         """The parameters ``phase`` trains (possibly none)."""
         return _phase_parameters(self.student, self.plan, phase)
-
-    def base_lr(self, phase: str) -> float:
-        return self.config.lr if phase == "layerwise" else self.config.finetune_lr
-
-    def lr(self, epoch: int, step: int) -> float:
-        """The learning rate of 0-based ``step`` of ``epoch``: a cosine from the phase's base
-        to 0 over the phase's steps."""
-        c, n = self.config, self.steps_per_epoch
-        layerwise = epoch < c.epochs
-        first = (epoch if layerwise else epoch - c.epochs) * n
-        phase_steps = (c.epochs if layerwise else c.finetune_epochs) * n
-        return _cosine_lr(self.base_lr(self.phase(epoch)), first + step, phase_steps)
-
-    def epoch_stream(self, epoch: int) -> tuple[list[int], torch.Generator]:
-        """(the image order of ``epoch``, the generator after drawing it: the rows of the
-        epoch's steps are drawn from it, in order)."""
-        generator = _epoch_generator(self.config.seed, epoch)
-        return torch.randperm(len(self.images), generator=generator).tolist(), generator
 
     def losses(
         self, phase: str, erp: torch.Tensor, generator: torch.Generator
@@ -430,3 +468,16 @@ class _Distillation:
             "images": self.images.fingerprint(),
             "erp_hw": list(self.images.erp_hw),
         }
+
+    def finished(self) -> nn.Sequential:
+        """The trained student, in eval mode."""
+        return self.student.eval()
+
+    def save_student(self, path: Path) -> None:
+        """Write the student as the run folder's student file (safetensors)."""
+        meta = {"format": _FORMAT, "stack": _stack_fingerprint(self.stack)}
+        _write_tensors(path, self.student.state_dict(), meta)
+
+    def read_student(self, out_dir: Path, record: dict) -> nn.Sequential:
+        """The student of the finished run ``record`` in ``out_dir``, in eval mode."""
+        return _read_student(self.source, out_dir, record)

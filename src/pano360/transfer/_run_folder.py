@@ -11,6 +11,13 @@ Layout of ``out_dir``:
     format name and version (``pano360.transfer.distill``, 2). Finished runs of version 1 (the
     release whose checkpoints were our own ``checkpoint-NNNN.safetensors``) load as before; an
     unfinished one cannot be resumed (its checkpoints are not Lightning's).
+
+The run of a deep backbone (:func:`pano360.training.distill` on a
+:class:`~pano360.models.backbones.Backbone`) has the same layout, its fingerprint naming the
+backbone instead of a stack, plus ``exact/``, the cache of its exact targets
+(:func:`~pano360.transfer.exact_features`: a resumed run does not compute them again); its
+``student.safetensors`` is :meth:`~pano360.transfer.BackboneStudent.save`'s, read by
+:func:`~pano360.transfer.load_backbone_student`.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +39,7 @@ from ..io import write_atomic
 from ._builders import build_student
 
 if TYPE_CHECKING:
+    from ._deep_distill import BackboneDistillConfig
     from ._distillation import DistillConfig
 
 __all__ = ["load_student"]
@@ -105,7 +114,11 @@ def _differences(record: dict, config: dict, fingerprint: dict) -> list[str]:
     for key in sorted(set(saved) | set(config)):
         if saved.get(key) != config.get(key):
             diffs.append(f"config {key}: {saved.get(key)!r} there, {config.get(key)!r} now")
-    names = {"stack": "the stack's layers or weights", "images": "the images"}
+    names = {
+        "stack": "the stack's layers or weights",
+        "backbone": "the backbone's layers or weights",
+        "images": "the images",
+    }
     for key in sorted(set(record.get("fingerprint", {})) | set(fingerprint)):
         if record.get("fingerprint", {}).get(key) != fingerprint.get(key):
             diffs.append(f"{names.get(key, key)} differ")
@@ -115,7 +128,9 @@ def _differences(record: dict, config: dict, fingerprint: dict) -> list[str]:
 class _RunDir:
     """The folder of one run: claim it (or find the run to resume), and finish it."""
 
-    def __init__(self, out_dir, config: DistillConfig, fingerprint: dict) -> None:
+    def __init__(
+        self, out_dir, config: DistillConfig | BackboneDistillConfig, fingerprint: dict
+    ) -> None:
         self.dir = Path(out_dir)
         self.config = _jsonable(asdict(config))
         self.fingerprint = fingerprint
@@ -173,13 +188,15 @@ class _RunDir:
             )
         return record
 
-    def finish(self, student: nn.Module, history: list) -> None:
-        """Write the student, then the record that says the run is complete (the commit)."""
-        _write_tensors(
-            self.dir / _STUDENT_FILE,
-            student.state_dict(),
-            {"format": _FORMAT, "stack": self.fingerprint["stack"]},
-        )
+    @property
+    def student_file(self) -> Path:
+        """Where the finished run's student is written."""
+        return self.dir / _STUDENT_FILE
+
+    def finish(self, save_student: Callable[[Path], None], history: list) -> None:
+        """Write the student (``save_student(path)``, atomically), then the record that says
+        the run is complete (the commit)."""
+        save_student(self.student_file)
         _write_json(self.dir / _RUN_FILE, self._record(history, True))
 
 
@@ -207,8 +224,9 @@ def load_student(stack: nn.Sequential, out_dir: str | os.PathLike[str]) -> nn.Se
         The student in eval mode, as :func:`pano360.training.distill` returned it.
 
     Raises:
-        ValueRangeError: ``out_dir`` holds no finished distill run, or ``stack`` is not the
-            one it distilled (layers or weights differ).
+        ValueRangeError: ``out_dir`` holds no finished distill run of a stack (a backbone's
+            is read by :func:`~pano360.transfer.load_backbone_student`), or ``stack`` is not
+            the one it distilled (layers or weights differ).
         OutputExistsError: ``out_dir`` holds a file named like a run's that is not one.
 
     Example:
@@ -226,6 +244,11 @@ def load_student(stack: nn.Sequential, out_dir: str | os.PathLike[str]) -> nn.Se
     record = _read_run(out_dir) if out_dir.is_dir() else None
     if record is None or not record.get("complete"):
         raise ValueRangeError(f"out_dir '{out_dir}' holds no finished distill run")
+    if "stack" not in record["fingerprint"]:
+        raise ValueRangeError(
+            f"out_dir '{out_dir}' holds the run of a backbone: read its student with "
+            "pano360.transfer.load_backbone_student"
+        )
     if record["fingerprint"]["stack"] != _stack_fingerprint(stack):
         raise ValueRangeError(
             f"stack differs from the one distilled in '{out_dir}' (layers or weights)"

@@ -381,3 +381,38 @@ def test_unknown_output_grid_is_named():
         SphereConv2d(3, 4, output_grid="torch")
     with pytest.raises(ValueError, match="output_grid must be one of"):
         sphere_conv2d(rand(1, 3, 8, 16), rand(4, 3, 3, 3), output_grid="centre")
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_many_channel_depthwise_inference_equals_the_oracle_and_the_training_path(
+    stride, layout, monkeypatch
+):
+    """Depthwise inference with many channels runs the channels-last kernel; it computes what
+    the plane-by-plane kernel (taken when gradients are needed) and the oracle compute."""
+    from pano360.nn import _fast
+
+    if not _fast.extension_available():
+        pytest.skip("the compiled SphereConv2d kernel is unavailable here")
+    ext, calls = _fast._extension(), []
+
+    class Spy:
+        def __getattr__(self, name):
+            calls.append(name)
+            return getattr(ext, name)
+
+    monkeypatch.setattr(_fast, "_extension", Spy)
+    c = _fast._CHANNELS_LAST_DEPTHWISE
+    x = rand(1, c, 8, 16, seed=40).contiguous(memory_format=layout)
+    w = rand(c, 1, 3, 3, seed=41) - 0.5
+    bias = rand(c, seed=42)
+    with torch.no_grad():
+        fast = sphere_conv2d(x, w, bias, stride=stride, groups=c, output_grid="planar")
+    training = sphere_conv2d(
+        x, w.clone().requires_grad_(), bias, stride=stride, groups=c, output_grid="planar"
+    )
+    assert calls == ["depthwise_forward_cl", "depthwise_forward"]
+    assert fast.is_contiguous(memory_format=layout)
+    torch.testing.assert_close(fast, training.detach(), atol=1e-12, rtol=0)
+    expected = exact_conv2d(x, w, bias, stride=stride, groups=c, output_grid="planar")
+    torch.testing.assert_close(fast, expected, atol=1e-9, rtol=0)

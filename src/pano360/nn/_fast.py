@@ -483,6 +483,10 @@ def depthwise_tables(
     )
 
 
+# Depthwise inference with at least this many channels runs channels-last (see csrc).
+_CHANNELS_LAST_DEPTHWISE = 64
+
+
 class _FastDepthwise(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, tables, out_hw, stride):
@@ -524,4 +528,19 @@ def fast_depthwise_sphere_conv(
     in_hw = (x.shape[-2], x.shape[-1])
     tables = depthwise_tables(local_dirs, in_hw, stride, x.dtype, output_grid)
     weight_k = weight.reshape(weight.shape[0], -1)
-    return _FastDepthwise.apply(x, weight_k, bias, tables, output_hw(in_hw, stride), stride)
+    out_hw = output_hw(in_hw, stride)
+    grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (x, weight, bias)
+    )
+    if not grad and weight.shape[0] == x.shape[1] >= _CHANNELS_LAST_DEPTHWISE:
+        # Inference with many channels: the channels-last kernel, vectorised over channels.
+        channels_last = memory_format_of(x) == torch.channels_last
+        out = (
+            _extension()
+            .depthwise_forward_cl(
+                x.permute(0, 2, 3, 1).contiguous(), weight_k, bias, *tables, out_hw[1], stride
+            )
+            .permute(0, 3, 1, 2)
+        )
+        return out if channels_last else out.contiguous()
+    return _FastDepthwise.apply(x, weight_k, bias, tables, out_hw, stride)

@@ -479,6 +479,65 @@ torch::Tensor depthwise_forward(torch::Tensor x, torch::Tensor weight,
   return out;
 }
 
+// Depthwise, channels-last, one output channel per input channel (inference): x (B, H, W, C)
+// contiguous, weight (C, K), bias (C,) or none; tables as in DwTables, wts (Ho, K, 4). Returns
+// (B, Ho, Wo, C). Per output row, the coefficient of every entry and channel is formed once;
+// then every output pixel sums its entries' pixels over the C contiguous channels, a loop the
+// compiler vectorises: the plane-by-plane kernel above spends its time in short column runs
+// when maps are small and channels many (MobileNetV2's deep stages).
+torch::Tensor depthwise_forward_cl(torch::Tensor x, torch::Tensor weight,
+                                   std::optional<torch::Tensor> bias, torch::Tensor rows,
+                                   torch::Tensor cols, torch::Tensor count, torch::Tensor corner,
+                                   torch::Tensor wts, int64_t wo, int64_t s) {
+  TORCH_CHECK(x.device().is_cpu() && x.is_contiguous() && x.dim() == 4, "x: contiguous BHWC");
+  TORCH_CHECK(wts.scalar_type() == x.scalar_type() && wts.is_contiguous(), "wts");
+  weight = weight.contiguous();
+  const int64_t B = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
+  TORCH_CHECK(weight.size(0) == C, "one output channel per input channel");
+  const DwTables tb = dw_tables(rows, cols, count, corner, W, wo, s);
+  auto out = torch::empty({B, tb.Ho, wo, C}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "sphere_conv_depthwise_forward_cl", [&] {
+    const scalar_t* xd = x.data_ptr<scalar_t>();
+    const scalar_t* wd = weight.data_ptr<scalar_t>();
+    const scalar_t* bd = bias ? bias->contiguous().data_ptr<scalar_t>() : nullptr;
+    const scalar_t* w4 = wts.data_ptr<scalar_t>();
+    scalar_t* od = out.data_ptr<scalar_t>();
+    at::parallel_for(0, B * tb.Ho, 1, [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> coef(tb.E * C);
+      for (int64_t p = begin; p < end; ++p) {
+        const int64_t b = p / tb.Ho, i = p % tb.Ho, n = tb.count[i];
+        std::fill(coef.begin(), coef.begin() + n * C, scalar_t(0));
+        const int64_t* cn = tb.corner + i * tb.K * 4;
+        const scalar_t* wt = w4 + i * tb.K * 4;
+        for (int64_t k = 0; k < tb.K; ++k) {
+          for (int64_t q = 0; q < 4; ++q) {
+            const scalar_t a = wt[4 * k + q];
+            if (a == scalar_t(0)) continue;
+            scalar_t* __restrict__ cf = coef.data() + cn[4 * k + q] * C;
+            for (int64_t c = 0; c < C; ++c) cf[c] += a * wd[c * tb.K + k];
+          }
+        }
+        for (int64_t j = 0; j < wo; ++j) {
+          scalar_t* __restrict__ o = od + (p * wo + j) * C;
+          if (bd) {
+            std::copy(bd, bd + C, o);
+          } else {
+            std::fill(o, o + C, scalar_t(0));
+          }
+          for (int64_t e = 0; e < n; ++e) {
+            const int64_t col = (tb.cols[i * tb.E + e] + s * j) % W;
+            const scalar_t* __restrict__ r =
+                xd + ((b * H + tb.rows[i * tb.E + e]) * W + col) * C;
+            const scalar_t* __restrict__ cf = coef.data() + e * C;
+            for (int64_t c = 0; c < C; ++c) o[c] += cf[c] * r[c];
+          }
+        }
+      }
+    });
+  });
+  return out;
+}
+
 // Gradients of depthwise_forward with respect to x and the weight (either may be skipped):
 // grad (B, C * m, Ho, Wo) contiguous. Parallel over input channels, so no two threads write
 // one plane or one weight row.
@@ -637,6 +696,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward, "SphereConv2d forward (CPU)");
   m.def("backward", &backward, "SphereConv2d backward (CPU)");
   m.def("depthwise_forward", &depthwise_forward, "depthwise SphereConv2d forward (CPU)");
+  m.def("depthwise_forward_cl", &depthwise_forward_cl,
+        "depthwise SphereConv2d forward, channels-last, inference (CPU)");
   m.def("gather_taps", &gather_taps, "weights-first SphereConv2d: taps of z summed (CPU)");
   m.def("gather_taps_backward", &gather_taps_backward, "adjoint of gather_taps (CPU)");
   m.def("depthwise_backward", &depthwise_backward, "depthwise SphereConv2d backward (CPU)");

@@ -324,6 +324,8 @@ def main(argv: list[str] | None = None) -> None:
         + f"\n\nSeconds per image of the last stage at {2 * h} x {h} (medians; every strategy "
         "on the same images, exact computed afresh):\n\n"
         + result.speed_markdown()
+        + f"\n\nAt {2 * hc} x {hc}, on the classification's {n} scenes (no exact):\n\n"
+        + classes.speed_markdown()
         + (
             ""
             if whole is None

@@ -407,13 +407,15 @@ def _measure(
             k = _band_of(lat, bands)
             objects[k] += k >= 0
     for name in names:
-        run = runners[final][name]
-        run(erps[:1])  # warm-up: spherical copies, view plans, kernels
-        run_times = []
-        for i in range(n):
+        runners[final][name](erps[:1])  # warm-up: spherical copies, view plans, kernels
+    run_times = {name: [] for name in names}
+    for i in range(n):
+        # Every strategy on this image in turn, so that the machine's slow moments fall on all
+        # of them alike.
+        for name in names:
             start = time.perf_counter()
-            features = run(erps[i : i + 1])
-            run_times.append(time.perf_counter() - start)
+            features = runners[final][name](erps[i : i + 1])
+            run_times[name].append(time.perf_counter() - start)
             if references[i] is None:
                 continue
             top = _region_logits(model, features, boxes[i], erp_hw, grid).topk(5, dim=1).indices
@@ -424,7 +426,8 @@ def _measure(
                 reference = references[i][j]
                 hits1[name][k].append(float(top[j, 0] == reference[0]))
                 hits5[name][k].append(len(set(top[j].tolist()) & set(reference.tolist())) / 5)
-        seconds[name], timed[name] = statistics.median(run_times), n
+    for name in names:
+        seconds[name], timed[name] = statistics.median(run_times[name]), n
 
     def pct(values):
         return 100 * statistics.fmean(values) if values else math.nan

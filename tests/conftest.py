@@ -2,6 +2,7 @@
 
 import os
 
+import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
@@ -22,3 +23,14 @@ _threads = max(1, min(torch.get_num_threads(), 2) // _workers)
 torch.set_num_threads(_threads)
 if _workers > 1:
     os.environ.setdefault("OMP_NUM_THREADS", str(_threads))
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test (a module opts in with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``): bitwise-reproducible runs, and
+    faster for many tiny ops on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -25,12 +25,8 @@ from pano360.transfer import (
 CONFIG = BackboneDistillConfig(stages=("features.3",), epochs=1, finetune_epochs=1, seed=2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Many tiny ops: on a shared 2-core machine one thread is faster and steadier than two.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

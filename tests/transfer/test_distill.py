@@ -40,13 +40,8 @@ D = torch.float64
 POLAR = LAT_BANDS[2]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Many tiny ops: on a shared 2-core machine one thread is faster and steadier than two.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Many tiny ops: on a shared 2-core machine one thread is faster and steadier than two.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_stack(seed=0):

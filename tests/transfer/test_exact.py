@@ -16,13 +16,8 @@ from pano360.transfer import exact_outputs, receptive_field
 D = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Many tiny ops: on a shared 2-core machine one thread is faster and steadier than two.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Many tiny ops: on a shared 2-core machine one thread is faster and steadier than two.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def rand(*shape, seed=0, dtype=D):

@@ -235,13 +235,14 @@ class TransferredModel(nn.Module):
             )
         s = self._model_stride(erp)
         p = self.patch_size
+        centre = None  # exact_dense's default: the sphere grid's centre output
         if self.output_grid == "planar":
-            centre = (p - 1) / (2 * s)
-            if p % 2 == 0 or centre != int(centre):
+            if p % 2 == 0 or (p - 1) % (2 * s):
                 raise ValueRangeError(
                     f"patch_size must be 2 s m + 1 for the planar grid (s = {s}, the model's "
                     f"stride: output m then sits at the patch centre), got {p}"
                 )
+            centre = (p - 1) // (2 * s)
         elif p % s or (p // s) % 2 == 0:
             raise ValueRangeError(
                 f"patch_size must be an odd multiple of the model's stride {s} (so that an "
@@ -252,8 +253,7 @@ class TransferredModel(nn.Module):
         with _EvalMode(self.model) as model, torch.no_grad():
             return exact_dense(
                 model, erp, p, s, spacing, self.chunk, progress=self.progress, desc="exact",
-                grid=self.output_grid,
-                centre=int((p - 1) / (2 * s)) if self.output_grid == "planar" else None,
+                grid=self.output_grid, centre=centre,
             )  # fmt: skip
 
 

@@ -162,10 +162,12 @@ def _region_logits(
         mask = sph_box_mask(boxes, (h, w))
         area = pixel_solid_angle((h, w), dtype=features.dtype)
     weights = mask.to(features.dtype) * area.reshape(1, h, 1)
-    cells = strided_lonlat_grid(erp_hw, s, grid, dtype=torch.float64)
-    for i in torch.nonzero(weights.sum(dim=(1, 2)) == 0).flatten().tolist():
+    empty = torch.nonzero(weights.sum(dim=(1, 2)) == 0).flatten().tolist()
+    if empty:
+        cells = lonlat_to_xyz(strided_lonlat_grid(erp_hw, s, grid, dtype=torch.float64))
+    for i in empty:
         centre = lonlat_to_xyz(boxes[i, :2].to(torch.float64))
-        nearest = int((lonlat_to_xyz(cells) @ centre).argmax())
+        nearest = int((cells @ centre).argmax())
         weights[i].view(-1)[nearest] = 1.0
     weights = weights / weights.sum(dim=(1, 2), keepdim=True)
     pooled = torch.einsum("chw,nhw->nc", features[0], weights)

@@ -128,6 +128,7 @@ PUBLIC = {
         "box_iou",
         "cat_detections",
         "check_detections",
+        "check_face_memory",
         "crop_boxes",
         "crop_candidates",
         "detect_faces",

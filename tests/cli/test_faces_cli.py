@@ -9,7 +9,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pano360.cli import _faces
 from pano360.io import read_image, write_image
 from pano360.testing import run_cli
 
@@ -92,13 +91,13 @@ def test_a_run_that_would_not_fit_in_memory_is_refused_up_front(small_example, t
 
 
 def test_the_refusal_names_the_smallest_min_face_that_fits(small_example, tmp_path, monkeypatch):
-    import pano360.detection
+    from pano360.detection import _memory
 
     # An estimate that only fits from 2 degrees up, and plenty of memory otherwise.
     monkeypatch.setattr(
-        pano360.detection, "face_detection_memory", lambda hw, deg, *a: 2**50 if deg < 2 else 0
+        _memory, "face_detection_memory", lambda hw, deg, *a: 2**50 if deg < 2 else 0
     )
-    monkeypatch.setattr(_faces, "_available_bytes", lambda: 2**40)
+    monkeypatch.setattr(_memory, "_available_bytes", lambda: 2**40)
     code, _, err = run_cli("faces", str(small_example), "--out", str(tmp_path), "--min-face", "0.5")
     assert code == 2 and "--min-face 0.5 degrees" in err and "pass --min-face 2 or larger" in err
     assert "available" in err and not list(tmp_path.glob("*"))

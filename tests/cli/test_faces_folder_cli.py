@@ -117,6 +117,16 @@ def test_folder_options_refused_for_one_image(photos, tmp_path):
     assert code == 2 and "--jobs: only for a folder of images" in err
 
 
+def test_max_memory_fails_each_file_that_would_not_fit(photos, tmp_path):
+    code, _, err = run_cli(
+        "faces", str(photos), "--out", str(tmp_path / "o"), "--max-memory", "0.001", *FAST
+    )
+    assert code == 1, err
+    rows = {r["file"]: r for r in _summary(tmp_path / "o")}
+    assert all(rows[f]["status"] == "failed" and "needs about" in rows[f]["error"] for f in GOOD)
+    assert "needs about" in err
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback without a GPU")
 def test_half_on_auto_without_gpu_warns_and_runs_in_float32(photos, tmp_path):
     src = tmp_path / "one"

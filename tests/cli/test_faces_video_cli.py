@@ -115,6 +115,33 @@ def test_device_is_checked(tmp_path):
     assert code == 2 and "--device" in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--max-memory", "0.001"], "needs about "),
+        (["--half", "--device", "cpu"], "--half runs the detector in float16"),
+    ],
+)
+def test_memory_and_half_are_checked_before_any_output(tmp_path, extra, message):
+    src = tmp_path / "in.mp4"
+    write_video_with_tone(src, torch.rand(2, 3, 32, 64), fps=4, audio=False)
+    before = file_listing(tmp_path)
+    code, out, err = run_cli("faces", str(src), "--blur", "--out", str(tmp_path / "res"), *extra)
+    assert (code, out) == (2, "") and err.count("\n") == 1 and message in err, err
+    assert file_listing(tmp_path) == before
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback without a GPU")
+def test_half_on_auto_without_gpu_warns_and_runs_in_float32(tmp_path):
+    src = tmp_path / "in.mp4"
+    write_video_with_tone(src, torch.rand(2, 3, 32, 64), fps=4, audio=False)
+    code, _, err = run_cli(
+        "faces", str(src), "--blur", "--out", str(tmp_path / "res"), "--half", "--device",
+        "auto", *FAST,
+    )  # fmt: skip
+    assert code == 0 and "warning: --half ignored: no GPU" in err
+
+
 def test_spherical_metadata_kept_or_one_line_on_how_to_restore_it(tmp_path):
     from pano360.io._spherical_video import SphericalBoxes, spherical_v1_box, write_spherical_boxes
 

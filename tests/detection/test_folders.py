@@ -196,6 +196,26 @@ def test_half_precision_finds_the_same_faces(tmp_path):
     torch.testing.assert_close(half_boxes[:, 2:], full_boxes[:, 2:], atol=0, rtol=0.1)
 
 
+def test_a_file_that_would_not_fit_in_memory_fails_and_the_others_go_on(tmp_path, monkeypatch):
+    from pano360.detection import _memory
+
+    src = tmp_path / "in"
+    (src / "big").mkdir(parents=True)
+    write_image(src / "small.png", _erp())
+    write_image(src / "big" / "pano.png", F.interpolate(_erp(), scale_factor=2.0))
+    # Over the limit from 128 rows up: the big panorama only.
+    monkeypatch.setattr(
+        _memory, "face_detection_memory", lambda hw, *a: 2**40 if hw[0] >= 128 else 0
+    )
+    job = FaceFolderJob(src, tmp_path / "out", max_memory_gb=64, **FAST)
+    done = {r.file: r for r in blur_faces_in_folder(job)}
+    assert done["small.png"].status == "done" and done["small.png"].faces >= 2
+    assert done["big/pano.png"].status == "failed"
+    assert "256x128 panorama needs about 1024" in done["big/pano.png"].error
+    assert "more than the 64.0 GB --max-memory" in done["big/pano.png"].error
+    assert not (tmp_path / "out" / "big" / "pano.png").exists()
+
+
 @pytest.mark.parametrize(
     ("where", "error", "match"),
     [
@@ -234,6 +254,8 @@ def test_job_setting_errors(tmp_path):
         FaceFolderJob(src, tmp_path / "out", strategy="distilled")
     with pytest.raises(ValueRangeError, match="min_face_deg"):
         FaceFolderJob(src, tmp_path / "out", min_face_deg=0)
+    with pytest.raises(ValueRangeError, match="max_memory_gb"):
+        FaceFolderJob(src, tmp_path / "out", max_memory_gb=0)
     with pytest.raises(ValueRangeError, match="holds no finished distill run"):
         FaceFolderJob(src, tmp_path / "out", strategy="distilled", students=tmp_path)
     job = FaceFolderJob(src, tmp_path / "out")

@@ -12,6 +12,7 @@ import torch
 from pano360._core import OutputExistsError, ShapeError, ValueRangeError
 from pano360.data import FACE_PATHS, SyntheticFaceVideo
 from pano360.detection import blur_faces_in_video
+from pano360.geometry import angle_between, lonlat_to_xyz
 from pano360.io import VideoIOError, iter_video_frames, video_info
 from pano360.testing import audio_packets, write_video_with_tone
 
@@ -74,6 +75,31 @@ def test_per_frame_detector_has_no_track_ids(face_video, tmp_path):
     assert all(f["track"] is None and f["detected"] for fr in doc["frames"] for f in fr["faces"])
 
 
+def test_half_precision_finds_the_same_faces(face_video, tmp_path):
+    # float16 autocast is meant for GPUs; on the CPU it runs (slowly) and checks the path:
+    # the networks in float16, the frames, boxes and tracks in float32.
+    src, _, _ = face_video
+    docs = []
+    for half in (False, True):
+        report = tmp_path / f"half-{half}.json"
+        blur_faces_in_video(
+            src, tmp_path / f"half-{half}.mp4", report=report, track=False, half=half, **FAST
+        )
+        frames = json.loads(report.read_text())["frames"]
+        docs.append([torch.tensor([f["bfov"] for f in fr["faces"]]) for fr in frames])
+    full, half = docs
+    assert [len(b) for b in half] == [len(b) for b in full] and len(full[0]) >= 3
+    for a, b in zip(full, half, strict=True):
+        # Each float16 box against the float32 box nearest to it on the sphere.
+        ends = [lonlat_to_xyz(boxes[:, :2].double().deg2rad()) for boxes in (b, a)]
+        apart = angle_between(ends[0][:, None], ends[1][None]).rad2deg()
+        match = apart.argmin(1)
+        nearest = a[match]
+        assert len(set(match.tolist())) == len(a)
+        assert float(apart.min(1).values.max()) < 1.0  # centres within a degree
+        torch.testing.assert_close(b[:, 2:], nearest[:, 2:], atol=0, rtol=0.1)
+
+
 def test_failures_leave_nothing(tmp_path):
     src = tmp_path / "cut.mkv"
     write_video_with_tone(src, torch.rand(6, 3, 32, 64), fps=4)
@@ -97,6 +123,8 @@ def test_settings_and_existing_outputs(tmp_path):
         blur_faces_in_video(src, tmp_path / "out.mp4", detect_every=2, track=False)
     with pytest.raises(ValueRangeError, match="batch_size"):
         blur_faces_in_video(src, tmp_path / "out.mp4", batch_size=0)
+    with pytest.raises(ValueRangeError, match="half"):
+        blur_faces_in_video(src, tmp_path / "out.mp4", half=1)
     with pytest.raises(ValueRangeError, match="min_face_deg"):
         blur_faces_in_video(src, tmp_path / "out.mp4", min_face_deg=0)
     with pytest.raises(ValueError, match="strategy"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -118,8 +117,8 @@ def faces(
         bool,
         typer.Option(
             "--half",
-            help="Folders, on a GPU: run the detector's networks in float16 (autocast; boxes "
-            "and blur stay float32). Refused with --device cpu.",
+            help="Videos and folders, on a GPU: run the detector's networks in float16 "
+            "(autocast; boxes and blur stay float32). Refused with --device cpu.",
         ),
     ] = False,
     jobs: Annotated[
@@ -218,12 +217,13 @@ def faces(
             num_nodes=num_nodes,
             overwrite=overwrite,
             max_pixels=max_pixels,
+            max_memory=max_memory,
             quiet=quiet,
         )
         if code:
             raise typer.Exit(code)
         return
-    folder_only = {"--half": half, "--jobs": jobs, "--devices": devices != 1}
+    folder_only = {"--jobs": jobs, "--devices": devices != 1}
     folder_only["--num-nodes"] = num_nodes != 1
     given = [name for name, value in folder_only.items() if value]
     if given:
@@ -233,7 +233,7 @@ def faces(
     out = Path(".") if out is None else out
     if src.suffix.lower() in VIDEO_SUFFIXES:
         detector = {"strategy": strategy, "students": students, "thresholds": (0.6, 0.7, threshold)}
-        detector["detect_every"] = detect_every
+        detector.update(detect_every=detect_every, half=half, max_memory=max_memory)
         faces_video(src, out, blur, track, min_face, max_face, device, overwrite, quiet, **detector)
         return
     prepare_out_dir(out)
@@ -303,18 +303,6 @@ def faces(
     say_done(f"{len(faces)} face(s){where}; wrote {written(images)}", quiet=quiet)
 
 
-def _available_bytes() -> int | None:
-    """Memory the system can still give (Linux's MemAvailable), or None where unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 def _check_memory(
     erp_hw: tuple[int, int],
     min_face: float,
@@ -324,47 +312,9 @@ def _check_memory(
 ) -> None:
     """Refuse, before detecting, a run whose estimated peak memory exceeds ``--max-memory`` (GB)
     or, without it, what the system has available: one line with the estimate and a way out."""
-    from .._core import ValueRangeError
-    from ..detection import face_detection_memory
+    from ..detection import check_face_memory
 
-    try:
-        import resource
-    except ImportError:  # not on Unix: no way to read what the process holds
-        now = 0
-    else:  # the peak so far: python, torch, the image as read
-        now = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        now *= 1 if sys.platform == "darwin" else 1024  # bytes on macOS, kilobytes elsewhere
-    gb = 2**30
     h, w = erp_hw
-    # Detecting holds the panorama; then the outlined and blurred copies and their encodings.
+    # After detecting: the outlined and blurred copies and their encodings.
     outputs = 4 * 3 * h * w * (1 + blur) + 2 * 3 * h * w
-
-    def need(deg: float) -> int:
-        return now + max(face_detection_memory((h, w), deg, max(deg, max_face)), outputs)
-
-    if max_memory is not None:
-        limit, source = max_memory * gb, "--max-memory"
-    else:
-        free = _available_bytes()
-        if free is None:
-            return
-        limit, source = now + free, "available"
-    if need(min_face) <= limit:
-        return
-    steps = (d for d in _MIN_FACE_STEPS if min_face < d <= max_face)
-    fits = next((d for d in steps if need(d) <= limit), None)
-    way_out = (
-        f"pass --min-face {fits:g} or larger (about {need(fits) / gb:.1f} GB)"
-        if fits is not None
-        else "use a smaller panorama"
-    )
-    more = "raise --max-memory" if max_memory is not None else "free memory (or set --max-memory)"
-    raise ValueRangeError(
-        f"finding faces of --min-face {min_face:g} degrees in this {w}x{h} panorama needs about "
-        f"{need(min_face) / gb:.1f} GB of memory, more than the {limit / gb:.1f} GB {source}; "
-        f"{way_out}, or {more}"
-    )
-
-
-# The --min-face values a refusal may suggest, smallest first.
-_MIN_FACE_STEPS = (0.5, 0.75, 1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32)
+    check_face_memory(erp_hw, min_face, max_face, output_bytes=outputs, max_memory_gb=max_memory)

@@ -27,17 +27,16 @@ def faces_folder(
     num_nodes: int,
     overwrite: bool,
     max_pixels: int,
+    max_memory: float | None,
     quiet: bool,
 ) -> int:
     """Find (and blur) the faces of every image under ``src`` into ``out``; return the exit
     status: 0, or 1 if a file failed (its line was printed and the summary names it)."""
     import sys
 
-    import typer
-
     from .._core import ValueRangeError, check_int
     from ..detection import FaceFolderJob
-    from ._faces_video import resolve_device
+    from ._faces_video import resolve_device, resolve_half
 
     if out is None:
         raise ValueRangeError(
@@ -49,14 +48,7 @@ def faces_folder(
     check_int(num_nodes, "--num-nodes", lo=1)
     distributed = devices * num_nodes > 1
     dev = resolve_device(device)
-    if half and dev.type == "cpu":
-        if device == "cpu":
-            raise ValueRangeError(
-                "--half runs the detector in float16, which is for GPUs (--device cuda or auto); "
-                "on the CPU float16 is slower than float32"
-            )
-        typer.echo("pano360: warning: --half ignored: no GPU, detecting in float32", err=True)
-        half = False
+    half = resolve_half(half, device, dev)
     check_out_dir(out)
     job = FaceFolderJob(
         src,
@@ -70,6 +62,7 @@ def faces_folder(
         half=half,
         overwrite=overwrite,
         max_pixels=max_pixels,
+        max_memory_gb=max_memory,
     )
     make_folders(out)
     if distributed:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ._outputs import prepare_out_dir, prepare_outputs, progress, say_done, written
 
-__all__ = ["DEVICES", "VIDEO_SUFFIXES", "faces_video"]
+__all__ = ["DEVICES", "VIDEO_SUFFIXES", "faces_video", "resolve_device", "resolve_half"]
 
 #: Inputs the ``faces`` command treats as videos (case-insensitive).
 VIDEO_SUFFIXES = (".avi", ".m4v", ".mkv", ".mov", ".mp4", ".webm")
@@ -29,6 +29,24 @@ def resolve_device(device: str):
     return torch.device(device)
 
 
+def resolve_half(half: bool, device: str, dev) -> bool:
+    """``--half`` on the resolved device ``dev``: refused with ``--device cpu`` (float16 is for
+    GPUs), ignored with a warning where ``auto`` found no GPU."""
+    if not half or dev.type != "cpu":
+        return half
+    if device == "cpu":
+        from .._core import ValueRangeError
+
+        raise ValueRangeError(
+            "--half runs the detector in float16, which is for GPUs (--device cuda or auto); "
+            "on the CPU float16 is slower than float32"
+        )
+    import typer
+
+    typer.echo("pano360: warning: --half ignored: no GPU, detecting in float32", err=True)
+    return False
+
+
 def faces_video(
     src: Path,
     out: Path,
@@ -44,10 +62,12 @@ def faces_video(
     students: Path | None,
     thresholds: tuple[float, float, float],
     detect_every: int = 1,
+    half: bool = False,
+    max_memory: float | None = None,
 ) -> None:
     """Blur the faces of the video ``src`` into ``out``: NAME_blurred.EXT and NAME_faces.json."""
     from .._core import ValueRangeError
-    from ..detection import blur_faces_in_video
+    from ..detection import blur_faces_in_video, check_face_memory
     from ..io import video_info
 
     if not blur:
@@ -56,6 +76,7 @@ def faces_video(
             "frame's faces)"
         )
     dev = resolve_device(device)
+    half = resolve_half(half, device, dev)
     info = video_info(src)  # a missing or broken input fails before any output is prepared
     h, w = info.hw
     if w != 2 * h:
@@ -64,6 +85,9 @@ def faces_video(
         raise ShapeError(
             f"video '{src}' must be equirectangular with width = 2 x height, got {w}x{h}"
         )
+    # Held while a frame is detected: a batch of decoded frames, the blurred copy, the encoder's.
+    frames = 4 * 3 * h * w * (4 + 2)
+    check_face_memory((h, w), min_face, max_face, output_bytes=frames, max_memory_gb=max_memory)
     prepare_out_dir(out)
     stem = src.stem
     blurred = out / f"{stem}_blurred{_OUTPUT_SUFFIX.get(src.suffix.lower(), '.mp4')}"
@@ -86,6 +110,7 @@ def faces_video(
         track=track,
         detect_every=detect_every,
         device=dev,
+        half=half,
         overwrite=overwrite,
         progress=bar.update,
     )

@@ -40,6 +40,7 @@ from ._folders import (
     blur_faces_in_folder,
     list_images,
 )
+from ._memory import check_face_memory
 from ._mtcnn import (
     FaceCandidates,
     FaceDetections,
@@ -102,6 +103,7 @@ __all__ = [
     "box_iou",
     "cat_detections",
     "check_detections",
+    "check_face_memory",
     "crop_boxes",
     "crop_candidates",
     "detect_faces",

@@ -22,7 +22,6 @@ a JSON of another program) is never replaced unless ``overwrite``: that file fai
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import io
@@ -43,10 +42,18 @@ from .._core import (
     ValueRangeError,
     check_bool,
     check_int,
+    check_number,
 )
 from ..io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, read_image, write_atomic, write_images
 from ..viz import blur_regions_on_sphere
-from ._faces360 import _check_settings, detect_faces, face_detections, load_pnet_students
+from ._faces360 import (
+    _check_settings,
+    detect_faces,
+    detector_precision,
+    face_detections,
+    load_pnet_students,
+)
+from ._memory import check_face_memory
 
 __all__ = [
     "FOLDER_SUMMARY_FIELDS",
@@ -204,6 +211,10 @@ class FaceFolderJob:
             it is faster; the boxes and the blur stay float32).
         overwrite: replace existing outputs (every file is done again, none is skipped).
         max_pixels: largest image read (:func:`pano360.io.read_image`).
+        max_memory_gb: a file whose search is estimated to need more memory than this (GB)
+            fails, before detecting, with the estimate and the minimum face that fits
+            (:func:`~pano360.detection.check_face_memory`); None: what the system has
+            available when the file's turn comes.
         quality: JPEG and WebP quality of the blurred images.
 
     Raises:
@@ -241,6 +252,7 @@ class FaceFolderJob:
         half: bool = False,
         overwrite: bool = False,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        max_memory_gb: float | None = None,
         quality: int = 95,
     ):
         from .._core import check_choice
@@ -255,6 +267,9 @@ class FaceFolderJob:
             raise ValueError("students go with strategy 'distilled', and only with it")
         self.quality = check_int(quality, "quality", lo=1, hi=100)
         self.max_pixels = max_pixels
+        self.max_memory_gb = check_number(
+            max_memory_gb, "max_memory_gb", lo=0.0, lo_open=True, optional=True
+        )
         self.src, self.dst = Path(src), Path(dst)
         self.strategy, self.min_face_deg, self.max_face_deg = strategy, min_face_deg, max_face_deg
         self.thresholds = tuple(float(t) for t in thresholds)
@@ -402,16 +417,21 @@ class FaceFolderJob:
 
     def _process(self, item: dict, device: torch.device) -> int:
         file, info, replace = item["file"], item["info"], item["replace"]
+        h, w = item["image"].shape[-2:]
+        # Held after detecting: the blurred float copy and its encoding.
+        outputs = (4 * 3 + 3) * h * w if self.blur else 0
+        check_face_memory(
+            (h, w),
+            self.min_face_deg,
+            self.max_face_deg,
+            output_bytes=outputs,
+            max_memory_gb=self.max_memory_gb,
+        )
         erp = item["image"].to(device)
         channels = erp.shape[1]
         rgb = erp[:, :3] if channels >= 3 else erp.expand(-1, 3, -1, -1)
-        autocast = (
-            torch.autocast(device.type, dtype=torch.float16)
-            if self.half
-            else contextlib.nullcontext()
-        )
         with torch.inference_mode():
-            with autocast:
+            with detector_precision(device, self.half):
                 (found,) = detect_faces(
                     rgb,
                     self.strategy,

@@ -222,3 +222,12 @@ def test_distilled_strategy_uses_one_student_per_pyramid_level(panorama, tmp_pat
     check_detections(found, box_dim=4, num_keypoints=5)
     with pytest.raises(ValueRangeError, match="no finished distill run"):
         load_pnet_students(tmp_path / "second" / "nothing")
+
+
+def test_the_shipped_stage_1_is_built_once_per_process():
+    # Building the spherical P-Net of every level is the slow part of a first call.
+    before = _faces360._shipped_stage1.cache_info()
+    for _ in range(2):
+        detect_faces(torch.zeros(3, 32, 64), min_face_deg=24)
+    after = _faces360._shipped_stage1.cache_info()
+    assert after.hits >= before.hits + 1 and after.currsize >= 1

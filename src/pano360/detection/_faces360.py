@@ -486,7 +486,6 @@ def pnet_on_erp(pnet: nn.Module, strategy: str) -> Callable[[torch.Tensor], MTCN
     return run
 
 
-@functools.lru_cache(maxsize=8)
 def detector_precision(device: torch.device, half: bool):
     """The context the detector's networks run in: float16 autocast on ``device`` if ``half``
     (for GPUs; geometry, boxes and blur keep the input's float32), else nothing."""
@@ -495,6 +494,7 @@ def detector_precision(device: torch.device, half: bool):
     return contextlib.nullcontext()
 
 
+@functools.lru_cache(maxsize=8)
 def _shipped_stage1(device: torch.device, dtype: torch.dtype, strategy: str):
     # The shipped P-Net never changes, so its spherical levels are built once per process.
     return pnet_on_erp(_pretrained_nets(device, dtype)[0], strategy)

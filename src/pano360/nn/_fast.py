@@ -6,9 +6,11 @@ channels-last, tile by tile, each tile multiplied by a matrix product while it i
 Two shapes take other routes: with fewer output than input channels (groups 1) the weights come
 first, z = W_k x for every tap k in one matrix product, and the kernel sums the taps of z's
 C_out-channel planes (:func:`_weights_first`); depthwise convolutions (one input channel per
-group) have no product worth the name and run plane by plane, each output row a sum of runs of
-input rows, one per distinct input pixel its taps' bilinear corners touch
-(:func:`depthwise_tables`).
+group) have no product worth the name: each output row is a sum over the distinct input pixels
+its taps' bilinear corners touch (:func:`depthwise_tables`), computed plane by plane as runs of
+input rows, or, for inference on channels-last maps (and channels-first ones with many
+channels), channels-last with blocks of pixels and channels summed in vector registers (the
+kernel is compiled for AVX-512 and AVX2 as well as the baseline, chosen when it loads).
 
 Building. The kernel is compiled with torch.utils.cpp_extension (about 35 s) once per key, a hash
 of the C++ sources, the torch build, the Python ABI, the machine, the compiler and its flags (see
@@ -483,7 +485,11 @@ def depthwise_tables(
     )
 
 
-# Depthwise inference with at least this many channels runs channels-last (see csrc).
+# Depthwise inference runs the channels-last kernel (see csrc) on channels-last maps of at least
+# _CHANNELS_LAST_DEPTHWISE_MIN channels (fewer fill its vectors poorly) and on channels-first
+# maps of at least _CHANNELS_LAST_DEPTHWISE channels (with fewer, the plane-by-plane kernel beats
+# it plus the two layout copies).
+_CHANNELS_LAST_DEPTHWISE_MIN = 16
 _CHANNELS_LAST_DEPTHWISE = 64
 
 
@@ -532,9 +538,10 @@ def fast_depthwise_sphere_conv(
     grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, weight, bias)
     )
-    if not grad and weight.shape[0] == x.shape[1] >= _CHANNELS_LAST_DEPTHWISE:
-        # Inference with many channels: the channels-last kernel, vectorised over channels.
-        channels_last = memory_format_of(x) == torch.channels_last
+    channels_last = memory_format_of(x) == torch.channels_last
+    least = _CHANNELS_LAST_DEPTHWISE_MIN if channels_last else _CHANNELS_LAST_DEPTHWISE
+    if not grad and weight.shape[0] == x.shape[1] >= least:
+        # Inference: the channels-last kernel, vectorised over channels.
         out = (
             _extension()
             .depthwise_forward_cl(

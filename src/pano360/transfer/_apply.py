@@ -40,7 +40,14 @@ import warnings
 import torch
 from torch import nn
 
-from .._core import ShapeError, ValueRangeError, check_choice, check_erp, check_int
+from .._core import (
+    ShapeError,
+    ValueRangeError,
+    check_choice,
+    check_erp,
+    check_int,
+    memory_format_of,
+)
 from ..geometry import MAP_GRIDS, ViewRig, merge_views, render_views
 from ..nn import sphericalize
 from ._builders import build_spherical
@@ -171,8 +178,18 @@ class TransferredModel(nn.Module):
         if self.strategy in ("cubemap", "multiview"):
             return self._views(erp)
         if self.strategy == "spherical":
-            return self._spherical_model(tuple(erp.shape[-2:]))(erp)
+            return self._run_spherical(erp)
         return self._exact(erp)
+
+    def _run_spherical(self, erp: torch.Tensor) -> torch.Tensor:
+        model = self._spherical_model(tuple(erp.shape[-2:]))
+        if self._plan is not None or erp.device.type != "cpu" or torch.is_grad_enabled():
+            return model(erp)
+        # CPU inference runs channels-last: SphereConv2d's compiled kernels read and write that
+        # layout (the depthwise one only that one), and oneDNN's convolutions and BatchNorm
+        # keep it, so no layer converts its input. The output comes back in erp's layout.
+        out = model(erp.contiguous(memory_format=torch.channels_last))
+        return out.contiguous(memory_format=memory_format_of(erp)) if out.dim() == 4 else out
 
     def _views(self, erp: torch.Tensor) -> torch.Tensor:
         h = erp.shape[-2]

@@ -445,3 +445,32 @@ def test_depthwise_inference_equals_the_oracle_and_the_training_path(
     torch.testing.assert_close(fast, training.detach(), atol=1e-12 if double else 1e-6, rtol=0)
     expected = exact_conv2d(x, w, bias, stride=stride, groups=c, output_grid="planar")
     torch.testing.assert_close(fast.double(), expected, atol=1e-9 if double else 1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("c_in", [2, 3])  # one input channel is depthwise
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("hw", [(8, 16), (5, 10)])  # 10 and 5 output columns: a partial block
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_few_channel_inference_equals_the_oracle_and_the_training_path(
+    stride, c_in, layout, hw, dtype, monkeypatch
+):
+    """Inference with few input channels (an RGB stem) runs its own channels-last kernel; it
+    computes what the im2col kernel (taken when gradients are needed) and the oracle compute,
+    and answers in the input's layout. 20 output channels leave some past the last whole
+    vector of float32 and float64 alike."""
+    calls = _spy_on_kernels(monkeypatch)
+    x = rand(2, c_in, *hw, seed=43).contiguous(memory_format=layout)
+    w, bias = rand(20, c_in, 3, 3, seed=44) - 0.5, rand(20, seed=45)
+    x32, w32, bias32 = (t.to(dtype) for t in (x, w, bias))
+    with torch.no_grad():
+        fast = sphere_conv2d(x32, w32, bias32, stride=stride, output_grid="planar")
+    training = sphere_conv2d(
+        x32, w32.clone().requires_grad_(), bias32, stride=stride, output_grid="planar"
+    )
+    assert calls == ["few_channels_forward_cl", "forward"]
+    assert fast.is_contiguous(memory_format=layout) and fast.dtype == dtype
+    double = dtype == torch.float64
+    torch.testing.assert_close(fast, training.detach(), atol=1e-12 if double else 1e-5, rtol=0)
+    expected = exact_conv2d(x, w, bias, stride=stride, output_grid="planar")
+    torch.testing.assert_close(fast.double(), expected, atol=1e-9 if double else 1e-5, rtol=0)

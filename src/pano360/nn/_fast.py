@@ -429,7 +429,8 @@ class _FastSphereConv(torch.autograd.Function):
         )
 
 
-# Inference with at most this many input channels (groups 1) runs few_channels_forward_cl.
+# Channels-last inference with at most this many input channels (groups 1) runs
+# few_channels_forward_cl.
 _FEW_CHANNELS = 4
 
 
@@ -452,18 +453,25 @@ def fast_sphere_conv(
     """
     in_hw = (x.shape[-2], x.shape[-1])
     c_out, c_group, k = weight.shape
-    if groups == 1 and c_group <= _FEW_CHANNELS and not _needs_grad(x, weight, bias):
-        # Inference with few input channels (an RGB stem): summed per entry, channels-last.
+    channels_last = memory_format_of(x) == torch.channels_last
+    if (
+        channels_last
+        and groups == 1
+        and c_group <= _FEW_CHANNELS
+        and not _needs_grad(x, weight, bias)
+    ):
+        # Channels-last inference with few input channels (an RGB stem): summed per entry.
+        # (Channels-first maps stay on the im2col path: copying the output to their layout
+        # would cost more than the kernel saves.)
         tables = depthwise_tables(local_dirs, in_hw, stride, x.dtype, output_grid)
         wo = output_hw(in_hw, stride)[1]
-        out = (
+        return (
             _extension()
             .few_channels_forward_cl(
                 x.permute(0, 2, 3, 1).contiguous(), weight, bias, *tables, wo, stride
             )
             .permute(0, 3, 1, 2)
         )
-        return out if memory_format_of(x) == torch.channels_last else out.contiguous()
     rows, cols, wts = row_tables(local_dirs, in_hw, stride, x.dtype, output_grid)
     if groups == 1 and c_out < c_group:
         return _weights_first(x, weight, bias, (rows, cols, wts), stride)

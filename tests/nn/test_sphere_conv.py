@@ -383,13 +383,8 @@ def test_unknown_output_grid_is_named():
         sphere_conv2d(rand(1, 3, 8, 16), rand(4, 3, 3, 3), output_grid="centre")
 
 
-@pytest.mark.parametrize("stride", [1, 2])
-@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
-def test_many_channel_depthwise_inference_equals_the_oracle_and_the_training_path(
-    stride, layout, monkeypatch
-):
-    """Depthwise inference with many channels runs the channels-last kernel; it computes what
-    the plane-by-plane kernel (taken when gradients are needed) and the oracle compute."""
+def _spy_on_kernels(monkeypatch):
+    """The names of the compiled kernel's functions called from now on, in order."""
     from pano360.nn import _fast
 
     if not _fast.extension_available():
@@ -402,17 +397,83 @@ def test_many_channel_depthwise_inference_equals_the_oracle_and_the_training_pat
             return getattr(ext, name)
 
     monkeypatch.setattr(_fast, "_extension", Spy)
-    c = _fast._CHANNELS_LAST_DEPTHWISE
-    x = rand(1, c, 8, 16, seed=40).contiguous(memory_format=layout)
+    return calls
+
+
+def _depthwise_channels(route: str) -> int:
+    from pano360.nn import _fast
+
+    # Channels-last maps take the channels-last kernel from _CHANNELS_LAST_DEPTHWISE_MIN
+    # channels, channels-first ones from _CHANNELS_LAST_DEPTHWISE. 4 more than a multiple of
+    # 16 leaves channels past the kernel's last whole vector of float32 and float64 alike.
+    least = {"few": _fast._CHANNELS_LAST_DEPTHWISE_MIN, "many": _fast._CHANNELS_LAST_DEPTHWISE}
+    return least[route] + 4
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize(
+    ("route", "layout", "kernel"),
+    [
+        ("many", torch.contiguous_format, "depthwise_forward_cl"),
+        ("many", torch.channels_last, "depthwise_forward_cl"),
+        ("few", torch.channels_last, "depthwise_forward_cl"),
+        ("few", torch.contiguous_format, "depthwise_forward"),
+    ],
+)
+@pytest.mark.parametrize("hw", [(8, 16), (5, 10)])  # 10 and 5 output columns: a partial block
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_depthwise_inference_equals_the_oracle_and_the_training_path(
+    stride, route, layout, kernel, hw, dtype, monkeypatch
+):
+    """Depthwise inference runs the channels-last kernel on channels-last maps and on
+    channels-first maps with many channels, the plane-by-plane one otherwise; either computes
+    what the plane-by-plane kernel (taken when gradients are needed) and the oracle compute."""
+    calls = _spy_on_kernels(monkeypatch)
+    c = _depthwise_channels(route)
+    x = rand(1, c, *hw, seed=40).contiguous(memory_format=layout)
     w = rand(c, 1, 3, 3, seed=41) - 0.5
     bias = rand(c, seed=42)
+    x32, w32, bias32 = (t.to(dtype) for t in (x, w, bias))
     with torch.no_grad():
-        fast = sphere_conv2d(x, w, bias, stride=stride, groups=c, output_grid="planar")
+        fast = sphere_conv2d(x32, w32, bias32, stride=stride, groups=c, output_grid="planar")
     training = sphere_conv2d(
-        x, w.clone().requires_grad_(), bias, stride=stride, groups=c, output_grid="planar"
+        x32, w32.clone().requires_grad_(), bias32, stride=stride, groups=c, output_grid="planar"
     )
-    assert calls == ["depthwise_forward_cl", "depthwise_forward"]
-    assert fast.is_contiguous(memory_format=layout)
-    torch.testing.assert_close(fast, training.detach(), atol=1e-12, rtol=0)
+    assert calls == [kernel, "depthwise_forward"]
+    assert fast.is_contiguous(memory_format=layout) and fast.dtype == dtype
+    double = dtype == torch.float64
+    torch.testing.assert_close(fast, training.detach(), atol=1e-12 if double else 1e-6, rtol=0)
     expected = exact_conv2d(x, w, bias, stride=stride, groups=c, output_grid="planar")
-    torch.testing.assert_close(fast, expected, atol=1e-9, rtol=0)
+    torch.testing.assert_close(fast.double(), expected, atol=1e-9 if double else 1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("c_in", [2, 3])  # one input channel is depthwise
+@pytest.mark.parametrize(
+    ("layout", "kernel"),
+    [(torch.channels_last, "few_channels_forward_cl"), (torch.contiguous_format, "forward")],
+)
+@pytest.mark.parametrize("hw", [(8, 16), (5, 10)])  # 10 and 5 output columns: a partial block
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_few_channel_inference_equals_the_oracle_and_the_training_path(
+    stride, c_in, layout, kernel, hw, dtype, monkeypatch
+):
+    """Channels-last inference with few input channels (an RGB stem) runs its own kernel
+    (channels-first maps the im2col one); it computes what the im2col kernel (taken when
+    gradients are needed) and the oracle compute, and answers in the input's layout. 20 output
+    channels leave some past the last whole vector of float32 and float64 alike."""
+    calls = _spy_on_kernels(monkeypatch)
+    x = rand(2, c_in, *hw, seed=43).contiguous(memory_format=layout)
+    w, bias = rand(20, c_in, 3, 3, seed=44) - 0.5, rand(20, seed=45)
+    x32, w32, bias32 = (t.to(dtype) for t in (x, w, bias))
+    with torch.no_grad():
+        fast = sphere_conv2d(x32, w32, bias32, stride=stride, output_grid="planar")
+    training = sphere_conv2d(
+        x32, w32.clone().requires_grad_(), bias32, stride=stride, output_grid="planar"
+    )
+    assert calls == [kernel, "forward"]
+    assert fast.is_contiguous(memory_format=layout) and fast.dtype == dtype
+    double = dtype == torch.float64
+    torch.testing.assert_close(fast, training.detach(), atol=1e-12 if double else 1e-5, rtol=0)
+    expected = exact_conv2d(x, w, bias, stride=stride, output_grid="planar")
+    torch.testing.assert_close(fast.double(), expected, atol=1e-9 if double else 1e-5, rtol=0)

@@ -152,6 +152,33 @@ def test_the_module_form_agrees_and_builds_once():
     assert "strategy='spherical'" in repr(runner)
 
 
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_spherical_inference_runs_channels_last_and_returns_the_input_layout(layout):
+    """On the CPU without gradients the spherical copy runs channels-last (its first layer sees
+    that layout); it computes what it computes run as given, and answers in the input's
+    layout."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 16, 3, stride=2, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU6(),
+        nn.Conv2d(16, 16, 3, padding=1, groups=16),  # depthwise
+        nn.Conv2d(16, 4, 1),
+    ).eval()
+    runner = TransferredModel(model, "spherical", output_grid="planar")
+    erp = torch.rand(1, 3, 16, 32).contiguous(memory_format=layout)
+    as_given = runner(erp)  # the parameters need gradients: the layers take erp as it is
+    seen = []
+    spherical = runner._spherical_model((16, 32))
+    hook = spherical[0].register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+    with torch.no_grad():
+        fast = runner(erp)
+    hook.remove()
+    assert seen[0].is_contiguous(memory_format=torch.channels_last) and not seen[0].is_contiguous()
+    assert fast.is_contiguous(memory_format=layout)
+    torch.testing.assert_close(fast, as_given.detach(), atol=1e-5, rtol=0)
+
+
 def test_the_model_is_not_changed_and_keeps_its_mode():
     model = Residual().double().train()
     before = {k: v.clone() for k, v in model.state_dict().items()}

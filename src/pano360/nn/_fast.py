@@ -6,9 +6,14 @@ channels-last, tile by tile, each tile multiplied by a matrix product while it i
 Two shapes take other routes: with fewer output than input channels (groups 1) the weights come
 first, z = W_k x for every tap k in one matrix product, and the kernel sums the taps of z's
 C_out-channel planes (:func:`_weights_first`); depthwise convolutions (one input channel per
-group) have no product worth the name and run plane by plane, each output row a sum of runs of
-input rows, one per distinct input pixel its taps' bilinear corners touch
-(:func:`depthwise_tables`).
+group) have no product worth the name: each output row is a sum over the distinct input pixels
+its taps' bilinear corners touch (:func:`depthwise_tables`), computed plane by plane as runs of
+input rows, or, for inference on channels-last maps (and channels-first ones with many
+channels), channels-last with blocks of pixels and channels summed in vector registers (the
+kernel is compiled for AVX-512 and AVX2 as well as the baseline, chosen when it loads).
+Inference with few input channels (an RGB stem) takes the same route as a depthwise
+convolution, channels-last, each input value times a vector of output channels: with so few
+channels, filling the im2col tile costs more than its product.
 
 Building. The kernel is compiled with torch.utils.cpp_extension (about 35 s) once per key, a hash
 of the C++ sources, the torch build, the Python ABI, the machine, the compiler and its flags (see
@@ -424,6 +429,15 @@ class _FastSphereConv(torch.autograd.Function):
         )
 
 
+# Channels-last inference with at most this many input channels (groups 1) runs
+# few_channels_forward_cl.
+_FEW_CHANNELS = 4
+
+
+def _needs_grad(*tensors: torch.Tensor | None) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
 def fast_sphere_conv(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -438,8 +452,27 @@ def fast_sphere_conv(
     The output is channels-last when x is, contiguous otherwise.
     """
     in_hw = (x.shape[-2], x.shape[-1])
-    rows, cols, wts = row_tables(local_dirs, in_hw, stride, x.dtype, output_grid)
     c_out, c_group, k = weight.shape
+    channels_last = memory_format_of(x) == torch.channels_last
+    if (
+        channels_last
+        and groups == 1
+        and c_group <= _FEW_CHANNELS
+        and not _needs_grad(x, weight, bias)
+    ):
+        # Channels-last inference with few input channels (an RGB stem): summed per entry.
+        # (Channels-first maps stay on the im2col path: copying the output to their layout
+        # would cost more than the kernel saves.)
+        tables = depthwise_tables(local_dirs, in_hw, stride, x.dtype, output_grid)
+        wo = output_hw(in_hw, stride)[1]
+        return (
+            _extension()
+            .few_channels_forward_cl(
+                x.permute(0, 2, 3, 1).contiguous(), weight, bias, *tables, wo, stride
+            )
+            .permute(0, 3, 1, 2)
+        )
+    rows, cols, wts = row_tables(local_dirs, in_hw, stride, x.dtype, output_grid)
     if groups == 1 and c_out < c_group:
         return _weights_first(x, weight, bias, (rows, cols, wts), stride)
     # Tap-major columns (tap, then channel): the kernel reads a tap's channels contiguously.
@@ -457,8 +490,9 @@ def depthwise_tables(
     dtype: torch.dtype,
     output_grid: str = "sphere",
 ) -> tuple[torch.Tensor, ...]:
-    """The depthwise kernel's tables: the bilinear corners of :func:`row_tables`, merged per
-    output row into distinct input pixels ("entries"), since neighbouring taps share corners.
+    """The tables of the depthwise and few-channel kernels: the bilinear corners of
+    :func:`row_tables`, merged per output row into distinct input pixels ("entries"), since
+    neighbouring taps share corners.
 
     Returns ``(rows, cols, count, corner, wts)``: the entries' input rows and their columns at
     output column 0 (Ho, E), padded to the longest row; the number of entries of each row (Ho,);
@@ -483,7 +517,11 @@ def depthwise_tables(
     )
 
 
-# Depthwise inference with at least this many channels runs channels-last (see csrc).
+# Depthwise inference runs the channels-last kernel (see csrc) on channels-last maps of at least
+# _CHANNELS_LAST_DEPTHWISE_MIN channels (fewer fill its vectors poorly) and on channels-first
+# maps of at least _CHANNELS_LAST_DEPTHWISE channels (with fewer, the plane-by-plane kernel beats
+# it plus the two layout copies).
+_CHANNELS_LAST_DEPTHWISE_MIN = 16
 _CHANNELS_LAST_DEPTHWISE = 64
 
 
@@ -529,12 +567,10 @@ def fast_depthwise_sphere_conv(
     tables = depthwise_tables(local_dirs, in_hw, stride, x.dtype, output_grid)
     weight_k = weight.reshape(weight.shape[0], -1)
     out_hw = output_hw(in_hw, stride)
-    grad = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (x, weight, bias)
-    )
-    if not grad and weight.shape[0] == x.shape[1] >= _CHANNELS_LAST_DEPTHWISE:
-        # Inference with many channels: the channels-last kernel, vectorised over channels.
-        channels_last = memory_format_of(x) == torch.channels_last
+    channels_last = memory_format_of(x) == torch.channels_last
+    least = _CHANNELS_LAST_DEPTHWISE_MIN if channels_last else _CHANNELS_LAST_DEPTHWISE
+    if weight.shape[0] == x.shape[1] >= least and not _needs_grad(x, weight, bias):
+        # Inference: the channels-last kernel, vectorised over channels.
         out = (
             _extension()
             .depthwise_forward_cl(

@@ -14,7 +14,8 @@ in several ways (:data:`STRATEGIES`), which differ in what the model sees:
   the patch's centre output (SphConv's "Exact"): the reference, slow by nature;
 - ``spherical``: a copy of the model whose convolutions, padding and pooling work on the sphere
   (:func:`pano360.nn.sphericalize`; for an ``nn.Sequential`` conv stack,
-  :func:`~pano360.transfer.build_spherical`): one pass over the ERP.
+  :func:`~pano360.transfer.build_spherical`): one pass over the ERP (on the CPU without
+  gradients, a sphericalized copy runs channels-last; the output keeps the input's layout).
 
 Convention:
     :mod:`pano360.geometry.conventions`. The output has (H / s, W / s) pixels, s the model's
@@ -40,7 +41,14 @@ import warnings
 import torch
 from torch import nn
 
-from .._core import ShapeError, ValueRangeError, check_choice, check_erp, check_int
+from .._core import (
+    ShapeError,
+    ValueRangeError,
+    check_choice,
+    check_erp,
+    check_int,
+    memory_format_of,
+)
 from ..geometry import MAP_GRIDS, ViewRig, merge_views, render_views
 from ..nn import sphericalize
 from ._builders import build_spherical
@@ -171,8 +179,19 @@ class TransferredModel(nn.Module):
         if self.strategy in ("cubemap", "multiview"):
             return self._views(erp)
         if self.strategy == "spherical":
-            return self._spherical_model(tuple(erp.shape[-2:]))(erp)
+            return self._run_spherical(erp)
         return self._exact(erp)
+
+    def _run_spherical(self, erp: torch.Tensor) -> torch.Tensor:
+        model = self._spherical_model(tuple(erp.shape[-2:]))
+        if self._plan is not None or erp.device.type != "cpu" or torch.is_grad_enabled():
+            return model(erp)
+        # CPU inference runs channels-last: SphereConv2d's compiled inference kernels for
+        # depthwise and few-channel layers read and write that layout, and oneDNN's
+        # convolutions and BatchNorm keep it, so no layer converts its input. The output comes
+        # back in erp's layout.
+        out = model(erp.contiguous(memory_format=torch.channels_last))
+        return out.contiguous(memory_format=memory_format_of(erp)) if out.dim() == 4 else out
 
     def _views(self, erp: torch.Tensor) -> torch.Tensor:
         h = erp.shape[-2]

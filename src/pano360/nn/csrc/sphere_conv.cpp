@@ -322,6 +322,248 @@ DwTables dw_tables(const torch::Tensor& rows, const torch::Tensor& cols, const t
           corner.data_ptr<int64_t>(), rows.size(0), rows.size(1), corner.size(1), W, wo, s};
 }
 
+// Kernels that gain from wide vectors are compiled for AVX-512 and AVX2 machines as well as the
+// baseline, the best chosen when the library loads (GCC and Clang on x86-64 Linux).
+#if defined(__x86_64__) && defined(__linux__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define PANO360_VECTOR_CLONES \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
+#endif
+#ifndef PANO360_VECTOR_CLONES
+#define PANO360_VECTOR_CLONES
+#endif
+
+// Output pixels summed together by the channels-last depthwise kernel.
+constexpr int64_t kDwPixels = 4;
+
+// One cache line of channels as a vector (GCC and Clang vector extensions; the compiler lowers it
+// to the widest registers of the target, two AVX2 or one AVX-512 register for float), loaded and
+// stored unaligned. Other compilers take the scalar loops.
+#if defined(__GNUC__)
+#define PANO360_LINE_VECTORS 1
+typedef float LineF __attribute__((vector_size(64), aligned(4)));
+typedef double LineD __attribute__((vector_size(64), aligned(8)));
+template <typename T> struct LineOf;
+template <> struct LineOf<float> { using type = LineF; };
+template <> struct LineOf<double> { using type = LineD; };
+#endif
+
+// Where entry e reads for output pixel j0 + jj of a block of kDwPixels pixels (jn of them real;
+// the others repeat the last), in elements of x (H, W, C): base[e] + step[jj] when no entry's
+// columns cross the seam inside the block (returns true, the usual case), else
+// offsets[e * kDwPixels + jj]. col[e] and base[e] hold the block's first column and its place;
+// call with j0 = 0, kDwPixels, ... in turn (j0 = 0 sets them up, later blocks step them on).
+inline __attribute__((always_inline)) bool block_addresses(
+    const int64_t* erow, const int64_t* ecol, int64_t n, int64_t W, int64_t C, int64_t s,
+    int64_t j0, int64_t jn, int64_t* col, int64_t* base, int64_t* step, int64_t* offsets) {
+  constexpr int64_t P = kDwPixels;
+  bool straight = true;
+  if (j0 == 0) {
+    for (int64_t e = 0; e < n; ++e) {
+      col[e] = ecol[e];
+      base[e] = (erow[e] * W + ecol[e]) * C;
+    }
+  } else {
+    for (int64_t e = 0; e < n; ++e) {
+      int64_t c = col[e] + P * s;
+      if (c >= W) c %= W;  // past the seam
+      base[e] += (c - col[e]) * C;
+      col[e] = c;
+    }
+  }
+  for (int64_t e = 0; e < n; ++e) straight &= col[e] + s * (jn - 1) < W;
+  for (int64_t jj = 0; jj < P; ++jj) step[jj] = std::min(jj, jn - 1) * s * C;
+  if (!straight) {
+    for (int64_t e = 0; e < n; ++e) {
+      for (int64_t jj = 0; jj < P; ++jj) {
+        const int64_t c = col[e] + std::min(jj, jn - 1) * s;  // < 2 W: s (j - j0) < W
+        offsets[e * P + jj] = base[e] + step[jj] - (c >= W ? W * C : 0);
+      }
+    }
+  }
+  return straight;
+}
+
+// out (Wo, C) = bias + the sum over entries e of coef[e] (C,) times the input x (H, W, C) at row
+// erow[e], column (ecol[e] + s j) mod W, for output pixels j. Blocks of kDwPixels pixels by one
+// cache line of channels (kLine) are accumulated in registers; the last pixel block repeats its
+// last pixel and stores only the real ones. base, offsets: 2 n and kDwPixels * n scratch.
+template <typename T>
+inline __attribute__((always_inline)) void dw_cl_row_impl(
+    const T* __restrict__ x, const T* __restrict__ coef, const int64_t* erow, const int64_t* ecol,
+    int64_t n, const T* bias, int64_t W, int64_t C, int64_t wo, int64_t s, int64_t* base,
+    int64_t* offsets, T* __restrict__ out) {
+  constexpr int64_t kLine = 64 / sizeof(T), P = kDwPixels;
+  static_assert(P == 4, "the register blocks below are written out for 4 pixels");
+  int64_t* col = base + n;
+  for (int64_t j0 = 0; j0 < wo; j0 += P) {
+    const int64_t jn = std::min(P, wo - j0);
+    int64_t step[P];
+    const bool straight =
+        block_addresses(erow, ecol, n, W, C, s, j0, jn, col, base, step, offsets);
+    T* o = out + j0 * C;
+    auto run = [&](auto at) {  // at(e, jj): where entry e reads for pixel jj
+      int64_t c0 = 0;
+#ifdef PANO360_LINE_VECTORS
+      using V = typename LineOf<T>::type;
+      for (; c0 + kLine <= C; c0 += kLine) {
+        V a0 = bias ? *reinterpret_cast<const V*>(bias + c0) : V{};
+        V a1 = a0, a2 = a0, a3 = a0;
+        const T* xc = x + c0;
+        const T* cf = coef + c0;
+        for (int64_t e = 0; e < n; ++e, cf += C) {
+          const V w = *reinterpret_cast<const V*>(cf);
+          a0 += w * *reinterpret_cast<const V*>(xc + at(e, 0));
+          a1 += w * *reinterpret_cast<const V*>(xc + at(e, 1));
+          a2 += w * *reinterpret_cast<const V*>(xc + at(e, 2));
+          a3 += w * *reinterpret_cast<const V*>(xc + at(e, 3));
+        }
+        const V acc[P] = {a0, a1, a2, a3};
+        for (int64_t jj = 0; jj < jn; ++jj) *reinterpret_cast<V*>(o + jj * C + c0) = acc[jj];
+      }
+#endif
+      for (; c0 < C; c0 += kLine) {  // the channels left, or all of them without vectors
+        const int64_t m = std::min(kLine, C - c0);
+        T acc[P][kLine];
+        for (int64_t jj = 0; jj < P; ++jj)
+          for (int64_t c = 0; c < m; ++c) acc[jj][c] = bias ? bias[c0 + c] : T(0);
+        for (int64_t e = 0; e < n; ++e) {
+          const T* cf = coef + e * C + c0;
+          for (int64_t jj = 0; jj < P; ++jj) {
+            const T* r = x + at(e, jj) + c0;
+            for (int64_t c = 0; c < m; ++c) acc[jj][c] += cf[c] * r[c];
+          }
+        }
+        for (int64_t jj = 0; jj < jn; ++jj)
+          for (int64_t c = 0; c < m; ++c) o[jj * C + c0 + c] = acc[jj][c];
+      }
+    };
+    if (straight) {
+      run([&](int64_t e, int64_t jj) { return base[e] + step[jj]; });
+    } else {
+      run([&](int64_t e, int64_t jj) { return offsets[e * P + jj]; });
+    }
+  }
+}
+
+PANO360_VECTOR_CLONES
+void dw_cl_row(const float* x, const float* coef, const int64_t* erow, const int64_t* ecol,
+               int64_t n, const float* bias, int64_t W, int64_t C, int64_t wo, int64_t s,
+               int64_t* base, int64_t* offsets, float* out) {
+  dw_cl_row_impl(x, coef, erow, ecol, n, bias, W, C, wo, s, base, offsets, out);
+}
+
+PANO360_VECTOR_CLONES
+void dw_cl_row(const double* x, const double* coef, const int64_t* erow, const int64_t* ecol,
+               int64_t n, const double* bias, int64_t W, int64_t C, int64_t wo, int64_t s,
+               int64_t* base, int64_t* offsets, double* out) {
+  dw_cl_row_impl(x, coef, erow, ecol, n, bias, W, C, wo, s, base, offsets, out);
+}
+
+// out (Wo, Cout) = bias + the sum over entries e and input channels c of coef[e, c] (Cout,) times
+// the input x (H, W, Cin) at channel c, row erow[e], column (ecol[e] + s j) mod W: a convolution
+// with few input channels read as dw_cl_row reads a depthwise one, each input value broadcast
+// over a cache line of output channels.
+template <typename T>
+inline __attribute__((always_inline)) void conv_cl_row_impl(
+    const T* __restrict__ x, const T* __restrict__ coef, const int64_t* erow, const int64_t* ecol,
+    int64_t n, const T* bias, int64_t W, int64_t cin, int64_t cout, int64_t wo, int64_t s,
+    int64_t* base, int64_t* offsets, T* __restrict__ out) {
+  constexpr int64_t kLine = 64 / sizeof(T), P = kDwPixels;
+  int64_t* col = base + n;
+  for (int64_t j0 = 0; j0 < wo; j0 += P) {
+    const int64_t jn = std::min(P, wo - j0);
+    int64_t step[P];
+    const bool straight =
+        block_addresses(erow, ecol, n, W, cin, s, j0, jn, col, base, step, offsets);
+    T* o = out + j0 * cout;
+    auto run = [&](auto at) {  // at(e, jj): where entry e reads for pixel jj
+      int64_t c0 = 0;
+#ifdef PANO360_LINE_VECTORS
+      using V = typename LineOf<T>::type;
+      for (; c0 + kLine <= cout; c0 += kLine) {
+        V a0 = bias ? *reinterpret_cast<const V*>(bias + c0) : V{};
+        V a1 = a0, a2 = a0, a3 = a0;
+        const T* cf = coef + c0;
+        for (int64_t e = 0; e < n; ++e) {
+          const T* x0 = x + at(e, 0);
+          const T* x1 = x + at(e, 1);
+          const T* x2 = x + at(e, 2);
+          const T* x3 = x + at(e, 3);
+          for (int64_t c = 0; c < cin; ++c, cf += cout) {
+            const V w = *reinterpret_cast<const V*>(cf);
+            a0 += w * x0[c];
+            a1 += w * x1[c];
+            a2 += w * x2[c];
+            a3 += w * x3[c];
+          }
+        }
+        const V acc[P] = {a0, a1, a2, a3};
+        for (int64_t jj = 0; jj < jn; ++jj) *reinterpret_cast<V*>(o + jj * cout + c0) = acc[jj];
+      }
+#endif
+      for (; c0 < cout; c0 += kLine) {  // the channels left, or all of them without vectors
+        const int64_t m = std::min(kLine, cout - c0);
+        T acc[P][kLine];
+        for (int64_t jj = 0; jj < P; ++jj)
+          for (int64_t q = 0; q < m; ++q) acc[jj][q] = bias ? bias[c0 + q] : T(0);
+        for (int64_t e = 0; e < n; ++e) {
+          for (int64_t c = 0; c < cin; ++c) {
+            const T* w = coef + (e * cin + c) * cout + c0;
+            for (int64_t jj = 0; jj < P; ++jj) {
+              const T v = x[at(e, jj) + c];
+              for (int64_t q = 0; q < m; ++q) acc[jj][q] += w[q] * v;
+            }
+          }
+        }
+        for (int64_t jj = 0; jj < jn; ++jj)
+          for (int64_t q = 0; q < m; ++q) o[jj * cout + c0 + q] = acc[jj][q];
+      }
+    };
+    if (straight) {
+      run([&](int64_t e, int64_t jj) { return base[e] + step[jj]; });
+    } else {
+      run([&](int64_t e, int64_t jj) { return offsets[e * P + jj]; });
+    }
+  }
+}
+
+PANO360_VECTOR_CLONES
+void conv_cl_row(const float* x, const float* coef, const int64_t* erow, const int64_t* ecol,
+                 int64_t n, const float* bias, int64_t W, int64_t cin, int64_t cout, int64_t wo,
+                 int64_t s, int64_t* base, int64_t* offsets, float* out) {
+  conv_cl_row_impl(x, coef, erow, ecol, n, bias, W, cin, cout, wo, s, base, offsets, out);
+}
+
+PANO360_VECTOR_CLONES
+void conv_cl_row(const double* x, const double* coef, const int64_t* erow, const int64_t* ecol,
+                 int64_t n, const double* bias, int64_t W, int64_t cin, int64_t cout, int64_t wo,
+                 int64_t s, int64_t* base, int64_t* offsets, double* out) {
+  conv_cl_row_impl(x, coef, erow, ecol, n, bias, W, cin, cout, wo, s, base, offsets, out);
+}
+
+// The entries of output row i that some bilinear corner reads with a weight other than 0, in
+// order: their input rows and columns (at output column 0) into erow, ecol, and slot[e] the
+// place of entry e among them (slot: tb.E scratch). Returns their number.
+template <typename T>
+int64_t active_entries(const DwTables& tb, const T* wts, int64_t i, int64_t* slot, int64_t* erow,
+                       int64_t* ecol) {
+  const int64_t* cn = tb.corner + i * tb.K * 4;
+  const T* wt = wts + i * tb.K * 4;
+  std::fill(slot, slot + tb.E, int64_t(-1));
+  for (int64_t t = 0; t < tb.K * 4; ++t)
+    if (wt[t] != T(0)) slot[cn[t]] = 0;
+  int64_t n = 0;
+  for (int64_t e = 0; e < tb.count[i]; ++e) {
+    if (slot[e] < 0) continue;
+    slot[e] = n;
+    erow[n] = tb.rows[i * tb.E + e];
+    ecol[n++] = tb.cols[i * tb.E + e];
+  }
+  return n;
+}
+
 }  // namespace
 
 // x: (B, H, W, C) channels-last; weight: (C_out, K * C_in / groups), tap-major; bias: (C_out,)
@@ -481,57 +723,104 @@ torch::Tensor depthwise_forward(torch::Tensor x, torch::Tensor weight,
 
 // Depthwise, channels-last, one output channel per input channel (inference): x (B, H, W, C)
 // contiguous, weight (C, K), bias (C,) or none; tables as in DwTables, wts (Ho, K, 4). Returns
-// (B, Ho, Wo, C). Per output row, the coefficient of every entry and channel is formed once;
-// then every output pixel sums its entries' pixels over the C contiguous channels, a loop the
-// compiler vectorises: the plane-by-plane kernel above spends its time in short column runs
-// when maps are small and channels many (MobileNetV2's deep stages).
+// (B, Ho, Wo, C). Per output row, the coefficient of every entry and channel is formed once
+// (entries whose corners all have weight 0 are dropped); then blocks of kDwPixels output pixels
+// by one cache line of channels are summed over the entries in registers (dw_cl_row), the input
+// read as contiguous channel vectors: the plane-by-plane kernel above spends its time in short
+// column runs when maps are small and channels many, and its scalar loads when they are large.
 torch::Tensor depthwise_forward_cl(torch::Tensor x, torch::Tensor weight,
                                    std::optional<torch::Tensor> bias, torch::Tensor rows,
                                    torch::Tensor cols, torch::Tensor count, torch::Tensor corner,
                                    torch::Tensor wts, int64_t wo, int64_t s) {
   TORCH_CHECK(x.device().is_cpu() && x.is_contiguous() && x.dim() == 4, "x: contiguous BHWC");
   TORCH_CHECK(wts.scalar_type() == x.scalar_type() && wts.is_contiguous(), "wts");
-  weight = weight.contiguous();
   const int64_t B = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
   TORCH_CHECK(weight.size(0) == C, "one output channel per input channel");
+  TORCH_CHECK(s * wo == W, "the stride divides the width");
+  const auto weight_t = weight.t().contiguous();  // (K, C): a tap's weights over the channels
   const DwTables tb = dw_tables(rows, cols, count, corner, W, wo, s);
   auto out = torch::empty({B, tb.Ho, wo, C}, x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "sphere_conv_depthwise_forward_cl", [&] {
     const scalar_t* xd = x.data_ptr<scalar_t>();
-    const scalar_t* wd = weight.data_ptr<scalar_t>();
+    const scalar_t* wd = weight_t.data_ptr<scalar_t>();
     const scalar_t* bd = bias ? bias->contiguous().data_ptr<scalar_t>() : nullptr;
     const scalar_t* w4 = wts.data_ptr<scalar_t>();
     scalar_t* od = out.data_ptr<scalar_t>();
     at::parallel_for(0, B * tb.Ho, 1, [&](int64_t begin, int64_t end) {
       std::vector<scalar_t> coef(tb.E * C);
+      std::vector<int64_t> slot(tb.E), erow(tb.E), ecol(tb.E), base(2 * tb.E);
+      std::vector<int64_t> offsets(tb.E * kDwPixels);
       for (int64_t p = begin; p < end; ++p) {
-        const int64_t b = p / tb.Ho, i = p % tb.Ho, n = tb.count[i];
-        std::fill(coef.begin(), coef.begin() + n * C, scalar_t(0));
+        const int64_t b = p / tb.Ho, i = p % tb.Ho;
         const int64_t* cn = tb.corner + i * tb.K * 4;
         const scalar_t* wt = w4 + i * tb.K * 4;
+        const int64_t n = active_entries(tb, w4, i, slot.data(), erow.data(), ecol.data());
+        std::fill(coef.begin(), coef.begin() + n * C, scalar_t(0));
         for (int64_t k = 0; k < tb.K; ++k) {
           for (int64_t q = 0; q < 4; ++q) {
             const scalar_t a = wt[4 * k + q];
             if (a == scalar_t(0)) continue;
-            scalar_t* __restrict__ cf = coef.data() + cn[4 * k + q] * C;
-            for (int64_t c = 0; c < C; ++c) cf[c] += a * wd[c * tb.K + k];
+            scalar_t* __restrict__ cf = coef.data() + slot[cn[4 * k + q]] * C;
+            const scalar_t* __restrict__ wk = wd + k * C;
+            for (int64_t c = 0; c < C; ++c) cf[c] += a * wk[c];
           }
         }
-        for (int64_t j = 0; j < wo; ++j) {
-          scalar_t* __restrict__ o = od + (p * wo + j) * C;
-          if (bd) {
-            std::copy(bd, bd + C, o);
-          } else {
-            std::fill(o, o + C, scalar_t(0));
-          }
-          for (int64_t e = 0; e < n; ++e) {
-            const int64_t col = (tb.cols[i * tb.E + e] + s * j) % W;
-            const scalar_t* __restrict__ r =
-                xd + ((b * H + tb.rows[i * tb.E + e]) * W + col) * C;
-            const scalar_t* __restrict__ cf = coef.data() + e * C;
-            for (int64_t c = 0; c < C; ++c) o[c] += cf[c] * r[c];
+        dw_cl_row(xd + b * H * W * C, coef.data(), erow.data(), ecol.data(), n, bd, W, C, wo, s,
+                  base.data(), offsets.data(), od + p * wo * C);
+      }
+    });
+  });
+  return out;
+}
+
+// Few input channels, groups 1, channels-last (inference): x (B, H, W, Cin) contiguous, weight
+// (Cout, Cin, K), bias (Cout,) or none; the depthwise kernel's tables. Returns (B, Ho, Wo, Cout).
+// Per output row the weights of every entry, input channel and output channel are formed once
+// (coef (n, Cin, Cout)), then summed as conv_cl_row does: no im2col tile to fill, which with few
+// input channels costs more than the matrix product (a network's RGB stem).
+torch::Tensor few_channels_forward_cl(torch::Tensor x, torch::Tensor weight,
+                                      std::optional<torch::Tensor> bias, torch::Tensor rows,
+                                      torch::Tensor cols, torch::Tensor count,
+                                      torch::Tensor corner, torch::Tensor wts, int64_t wo,
+                                      int64_t s) {
+  TORCH_CHECK(x.device().is_cpu() && x.is_contiguous() && x.dim() == 4, "x: contiguous BHWC");
+  TORCH_CHECK(wts.scalar_type() == x.scalar_type() && wts.is_contiguous(), "wts");
+  const int64_t B = x.size(0), H = x.size(1), W = x.size(2), cin = x.size(3);
+  const int64_t cout = weight.size(0);
+  TORCH_CHECK(weight.dim() == 3 && weight.size(1) == cin, "weight: (Cout, Cin, K)");
+  TORCH_CHECK(s * wo == W, "the stride divides the width");
+  const auto weight_t = weight.permute({2, 1, 0}).contiguous();  // (K, Cin, Cout)
+  const DwTables tb = dw_tables(rows, cols, count, corner, W, wo, s);
+  TORCH_CHECK(weight.size(2) == tb.K, "weight: one column per tap");
+  auto out = torch::empty({B, tb.Ho, wo, cout}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "sphere_conv_few_channels_forward_cl", [&] {
+    const scalar_t* xd = x.data_ptr<scalar_t>();
+    const scalar_t* wd = weight_t.data_ptr<scalar_t>();
+    const scalar_t* bd = bias ? bias->contiguous().data_ptr<scalar_t>() : nullptr;
+    const scalar_t* w4 = wts.data_ptr<scalar_t>();
+    scalar_t* od = out.data_ptr<scalar_t>();
+    const int64_t block = cin * cout;
+    at::parallel_for(0, B * tb.Ho, 1, [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> coef(tb.E * block);
+      std::vector<int64_t> slot(tb.E), erow(tb.E), ecol(tb.E), base(2 * tb.E);
+      std::vector<int64_t> offsets(tb.E * kDwPixels);
+      for (int64_t p = begin; p < end; ++p) {
+        const int64_t b = p / tb.Ho, i = p % tb.Ho;
+        const int64_t* cn = tb.corner + i * tb.K * 4;
+        const scalar_t* wt = w4 + i * tb.K * 4;
+        const int64_t n = active_entries(tb, w4, i, slot.data(), erow.data(), ecol.data());
+        std::fill(coef.begin(), coef.begin() + n * block, scalar_t(0));
+        for (int64_t k = 0; k < tb.K; ++k) {
+          for (int64_t q = 0; q < 4; ++q) {
+            const scalar_t a = wt[4 * k + q];
+            if (a == scalar_t(0)) continue;
+            scalar_t* __restrict__ cf = coef.data() + slot[cn[4 * k + q]] * block;
+            const scalar_t* __restrict__ wk = wd + k * block;
+            for (int64_t c = 0; c < block; ++c) cf[c] += a * wk[c];
           }
         }
+        conv_cl_row(xd + b * H * W * cin, coef.data(), erow.data(), ecol.data(), n, bd, W, cin,
+                    cout, wo, s, base.data(), offsets.data(), od + p * wo * cout);
       }
     });
   });
@@ -698,6 +987,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("depthwise_forward", &depthwise_forward, "depthwise SphereConv2d forward (CPU)");
   m.def("depthwise_forward_cl", &depthwise_forward_cl,
         "depthwise SphereConv2d forward, channels-last, inference (CPU)");
+  m.def("few_channels_forward_cl", &few_channels_forward_cl,
+        "SphereConv2d forward with few input channels, channels-last, inference (CPU)");
   m.def("gather_taps", &gather_taps, "weights-first SphereConv2d: taps of z summed (CPU)");
   m.def("gather_taps_backward", &gather_taps_backward, "adjoint of gather_taps (CPU)");
   m.def("depthwise_backward", &depthwise_backward, "depthwise SphereConv2d backward (CPU)");

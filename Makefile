@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
 
-# SphereConv2d's compiled CPU kernel, built ahead of use (about 35 s, once per source, torch and
+# SphereConv2d's compiled CPU kernel, built ahead of use (about 50 s, once per source, torch and
 # python version; it lives outside the checkout, see docs/layers.md). It says whether it built
 # or found the kernel. Without a compiler pano360 still works (pure-torch path, slower), so a
 # failed build does not stop the install; `make test` then fails in tests/nn.

@@ -15,7 +15,7 @@ Inference with few input channels (an RGB stem) takes the same route as a depthw
 convolution, channels-last, each input value times a vector of output channels: with so few
 channels, filling the im2col tile costs more than its product.
 
-Building. The kernel is compiled with torch.utils.cpp_extension (about 35 s) once per key, a hash
+Building. The kernel is compiled with torch.utils.cpp_extension (about 50 s) once per key, a hash
 of the C++ sources, the torch build, the Python ABI, the machine, the compiler and its flags (see
 :func:`kernel_key_parts`), into its own folder ``<root>/<key>/`` (:func:`kernel_dir`). The root
 is ``$PANO360_KERNEL_DIR`` if set, else ``$XDG_CACHE_HOME/pano360/kernels``, else
@@ -77,7 +77,7 @@ _SOURCE = _CSRC / "sphere_conv.cpp"
 _CFLAGS = ("-O3",)
 _LIB_SUFFIX = ".pyd" if sys.platform == "win32" else ".so"
 # What a build takes on our 2-core machines (python -m pano360.nn.build prints the real time).
-BUILD_SECONDS = 35
+BUILD_SECONDS = 50
 
 
 def kernel_root() -> Path:

@@ -15,7 +15,7 @@ import time
 __all__ = ["main"]
 
 _DESCRIPTION = """\
-Build the compiled CPU kernel of SphereConv2d now, instead of at its first use (about 35 s,
+Build the compiled CPU kernel of SphereConv2d now, instead of at its first use (about 50 s,
 once per source, torch and python version). It is kept in $PANO360_KERNEL_DIR/<key>/ if that
 is set, else $XDG_CACHE_HOME/pano360/kernels/<key>/ or ~/.cache/pano360/kernels/<key>/, and
 imported from there without running ninja. Exit status 2 if it cannot be built (SphereConv2d

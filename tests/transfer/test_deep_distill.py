@@ -48,6 +48,21 @@ def test_student_starts_as_the_zero_shot_network(model, images):
         )
 
 
+def test_student_inference_runs_channels_last_with_the_training_paths_values(model, images):
+    # Without grad on the CPU the student runs channels-last (the compiled inference kernels);
+    # the output is in the input's layout and matches the path training takes.
+    student = BackboneStudent(model, HW).eval()
+    seen = []
+    student.network[0].register_forward_pre_hook(lambda m, a: seen.append(a[0]))
+    with torch.no_grad():
+        fast = student(images)
+    reference = student(images).detach()
+    assert seen[0].is_contiguous(memory_format=torch.channels_last)
+    assert not seen[1].is_contiguous(memory_format=torch.channels_last)
+    assert fast.is_contiguous() and fast.shape == (2, 1280, 1, 2)
+    torch.testing.assert_close(fast, reference, atol=1e-4, rtol=1e-4)
+
+
 def test_distillation_brings_the_student_closer_to_exact(model, images, tmp_path):
     config = BackboneDistillConfig(stages=("features.3",), epochs=4, finetune_epochs=2, lr=3e-3)
     logged = []

@@ -92,6 +92,17 @@ class _EvalMode:
             m.training = mode
 
 
+def run_channels_last(model: nn.Module, erp: torch.Tensor) -> torch.Tensor:
+    """``model(erp)``, channels-last for CPU inference (no grad), the output in ``erp``'s
+    layout: SphereConv2d's compiled inference kernels for depthwise and few-channel layers read
+    and write that layout, and oneDNN's convolutions and BatchNorm keep it, so no layer of a
+    sphericalized network converts its input."""
+    if erp.device.type != "cpu" or torch.is_grad_enabled() or erp.dim() != 4:
+        return model(erp)
+    out = model(erp.contiguous(memory_format=torch.channels_last))
+    return out.contiguous(memory_format=memory_format_of(erp)) if out.dim() == 4 else out
+
+
 class TransferredModel(nn.Module):
     """A planar dense model run on ERP batches with a transfer strategy (module form of
     :func:`apply`, which builds what it needs once: the spherical copy per input size, the
@@ -184,14 +195,9 @@ class TransferredModel(nn.Module):
 
     def _run_spherical(self, erp: torch.Tensor) -> torch.Tensor:
         model = self._spherical_model(tuple(erp.shape[-2:]))
-        if self._plan is not None or erp.device.type != "cpu" or torch.is_grad_enabled():
+        if self._plan is not None:
             return model(erp)
-        # CPU inference runs channels-last: SphereConv2d's compiled inference kernels for
-        # depthwise and few-channel layers read and write that layout, and oneDNN's
-        # convolutions and BatchNorm keep it, so no layer converts its input. The output comes
-        # back in erp's layout.
-        out = model(erp.contiguous(memory_format=torch.channels_last))
-        return out.contiguous(memory_format=memory_format_of(erp)) if out.dim() == 4 else out
+        return run_channels_last(model, erp)
 
     def _views(self, erp: torch.Tensor) -> torch.Tensor:
         h = erp.shape[-2]

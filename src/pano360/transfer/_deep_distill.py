@@ -63,6 +63,7 @@ from .._core import (
 from ..io import write_atomic
 from ..models.backbones import Backbone
 from ..nn import RowUntiedConv2d, SphereConv2d, sphericalize
+from ._apply import run_channels_last
 from ._distillation import _images_fingerprint, _Phases
 from ._exact_features import exact_features, stage_grid, weights_fingerprint
 
@@ -251,7 +252,7 @@ class BackboneStudent(nn.Module):
 
     def forward(self, erp: torch.Tensor) -> torch.Tensor:
         """The last stage's output (B, C, H / 32, W / 32)."""
-        return self.network(erp)
+        return run_channels_last(self.network, erp)
 
     def parameter_count(self) -> int:
         """Number of parameters (the source backbone's, without its classifier, is

@@ -564,6 +564,28 @@ int64_t active_entries(const DwTables& tb, const T* wts, int64_t i, int64_t* slo
   return n;
 }
 
+// The coefficients of output row i's active entries (active_entries): coef (n, block) = the
+// sum over taps k and corners q reading entry e of the corner's weight times wk (K, block),
+// the taps' weights (a channel each for depthwise, (Cin, Cout) for few channels). Returns n.
+template <typename T>
+int64_t row_coefficients(const DwTables& tb, const T* wts, const T* wk, int64_t block, int64_t i,
+                         int64_t* slot, int64_t* erow, int64_t* ecol, T* coef) {
+  const int64_t* cn = tb.corner + i * tb.K * 4;
+  const T* wt = wts + i * tb.K * 4;
+  const int64_t n = active_entries(tb, wts, i, slot, erow, ecol);
+  std::fill(coef, coef + n * block, T(0));
+  for (int64_t k = 0; k < tb.K; ++k) {
+    for (int64_t q = 0; q < 4; ++q) {
+      const T a = wt[4 * k + q];
+      if (a == T(0)) continue;
+      T* __restrict__ cf = coef + slot[cn[4 * k + q]] * block;
+      const T* __restrict__ w = wk + k * block;
+      for (int64_t c = 0; c < block; ++c) cf[c] += a * w[c];
+    }
+  }
+  return n;
+}
+
 }  // namespace
 
 // x: (B, H, W, C) channels-last; weight: (C_out, K * C_in / groups), tap-major; bias: (C_out,)
@@ -752,19 +774,8 @@ torch::Tensor depthwise_forward_cl(torch::Tensor x, torch::Tensor weight,
       std::vector<int64_t> offsets(tb.E * kDwPixels);
       for (int64_t p = begin; p < end; ++p) {
         const int64_t b = p / tb.Ho, i = p % tb.Ho;
-        const int64_t* cn = tb.corner + i * tb.K * 4;
-        const scalar_t* wt = w4 + i * tb.K * 4;
-        const int64_t n = active_entries(tb, w4, i, slot.data(), erow.data(), ecol.data());
-        std::fill(coef.begin(), coef.begin() + n * C, scalar_t(0));
-        for (int64_t k = 0; k < tb.K; ++k) {
-          for (int64_t q = 0; q < 4; ++q) {
-            const scalar_t a = wt[4 * k + q];
-            if (a == scalar_t(0)) continue;
-            scalar_t* __restrict__ cf = coef.data() + slot[cn[4 * k + q]] * C;
-            const scalar_t* __restrict__ wk = wd + k * C;
-            for (int64_t c = 0; c < C; ++c) cf[c] += a * wk[c];
-          }
-        }
+        const int64_t n = row_coefficients(tb, w4, wd, C, i, slot.data(), erow.data(),
+                                           ecol.data(), coef.data());
         dw_cl_row(xd + b * H * W * C, coef.data(), erow.data(), ecol.data(), n, bd, W, C, wo, s,
                   base.data(), offsets.data(), od + p * wo * C);
       }
@@ -806,19 +817,8 @@ torch::Tensor few_channels_forward_cl(torch::Tensor x, torch::Tensor weight,
       std::vector<int64_t> offsets(tb.E * kDwPixels);
       for (int64_t p = begin; p < end; ++p) {
         const int64_t b = p / tb.Ho, i = p % tb.Ho;
-        const int64_t* cn = tb.corner + i * tb.K * 4;
-        const scalar_t* wt = w4 + i * tb.K * 4;
-        const int64_t n = active_entries(tb, w4, i, slot.data(), erow.data(), ecol.data());
-        std::fill(coef.begin(), coef.begin() + n * block, scalar_t(0));
-        for (int64_t k = 0; k < tb.K; ++k) {
-          for (int64_t q = 0; q < 4; ++q) {
-            const scalar_t a = wt[4 * k + q];
-            if (a == scalar_t(0)) continue;
-            scalar_t* __restrict__ cf = coef.data() + slot[cn[4 * k + q]] * block;
-            const scalar_t* __restrict__ wk = wd + k * block;
-            for (int64_t c = 0; c < block; ++c) cf[c] += a * wk[c];
-          }
-        }
+        const int64_t n = row_coefficients(tb, w4, wd, block, i, slot.data(), erow.data(),
+                                           ecol.data(), coef.data());
         conv_cl_row(xd + b * H * W * cin, coef.data(), erow.data(), ecol.data(), n, bd, W, cin,
                     cout, wo, s, base.data(), offsets.data(), od + p * wo * cout);
       }

@@ -12,7 +12,8 @@ convolution), each as a ratio to nn.Conv2d (padding 1) timed in the same run, in
 reports the peak extra memory of one forward+backward as a ratio to nn.Conv2d's (torch profiler
 memory events). A second table times depthwise 3 x 3 convolutions (groups == channels) at the
 sizes MobileNetV2's depthwise layers have on a 224 x 448 ERP input, SphereConv2d (tangent taps)
-against nn.Conv2d (padding 1, groups == channels), forward and forward+backward, batch 1.
+against nn.Conv2d (padding 1, groups == channels), forward and forward+backward, batch 1, both
+fed NCHW maps, then both fed channels-last maps.
 Results are printed and written to docs/benchmarks.md between the ``bench_sphere_conv`` markers.
 """
 
@@ -49,6 +50,7 @@ DEPTHWISE = [
 ]  # fmt: skip
 # --quick checks that the script runs: shapes small enough for a smoke test (no figures).
 QUICK_SHAPES, QUICK_DEPTHWISE = [(16, 16, 16)], [(32, 16, 2)]
+LAYOUTS = {torch.contiguous_format: "NCHW", torch.channels_last: "channels-last"}
 
 
 class SphereNetReference(nn.Module):
@@ -131,11 +133,12 @@ def run(repeats: int, shapes, tries: int = 3) -> list[dict]:
     return rows
 
 
-def run_depthwise(repeats: int, shapes) -> list[dict]:
+def run_depthwise(repeats: int, shapes, layout=torch.contiguous_format) -> list[dict]:
+    """Both layers fed ``x`` in ``layout`` (nn.Conv2d's oneDNN kernel takes either)."""
     rows = []
     for c, h, stride in shapes:
         torch.manual_seed(0)
-        x = torch.rand(1, c, h, 2 * h)
+        x = torch.rand(1, c, h, 2 * h).contiguous(memory_format=layout)
         conv = nn.Conv2d(c, c, 3, stride, padding=1, groups=c)
         sphere = SphereConv2d(c, c, 3, stride, groups=c)
         sphere.load_state_dict(conv.state_dict())
@@ -144,11 +147,12 @@ def run_depthwise(repeats: int, shapes) -> list[dict]:
         rows.append(
             {
                 "shape": f"{c} at {h}x{2 * h}, stride {stride}",
+                "layout": LAYOUTS[layout],
                 "fwd_ms": (fwd[0] * 1e3, fwd[1] * 1e3),
                 "bwd_ms": (bwd[0] * 1e3, bwd[1] * 1e3),
             }
         )
-        print(f"done depthwise {c} at {h}x{2 * h} stride {stride}", flush=True)
+        print(f"done depthwise {c} at {h}x{2 * h} stride {stride}, {LAYOUTS[layout]}", flush=True)
     return rows
 
 
@@ -158,18 +162,19 @@ def render_depthwise(rows, repeats: int) -> str:
         "### Depthwise 3 x 3 (MobileNetV2's layers on a 224 x 448 ERP)",
         "",
         f"groups == channels, batch 1, float32; median of {repeats} runs after one warm-up, "
-        "interleaved. SphereConv2d (tangent taps) against nn.Conv2d (padding 1) in the same run. "
+        "interleaved. SphereConv2d (tangent taps) against nn.Conv2d (padding 1) in the same run, "
+        "both fed the same input: NCHW (contiguous) rows, then channels-last rows. "
         "Goal: at most 2x nn.Conv2d, forward and forward+backward.",
         "",
-        "| channels at input size, stride | nn.Conv2d fwd (ms) | SphereConv2d fwd (ms) | ratio "
-        "| nn.Conv2d fwd+bwd (ms) | SphereConv2d fwd+bwd (ms) | ratio |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| channels at input size, stride | layout | nn.Conv2d fwd (ms) | SphereConv2d fwd (ms) "
+        "| ratio | nn.Conv2d fwd+bwd (ms) | SphereConv2d fwd+bwd (ms) | ratio |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         (f0, f1), (b0, b1) = r["fwd_ms"], r["bwd_ms"]
         lines.append(
-            f"| {r['shape']} | {f0:.2f} | {f1:.2f} | {f1 / f0:.2f}x | {b0:.2f} | {b1:.2f} "
-            f"| {b1 / b0:.2f}x |"
+            f"| {r['shape']} | {r['layout']} | {f0:.2f} | {f1:.2f} | {f1 / f0:.2f}x "
+            f"| {b0:.2f} | {b1:.2f} | {b1 / b0:.2f}x |"
         )
     return "\n".join(lines) + "\n"
 
@@ -212,7 +217,11 @@ def main(argv: list[str] | None = None) -> None:
     info = machine_info()
     start = time.perf_counter()
     rows = run(repeats, shapes, tries=1 if args.quick else 3)
-    depthwise = run_depthwise(repeats, QUICK_DEPTHWISE if args.quick else DEPTHWISE)
+    depthwise = [
+        row
+        for layout in LAYOUTS
+        for row in run_depthwise(repeats, QUICK_DEPTHWISE if args.quick else DEPTHWISE, layout)
+    ]
     section = render(rows, info, command, repeats) + render_depthwise(depthwise, repeats)
     print()
     print(section)

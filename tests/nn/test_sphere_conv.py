@@ -403,48 +403,88 @@ def _spy_on_kernels(monkeypatch):
 def _depthwise_channels(route: str) -> int:
     from pano360.nn import _fast
 
-    # Channels-last maps take the channels-last kernel from _CHANNELS_LAST_DEPTHWISE_MIN
-    # channels, channels-first ones from _CHANNELS_LAST_DEPTHWISE. 4 more than a multiple of
-    # 16 leaves channels past the kernel's last whole vector of float32 and float64 alike.
-    least = {"few": _fast._CHANNELS_LAST_DEPTHWISE_MIN, "many": _fast._CHANNELS_LAST_DEPTHWISE}
-    return least[route] + 4
+    # Channels-last maps take the channels-last kernels from _CHANNELS_LAST_DEPTHWISE_MIN
+    # channels; channels-first ones from _CHANNELS_LAST_DEPTHWISE for inference and from
+    # _CHANNELS_LAST_DEPTHWISE_GRAD when gradients are needed. 4 more (or fewer) than a multiple
+    # of 16 leaves channels past the kernels' last whole vector of float32 and float64 alike.
+    least = min(_fast._CHANNELS_LAST_DEPTHWISE_MIN, _fast._CHANNELS_LAST_DEPTHWISE_GRAD)
+    most = max(_fast._CHANNELS_LAST_DEPTHWISE_MIN, _fast._CHANNELS_LAST_DEPTHWISE_GRAD)
+    assert most + 4 < _fast._CHANNELS_LAST_DEPTHWISE  # "some" below lies between them
+    return {"few": least - 4, "some": most + 4, "many": _fast._CHANNELS_LAST_DEPTHWISE + 4}[route]
+
+
+CL = ("depthwise_forward_cl", "depthwise_backward_cl")
+PLANE = ("depthwise_forward", "depthwise_backward")
 
 
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize(
-    ("route", "layout", "kernel"),
+    ("route", "layout", "multiplier", "inference", "training"),
     [
-        ("many", torch.contiguous_format, "depthwise_forward_cl"),
-        ("many", torch.channels_last, "depthwise_forward_cl"),
-        ("few", torch.channels_last, "depthwise_forward_cl"),
-        ("few", torch.contiguous_format, "depthwise_forward"),
+        ("many", torch.contiguous_format, 1, CL[0], CL),
+        ("many", torch.channels_last, 1, CL[0], CL),
+        ("some", torch.channels_last, 1, CL[0], CL),
+        ("some", torch.contiguous_format, 1, PLANE[0], CL),
+        ("few", torch.channels_last, 1, PLANE[0], PLANE),
+        ("few", torch.contiguous_format, 1, PLANE[0], PLANE),
+        ("many", torch.channels_last, 2, PLANE[0], PLANE),  # the channels-last kernels: m = 1
     ],
 )
 @pytest.mark.parametrize("hw", [(8, 16), (5, 10)])  # 10 and 5 output columns: a partial block
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_depthwise_inference_equals_the_oracle_and_the_training_path(
-    stride, route, layout, kernel, hw, dtype, monkeypatch
+def test_depthwise_routes_equal_the_oracle_and_the_pure_torch_gradients(
+    stride, route, layout, multiplier, inference, training, hw, dtype, monkeypatch
 ):
-    """Depthwise inference runs the channels-last kernel on channels-last maps and on
-    channels-first maps with many channels, the plane-by-plane one otherwise; either computes
-    what the plane-by-plane kernel (taken when gradients are needed) and the oracle compute."""
+    """Depthwise SphereConv2d runs the channels-last kernels (forward and backward) on
+    channels-last maps, and on channels-first ones with many channels (fewer when gradients are
+    needed), the plane-by-plane ones otherwise; every route computes the oracle's values and the
+    pure-torch path's gradients, and answers in the input's layout."""
+    from pano360.nn import _sphere_conv
+
     calls = _spy_on_kernels(monkeypatch)
     c = _depthwise_channels(route)
-    x = rand(1, c, *hw, seed=40).contiguous(memory_format=layout)
-    w = rand(c, 1, 3, 3, seed=41) - 0.5
-    bias = rand(c, seed=42)
-    x32, w32, bias32 = (t.to(dtype) for t in (x, w, bias))
+    x = rand(1, c, *hw, seed=40).to(dtype).contiguous(memory_format=layout)
+    w = (rand(c * multiplier, 1, 3, 3, seed=41) - 0.5).to(dtype)
+    bias = rand(c * multiplier, seed=42).to(dtype)
+
+    def fn(inp, weight, b):
+        return sphere_conv2d(inp, weight, b, stride=stride, groups=c, output_grid="planar")
+
     with torch.no_grad():
-        fast = sphere_conv2d(x32, w32, bias32, stride=stride, groups=c, output_grid="planar")
-    training = sphere_conv2d(
-        x32, w32.clone().requires_grad_(), bias32, stride=stride, groups=c, output_grid="planar"
-    )
-    assert calls == [kernel, "depthwise_forward"]
+        fast = fn(x, w, bias)
+    assert calls == [inference]
+    trained = _values_and_grads(fn, x, w, bias)
+    assert calls == [inference, *training]
     assert fast.is_contiguous(memory_format=layout) and fast.dtype == dtype
+    assert trained[1].is_contiguous(memory_format=layout)
     double = dtype == torch.float64
-    torch.testing.assert_close(fast, training.detach(), atol=1e-12 if double else 1e-6, rtol=0)
-    expected = exact_conv2d(x, w, bias, stride=stride, groups=c, output_grid="planar")
+    tol = 1e-12 if double else 1e-5
+    torch.testing.assert_close(fast, trained[0].detach(), atol=tol, rtol=0)
+    expected = exact_conv2d(x.double(), w.double(), bias.double(), stride, groups=c,
+                            output_grid="planar")  # fmt: skip
     torch.testing.assert_close(fast.double(), expected, atol=1e-9 if double else 1e-5, rtol=0)
+    monkeypatch.setitem(_sphere_conv._COMPILED, "enabled", False)
+    reference = _values_and_grads(fn, x, w, bias)
+    for a, b in zip(trained[1:], reference[1:], strict=True):
+        torch.testing.assert_close(a, b, atol=tol, rtol=tol)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_channels_last_depthwise_gradcheck(layout, stride, monkeypatch):
+    """gradcheck of the channels-last depthwise kernels: 20 channels (float64: two whole vectors
+    and 4 channels past them, on two threads' slices), 6 and 3 output columns (partial blocks)."""
+    calls = _spy_on_kernels(monkeypatch)
+    c = _depthwise_channels("some")
+    x = rand(1, c, 3, 6, seed=46).contiguous(memory_format=layout).requires_grad_()
+    w = (rand(c, 1, 3, 3, seed=47) - 0.5).requires_grad_()
+    bias = rand(c, seed=48).requires_grad_()
+
+    def fn(inp, weight, b):
+        return sphere_conv2d(inp, weight, b, stride=stride, groups=c)
+
+    assert gradcheck(fn, (x, w, bias), eps=1e-6, atol=1e-5)
+    assert set(calls) == set(CL)  # gradcheck runs the forward pass many times
 
 
 @pytest.mark.parametrize("stride", [1, 2])

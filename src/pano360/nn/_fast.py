@@ -7,10 +7,11 @@ Two shapes take other routes: with fewer output than input channels (groups 1) t
 first, z = W_k x for every tap k in one matrix product, and the kernel sums the taps of z's
 C_out-channel planes (:func:`_weights_first`); depthwise convolutions (one input channel per
 group) have no product worth the name: each output row is a sum over the distinct input pixels
-its taps' bilinear corners touch (:func:`depthwise_tables`), computed plane by plane as runs of
-input rows, or, for inference on channels-last maps (and channels-first ones with many
-channels), channels-last with blocks of pixels and channels summed in vector registers (the
-kernel is compiled for AVX-512 and AVX2 as well as the baseline, chosen when it loads).
+its taps' bilinear corners touch (:func:`depthwise_tables`), computed channels-last with
+blocks of pixels and channels summed in vector registers, its backward pass vectorised over
+channels too (on channels-last maps, and channels-first ones with enough channels; the kernels
+are compiled for AVX-512 and AVX2 as well as the baseline, chosen when the library loads), or
+plane by plane as runs of input rows (few channels, or several output channels per input one).
 Inference with few input channels (an RGB stem) takes the same route as a depthwise
 convolution, channels-last, each input value times a vector of output channels: with so few
 channels, filling the im2col tile costs more than its product.
@@ -517,12 +518,51 @@ def depthwise_tables(
     )
 
 
-# Depthwise inference runs the channels-last kernel (see csrc) on channels-last maps of at least
-# _CHANNELS_LAST_DEPTHWISE_MIN channels (fewer fill its vectors poorly) and on channels-first
-# maps of at least _CHANNELS_LAST_DEPTHWISE channels (with fewer, the plane-by-plane kernel beats
-# it plus the two layout copies).
+# Depthwise convolutions with one output channel per input channel run the channels-last
+# kernels (see csrc) on channels-last maps of at least _CHANNELS_LAST_DEPTHWISE_MIN channels
+# (fewer fill its vectors poorly) and on channels-first maps of at least _CHANNELS_LAST_DEPTHWISE
+# channels (with fewer, the plane-by-plane kernel beats it plus the layout copies);
+# _CHANNELS_LAST_DEPTHWISE_GRAD when gradients are needed (the plane-by-plane backward pass is
+# slower than the forward one, so the copies pay sooner).
 _CHANNELS_LAST_DEPTHWISE_MIN = 16
 _CHANNELS_LAST_DEPTHWISE = 64
+_CHANNELS_LAST_DEPTHWISE_GRAD = 16
+
+
+class _FastDepthwiseChannelsLast(torch.autograd.Function):
+    """Depthwise, one output channel per input channel, computed channels-last (a channels-first
+    x is copied to channels-last and its output and gradient back)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, tables, out_hw, stride):
+        channels_last = memory_format_of(x) == torch.channels_last
+        x_nhwc = x.permute(0, 2, 3, 1).contiguous()  # free when x is channels-last already
+        ctx.save_for_backward(x_nhwc, weight)
+        ctx.tables, ctx.args = tables, (out_hw[1], stride)
+        ctx.has_bias, ctx.channels_last = bias is not None, channels_last
+        out = _extension().depthwise_forward_cl(x_nhwc, weight, bias, *tables, out_hw[1], stride)
+        out = out.permute(0, 3, 1, 2)
+        return out if channels_last else out.contiguous()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        x_nhwc, weight = ctx.saved_tensors
+        need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        gx, gw = _extension().depthwise_backward_cl(
+            grad.permute(0, 2, 3, 1).contiguous(),
+            x_nhwc,
+            weight,
+            *ctx.tables,
+            *ctx.args,
+            need_x,
+            need_w,
+        )
+        if need_x:
+            gx = gx.permute(0, 3, 1, 2)
+            gx = gx if ctx.channels_last else gx.contiguous()
+        gb = grad.sum(dim=(0, 2, 3)) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return gx if need_x else None, gw if need_w else None, gb, None, None, None
 
 
 class _FastDepthwise(torch.autograd.Function):
@@ -568,15 +608,12 @@ def fast_depthwise_sphere_conv(
     weight_k = weight.reshape(weight.shape[0], -1)
     out_hw = output_hw(in_hw, stride)
     channels_last = memory_format_of(x) == torch.channels_last
-    least = _CHANNELS_LAST_DEPTHWISE_MIN if channels_last else _CHANNELS_LAST_DEPTHWISE
-    if weight.shape[0] == x.shape[1] >= least and not _needs_grad(x, weight, bias):
-        # Inference: the channels-last kernel, vectorised over channels.
-        out = (
-            _extension()
-            .depthwise_forward_cl(
-                x.permute(0, 2, 3, 1).contiguous(), weight_k, bias, *tables, out_hw[1], stride
-            )
-            .permute(0, 3, 1, 2)
-        )
-        return out if channels_last else out.contiguous()
+    if channels_last:
+        least = _CHANNELS_LAST_DEPTHWISE_MIN
+    elif _needs_grad(x, weight, bias):
+        least = _CHANNELS_LAST_DEPTHWISE_GRAD
+    else:
+        least = _CHANNELS_LAST_DEPTHWISE
+    if weight.shape[0] == x.shape[1] >= least:
+        return _FastDepthwiseChannelsLast.apply(x, weight_k, bias, tables, out_hw, stride)
     return _FastDepthwise.apply(x, weight_k, bias, tables, out_hw, stride)

@@ -11,9 +11,9 @@ How it is computed, fastest first:
   im2col from per-row tables, tile by tile, each tile multiplied while in cache; with fewer
   output than input channels it applies every tap's weight first (one matrix product) and
   gathers the taps of the C_out-channel results; depthwise convolutions (one input channel per
-  group) sum the taps' bilinear corners merged per output row, plane by plane (training) or
-  channels-last (inference on channels-last maps: run a network channels-last to use it), and
-  so does inference with few input channels (no im2col tile to fill);
+  group) sum the taps' bilinear corners merged per output row, channels-last (forward and
+  backward; run a network channels-last to save the layout copies) or plane by plane (few
+  channels), and so does inference with few input channels (no im2col tile to fill);
 - otherwise (GPU, or no compiler), with few input channels per group (tangent taps):
   ``grid_sample`` lays every pixel's kh x kw taps out as a block and nn.functional.conv2d with
   stride (kh, kw) does the products (SphereNet's layout);

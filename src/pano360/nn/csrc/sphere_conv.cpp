@@ -202,10 +202,11 @@ void check(const torch::Tensor& x, const torch::Tensor& rows, const torch::Tenso
 }
 
 // Depthwise convolutions (one input channel per group) have no matrix product to hand to oneDNN:
-// they run plane by plane on channels-first maps. Of output row i, the 4 K bilinear corners of
-// its K taps land on at most 4 K distinct input pixels (fewer: neighbouring taps share corners),
-// the row's "entries" (row, column at output column 0), merged once in Python. Per row and
-// channel the kernel folds the weights into one coefficient per entry, then adds coefficient
+// they run plane by plane on channels-first maps, or channels-last (the *_cl kernels below,
+// vectorised over channels) where that pays (see _fast.py). Of output row i, the 4 K bilinear
+// corners of its K taps land on at most 4 K distinct input pixels (fewer: neighbouring taps
+// share corners), the row's "entries" (row, column at output column 0), merged once in Python.
+// Per row and channel the kernel folds the weights into one coefficient per entry, then adds coefficient
 // times a run of the entry's input row to the output row (a vectorised axpy between seam
 // crossings); the backward pass runs the same loops as scatters and dot products.
 struct DwTables {
@@ -543,6 +544,105 @@ void conv_cl_row(const double* x, const double* coef, const int64_t* erow, const
   conv_cl_row_impl(x, coef, erow, ecol, n, bias, W, cin, cout, wo, s, base, offsets, out);
 }
 
+// The adjoint of dw_cl_row for channels [c0, c0 + width) of one output row: with kInput,
+// gx (H, W, C) += coef[e] (width,) times the gradient g (Wo, C) of output pixel j at entry e's
+// pixel for that j (row erow[e], column (ecol[e] + s j) mod W); with kWeight, dots (n, width) =
+// the sum over j of g times x (H, W, C) at the same pixel, the entries' share of the weight
+// gradient. One cache line of channels at a time, entry after entry, along runs of columns
+// between seam crossings (g's line of a row stays in L1 across the entries).
+template <typename T, bool kInput, bool kWeight>
+inline __attribute__((always_inline)) void dw_cl_backward_row_impl(
+    const T* __restrict__ g, const T* __restrict__ x, const T* __restrict__ coef,
+    const int64_t* erow, const int64_t* ecol, int64_t n, int64_t W, int64_t C, int64_t wo,
+    int64_t s, int64_t c0, int64_t width, T* __restrict__ gx, T* __restrict__ dots) {
+  constexpr int64_t kLine = 64 / sizeof(T);
+  const int64_t sc = s * C;
+  for (int64_t l = 0; l < width; l += kLine) {
+    const int64_t m = std::min(kLine, width - l);
+    const T* gl = g + c0 + l;
+    for (int64_t e = 0; e < n; ++e) {
+      const int64_t at = erow[e] * W * C + c0 + l;  // entry e's input row, this line
+      const T* xr = x + at;
+      T* gxr = gx + at;
+#ifdef PANO360_LINE_VECTORS
+      if (m == kLine) {
+        using V = typename LineOf<T>::type;
+        const V a = kInput ? *reinterpret_cast<const V*>(coef + e * width + l) : V{};
+        V d0{}, d1{};
+        for_runs(ecol[e], wo, s, W, [&](int64_t j, int64_t len, int64_t col) {
+          const T* gp = gl + j * C;
+          int64_t off = col * C, q = 0;
+          for (; q + 1 < len; q += 2, gp += 2 * C, off += 2 * sc) {
+            const V g0 = *reinterpret_cast<const V*>(gp);
+            const V g1 = *reinterpret_cast<const V*>(gp + C);
+            if (kInput) {
+              *reinterpret_cast<V*>(gxr + off) += a * g0;
+              *reinterpret_cast<V*>(gxr + off + sc) += a * g1;
+            }
+            if (kWeight) {
+              d0 += g0 * *reinterpret_cast<const V*>(xr + off);
+              d1 += g1 * *reinterpret_cast<const V*>(xr + off + sc);
+            }
+          }
+          if (q < len) {
+            const V g0 = *reinterpret_cast<const V*>(gp);
+            if (kInput) *reinterpret_cast<V*>(gxr + off) += a * g0;
+            if (kWeight) d0 += g0 * *reinterpret_cast<const V*>(xr + off);
+          }
+        });
+        if (kWeight) *reinterpret_cast<V*>(dots + e * width + l) = d0 + d1;
+        continue;
+      }
+#endif
+      // The channels left, or all of them without vectors.
+      T dot[kLine] = {};
+      const T* a = kInput ? coef + e * width + l : nullptr;
+      for_runs(ecol[e], wo, s, W, [&](int64_t j, int64_t len, int64_t col) {
+        for (int64_t q = 0; q < len; ++q) {
+          const T* gp = gl + (j + q) * C;
+          const int64_t off = (col + q * s) * C;
+          for (int64_t c = 0; c < m; ++c) {
+            if (kInput) gxr[off + c] += a[c] * gp[c];
+            if (kWeight) dot[c] += gp[c] * xr[off + c];
+          }
+        }
+      });
+      if (kWeight) std::copy(dot, dot + m, dots + e * width + l);
+    }
+  }
+}
+
+template <typename T>
+inline __attribute__((always_inline)) void dw_cl_backward_row_dispatch(
+    const T* g, const T* x, const T* coef, const int64_t* erow, const int64_t* ecol, int64_t n,
+    int64_t W, int64_t C, int64_t wo, int64_t s, int64_t c0, int64_t width, T* gx, T* dots) {
+  if (gx && dots) {
+    dw_cl_backward_row_impl<T, true, true>(g, x, coef, erow, ecol, n, W, C, wo, s, c0, width, gx,
+                                           dots);
+  } else if (gx) {
+    dw_cl_backward_row_impl<T, true, false>(g, x, coef, erow, ecol, n, W, C, wo, s, c0, width,
+                                            gx, dots);
+  } else if (dots) {
+    dw_cl_backward_row_impl<T, false, true>(g, x, coef, erow, ecol, n, W, C, wo, s, c0, width,
+                                            gx, dots);
+  }
+}
+
+PANO360_VECTOR_CLONES
+void dw_cl_backward_row(const float* g, const float* x, const float* coef, const int64_t* erow,
+                        const int64_t* ecol, int64_t n, int64_t W, int64_t C, int64_t wo,
+                        int64_t s, int64_t c0, int64_t width, float* gx, float* dots) {
+  dw_cl_backward_row_dispatch(g, x, coef, erow, ecol, n, W, C, wo, s, c0, width, gx, dots);
+}
+
+PANO360_VECTOR_CLONES
+void dw_cl_backward_row(const double* g, const double* x, const double* coef,
+                        const int64_t* erow, const int64_t* ecol, int64_t n, int64_t W, int64_t C,
+                        int64_t wo, int64_t s, int64_t c0, int64_t width, double* gx,
+                        double* dots) {
+  dw_cl_backward_row_dispatch(g, x, coef, erow, ecol, n, W, C, wo, s, c0, width, gx, dots);
+}
+
 // The entries of output row i that some bilinear corner reads with a weight other than 0, in
 // order: their input rows and columns (at output column 0) into erow, ecol, and slot[e] the
 // place of entry e among them (slot: tb.E scratch). Returns their number.
@@ -566,20 +666,24 @@ int64_t active_entries(const DwTables& tb, const T* wts, int64_t i, int64_t* slo
 
 // The coefficients of output row i's active entries (active_entries): coef (n, block) = the
 // sum over taps k and corners q reading entry e of the corner's weight times wk (K, block),
-// the taps' weights (a channel each for depthwise, (Cin, Cout) for few channels). Returns n.
+// the taps' weights (a channel each for depthwise, (Cin, Cout) for few channels), tap k's
+// block at wk + k * wk_stride (default block; a wider stride takes a slice of the channels).
+// Returns n.
 template <typename T>
 int64_t row_coefficients(const DwTables& tb, const T* wts, const T* wk, int64_t block, int64_t i,
-                         int64_t* slot, int64_t* erow, int64_t* ecol, T* coef) {
+                         int64_t* slot, int64_t* erow, int64_t* ecol, T* coef,
+                         int64_t wk_stride = -1) {
   const int64_t* cn = tb.corner + i * tb.K * 4;
   const T* wt = wts + i * tb.K * 4;
   const int64_t n = active_entries(tb, wts, i, slot, erow, ecol);
+  if (wk_stride < 0) wk_stride = block;
   std::fill(coef, coef + n * block, T(0));
   for (int64_t k = 0; k < tb.K; ++k) {
     for (int64_t q = 0; q < 4; ++q) {
       const T a = wt[4 * k + q];
       if (a == T(0)) continue;
       T* __restrict__ cf = coef + slot[cn[4 * k + q]] * block;
-      const T* __restrict__ w = wk + k * block;
+      const T* __restrict__ w = wk + k * wk_stride;
       for (int64_t c = 0; c < block; ++c) cf[c] += a * w[c];
     }
   }
@@ -827,6 +931,77 @@ torch::Tensor few_channels_forward_cl(torch::Tensor x, torch::Tensor weight,
   return out;
 }
 
+// Gradients of depthwise_forward_cl with respect to x and the weight (either may be skipped):
+// grad (B, Ho, Wo, C) and x (B, H, W, C) contiguous, weight (C, K). Returns grad_x (B, H, W, C)
+// and grad_w (C, K). Parallel over cache lines of channels, so that no two threads write one
+// value of grad_x or grad_w; per output row, the entries' coefficients (row_coefficients, as
+// the forward pass forms them) scatter the gradient into grad_x, and the entries' dot products
+// of gradient and input, times the corners' weights, add up to the weight gradient (in double).
+std::vector<torch::Tensor> depthwise_backward_cl(torch::Tensor grad, torch::Tensor x,
+                                                 torch::Tensor weight, torch::Tensor rows,
+                                                 torch::Tensor cols, torch::Tensor count,
+                                                 torch::Tensor corner, torch::Tensor wts,
+                                                 int64_t wo, int64_t s, bool need_input,
+                                                 bool need_weight) {
+  TORCH_CHECK(x.device().is_cpu() && x.is_contiguous() && x.dim() == 4, "x: contiguous BHWC");
+  TORCH_CHECK(grad.is_contiguous() && grad.dim() == 4, "grad: contiguous BHWC");
+  TORCH_CHECK(wts.scalar_type() == x.scalar_type() && wts.is_contiguous(), "wts");
+  const int64_t B = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
+  TORCH_CHECK(weight.size(0) == C, "one output channel per input channel");
+  TORCH_CHECK(s * wo == W, "the stride divides the width");
+  const auto weight_t = weight.t().contiguous();  // (K, C)
+  const DwTables tb = dw_tables(rows, cols, count, corner, W, wo, s);
+  TORCH_CHECK(grad.size(0) == B && grad.size(1) == tb.Ho && grad.size(2) == wo &&
+                  grad.size(3) == C,
+              "grad: (B, Ho, Wo, C)");
+  auto grad_x = need_input ? torch::zeros_like(x) : torch::Tensor();
+  auto grad_w = need_weight ? torch::empty({C, tb.K}, x.options()) : torch::Tensor();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "sphere_conv_depthwise_backward_cl", [&] {
+    const scalar_t* xd = x.data_ptr<scalar_t>();
+    const scalar_t* gd = grad.data_ptr<scalar_t>();
+    const scalar_t* wd = weight_t.data_ptr<scalar_t>();
+    const scalar_t* w4 = wts.data_ptr<scalar_t>();
+    scalar_t* gxd = need_input ? grad_x.data_ptr<scalar_t>() : nullptr;
+    constexpr int64_t kLine = 64 / sizeof(scalar_t);
+    at::parallel_for(0, (C + kLine - 1) / kLine, 1, [&](int64_t l0, int64_t l1) {
+      const int64_t c0 = l0 * kLine, width = std::min(C, l1 * kLine) - c0;
+      std::vector<scalar_t> coef(need_input ? tb.E * width : 0), dots(tb.E * width);
+      std::vector<int64_t> slot(tb.E), erow(tb.E), ecol(tb.E);
+      std::vector<double> gw(need_weight ? tb.K * width : 0, 0.0);
+      for (int64_t b = 0; b < B; ++b) {
+        for (int64_t i = 0; i < tb.Ho; ++i) {
+          const int64_t n =
+              need_input ? row_coefficients(tb, w4, wd + c0, width, i, slot.data(), erow.data(),
+                                            ecol.data(), coef.data(), C)
+                         : active_entries(tb, w4, i, slot.data(), erow.data(), ecol.data());
+          dw_cl_backward_row(gd + (b * tb.Ho + i) * wo * C, xd + b * H * W * C, coef.data(),
+                             erow.data(), ecol.data(), n, W, C, wo, s, c0, width,
+                             need_input ? gxd + b * H * W * C : nullptr,
+                             need_weight ? dots.data() : nullptr);
+          if (!need_weight) continue;
+          const int64_t* cn = tb.corner + i * tb.K * 4;
+          const scalar_t* wt = w4 + i * tb.K * 4;
+          for (int64_t k = 0; k < tb.K; ++k) {
+            double* __restrict__ gk = gw.data() + k * width;
+            for (int64_t q = 0; q < 4; ++q) {
+              const double a = wt[4 * k + q];
+              if (a == 0.0) continue;  // an entry no corner reads is not active
+              const scalar_t* __restrict__ d = dots.data() + slot[cn[4 * k + q]] * width;
+              for (int64_t c = 0; c < width; ++c) gk[c] += a * d[c];
+            }
+          }
+        }
+      }
+      if (need_weight) {
+        scalar_t* gwd = grad_w.data_ptr<scalar_t>();
+        for (int64_t c = 0; c < width; ++c)
+          for (int64_t k = 0; k < tb.K; ++k) gwd[(c0 + c) * tb.K + k] = scalar_t(gw[k * width + c]);
+      }
+    });
+  });
+  return {grad_x, grad_w};
+}
+
 // Gradients of depthwise_forward with respect to x and the weight (either may be skipped):
 // grad (B, C * m, Ho, Wo) contiguous. Parallel over input channels, so no two threads write
 // one plane or one weight row.
@@ -992,4 +1167,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("gather_taps", &gather_taps, "weights-first SphereConv2d: taps of z summed (CPU)");
   m.def("gather_taps_backward", &gather_taps_backward, "adjoint of gather_taps (CPU)");
   m.def("depthwise_backward", &depthwise_backward, "depthwise SphereConv2d backward (CPU)");
+  m.def("depthwise_backward_cl", &depthwise_backward_cl,
+        "depthwise SphereConv2d backward, channels-last (CPU)");
 }

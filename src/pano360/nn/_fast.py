@@ -9,8 +9,8 @@ C_out-channel planes (:func:`_weights_first`); depthwise convolutions (one input
 group) have no product worth the name: each output row is a sum over the distinct input pixels
 its taps' bilinear corners touch (:func:`depthwise_tables`), computed channels-last with
 blocks of pixels and channels summed in vector registers, its backward pass vectorised over
-channels too (on channels-last maps, and channels-first ones with enough channels; the kernels
-are compiled for AVX-512 and AVX2 as well as the baseline, chosen when the library loads), or
+channels too (from 16 channels; channels-first maps are converted and back; the kernels are
+compiled for AVX-512 and AVX2 as well as the baseline, chosen when the library loads), or
 plane by plane as runs of input rows (few channels, or several output channels per input one).
 Inference with few input channels (an RGB stem) takes the same route as a depthwise
 convolution, channels-last, each input value times a vector of output channels: with so few
@@ -518,15 +518,27 @@ def depthwise_tables(
     )
 
 
-# Depthwise convolutions with one output channel per input channel run the channels-last
-# kernels (see csrc) on channels-last maps of at least _CHANNELS_LAST_DEPTHWISE_MIN channels
-# (fewer fill its vectors poorly) and on channels-first maps of at least _CHANNELS_LAST_DEPTHWISE
-# channels (with fewer, the plane-by-plane kernel beats it plus the layout copies);
-# _CHANNELS_LAST_DEPTHWISE_GRAD when gradients are needed (the plane-by-plane backward pass is
-# slower than the forward one, so the copies pay sooner).
-_CHANNELS_LAST_DEPTHWISE_MIN = 16
-_CHANNELS_LAST_DEPTHWISE = 64
-_CHANNELS_LAST_DEPTHWISE_GRAD = 16
+# Depthwise convolutions with one output channel per input channel and at least this many
+# channels run the channels-last kernels (see csrc), forward and backward, in either layout: with
+# fewer, the plane-by-plane kernels win (the channels-last ones fill their vectors poorly).
+# Channels-first maps are converted by the kernel's blocked transpose, which costs less than the
+# plane-by-plane kernels lose from 16 channels on (measured with and without gradients).
+_CHANNELS_LAST_DEPTHWISE = 16
+
+
+def _to_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """x (B, C, H, W) as a contiguous (B, H, W, C): a view when x is channels-last, the kernel's
+    blocked transpose when it is contiguous (torch's permuted copy takes 2-3x longer)."""
+    if x.is_contiguous(memory_format=torch.channels_last) or not x.is_contiguous():
+        return x.permute(0, 2, 3, 1).contiguous()
+    b, c, h, w = x.shape
+    return _extension().transpose_maps(x.view(b, c, h * w)).view(b, h, w, c)
+
+
+def _to_channels_first(y: torch.Tensor) -> torch.Tensor:
+    """y (B, H, W, C) contiguous as a contiguous (B, C, H, W)."""
+    b, h, w, c = y.shape
+    return _extension().transpose_maps(y.view(b, h * w, c)).view(b, c, h, w)
 
 
 class _FastDepthwiseChannelsLast(torch.autograd.Function):
@@ -536,13 +548,12 @@ class _FastDepthwiseChannelsLast(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, tables, out_hw, stride):
         channels_last = memory_format_of(x) == torch.channels_last
-        x_nhwc = x.permute(0, 2, 3, 1).contiguous()  # free when x is channels-last already
+        x_nhwc = _to_channels_last(x)
         ctx.save_for_backward(x_nhwc, weight)
         ctx.tables, ctx.args = tables, (out_hw[1], stride)
         ctx.has_bias, ctx.channels_last = bias is not None, channels_last
         out = _extension().depthwise_forward_cl(x_nhwc, weight, bias, *tables, out_hw[1], stride)
-        out = out.permute(0, 3, 1, 2)
-        return out if channels_last else out.contiguous()
+        return out.permute(0, 3, 1, 2) if channels_last else _to_channels_first(out)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -550,7 +561,7 @@ class _FastDepthwiseChannelsLast(torch.autograd.Function):
         x_nhwc, weight = ctx.saved_tensors
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         gx, gw = _extension().depthwise_backward_cl(
-            grad.permute(0, 2, 3, 1).contiguous(),
+            _to_channels_last(grad),
             x_nhwc,
             weight,
             *ctx.tables,
@@ -559,8 +570,7 @@ class _FastDepthwiseChannelsLast(torch.autograd.Function):
             need_w,
         )
         if need_x:
-            gx = gx.permute(0, 3, 1, 2)
-            gx = gx if ctx.channels_last else gx.contiguous()
+            gx = gx.permute(0, 3, 1, 2) if ctx.channels_last else _to_channels_first(gx)
         gb = grad.sum(dim=(0, 2, 3)) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return gx if need_x else None, gw if need_w else None, gb, None, None, None
 
@@ -607,13 +617,6 @@ def fast_depthwise_sphere_conv(
     tables = depthwise_tables(local_dirs, in_hw, stride, x.dtype, output_grid)
     weight_k = weight.reshape(weight.shape[0], -1)
     out_hw = output_hw(in_hw, stride)
-    channels_last = memory_format_of(x) == torch.channels_last
-    if channels_last:
-        least = _CHANNELS_LAST_DEPTHWISE_MIN
-    elif _needs_grad(x, weight, bias):
-        least = _CHANNELS_LAST_DEPTHWISE_GRAD
-    else:
-        least = _CHANNELS_LAST_DEPTHWISE
-    if weight.shape[0] == x.shape[1] >= least:
+    if weight.shape[0] == x.shape[1] >= _CHANNELS_LAST_DEPTHWISE:
         return _FastDepthwiseChannelsLast.apply(x, weight_k, bias, tables, out_hw, stride)
     return _FastDepthwise.apply(x, weight_k, bias, tables, out_hw, stride)

@@ -148,15 +148,59 @@ void scatter_cols(const T* buf, int64_t c_off, int64_t cg, int64_t c_begin, int6
   }
 }
 
-// dst (rows, n) = src (n, rows) transposed, in cache-sized blocks.
+// Kernels that gain from wide vectors are compiled for AVX-512 and AVX2 machines as well as the
+// baseline, the best chosen when the library loads (GCC and Clang on x86-64 Linux).
+#if defined(__x86_64__) && defined(__linux__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define PANO360_VECTOR_CLONES \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
+#endif
+#ifndef PANO360_VECTOR_CLONES
+#define PANO360_VECTOR_CLONES
+#endif
+
+// dst (S, R) = src (R, S) transposed, rows [r0, r0 + kTransposeBlock) of src and columns
+// [s_begin, s_end), in blocks of kTransposeBlock squared that stay in L1 (one cache line of
+// float32 across): how the im2col fill and the channels-last depthwise kernels' layout
+// conversions (transpose_maps) transpose, about the time of a plain copy where torch's permuted
+// copy takes two to three times that.
+constexpr int64_t kTransposeBlock = 16;
+
+template <typename T>
+inline __attribute__((always_inline)) void transpose_block_impl(const T* __restrict__ src,
+                                                                 int64_t R, int64_t S, int64_t r0,
+                                                                 int64_t s0, T* __restrict__ dst) {
+  constexpr int64_t kB = kTransposeBlock;
+  const int64_t r1 = std::min(R, r0 + kB), s1 = std::min(S, s0 + kB);
+  if (r1 - r0 == kB && s1 - s0 == kB) {
+    for (int64_t q = 0; q < kB; ++q)
+      for (int64_t p = 0; p < kB; ++p) dst[(s0 + q) * R + r0 + p] = src[(r0 + p) * S + s0 + q];
+    return;
+  }
+  for (int64_t q = s0; q < s1; ++q)
+    for (int64_t p = r0; p < r1; ++p) dst[q * R + p] = src[p * S + q];
+}
+
+PANO360_VECTOR_CLONES
+void transpose_blocks(const float* src, int64_t R, int64_t S, int64_t r0, int64_t s_begin,
+                      int64_t s_end, float* dst) {
+  for (int64_t s0 = s_begin; s0 < s_end; s0 += kTransposeBlock)
+    transpose_block_impl(src, R, S, r0, s0, dst);
+}
+
+PANO360_VECTOR_CLONES
+void transpose_blocks(const double* src, int64_t R, int64_t S, int64_t r0, int64_t s_begin,
+                      int64_t s_end, double* dst) {
+  for (int64_t s0 = s_begin; s0 < s_end; s0 += kTransposeBlock)
+    transpose_block_impl(src, R, S, r0, s0, dst);
+}
+
+// dst (rows, n) = src (n, rows) transposed.
 template <typename T>
 void transpose(const T* src, int64_t n, int64_t rows, T* dst) {
-  constexpr int64_t kBlock = 64;
-  for (int64_t p0 = 0; p0 < rows; p0 += kBlock) {
-    const int64_t p1 = std::min(rows, p0 + kBlock);
-    for (int64_t r = 0; r < n; ++r)
-      for (int64_t p = p0; p < p1; ++p) dst[p * n + r] = src[r * rows + p];
-  }
+  for (int64_t r0 = 0; r0 < n; r0 += kTransposeBlock)
+    transpose_blocks(src, n, rows, r0, 0, rows, dst);
 }
 
 // Few channels per group: a channel-last tile is filled a handful of values at a time, so it is
@@ -322,18 +366,6 @@ DwTables dw_tables(const torch::Tensor& rows, const torch::Tensor& cols, const t
   return {rows.data_ptr<int64_t>(), cols.data_ptr<int64_t>(), count.data_ptr<int64_t>(),
           corner.data_ptr<int64_t>(), rows.size(0), rows.size(1), corner.size(1), W, wo, s};
 }
-
-// Kernels that gain from wide vectors are compiled for AVX-512 and AVX2 machines as well as the
-// baseline, the best chosen when the library loads (GCC and Clang on x86-64 Linux).
-#if defined(__x86_64__) && defined(__linux__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define PANO360_VECTOR_CLONES \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#endif
-#endif
-#ifndef PANO360_VECTOR_CLONES
-#define PANO360_VECTOR_CLONES
-#endif
 
 // Output pixels summed together by the channels-last depthwise kernel.
 constexpr int64_t kDwPixels = 4;
@@ -931,6 +963,30 @@ torch::Tensor few_channels_forward_cl(torch::Tensor x, torch::Tensor weight,
   return out;
 }
 
+// x (B, R, S) contiguous -> (B, S, R) contiguous: (B, C, H * W) to channels-last and back.
+torch::Tensor transpose_maps(torch::Tensor x) {
+  TORCH_CHECK(x.device().is_cpu() && x.is_contiguous() && x.dim() == 3, "x: contiguous (B, R, S)");
+  const int64_t B = x.size(0), R = x.size(1), S = x.size(2);
+  auto out = torch::empty({B, S, R}, x.options());
+  const int64_t rb = (R + kTransposeBlock - 1) / kTransposeBlock;
+  const int64_t sb = (S + kTransposeBlock - 1) / kTransposeBlock;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "sphere_conv_transpose_maps", [&] {
+    const scalar_t* xd = x.data_ptr<scalar_t>();
+    scalar_t* od = out.data_ptr<scalar_t>();
+    // Units of one block row (kTransposeBlock values of R) by up to 16 blocks of S.
+    const int64_t chunks = (sb + 15) / 16;
+    at::parallel_for(0, B * rb * chunks, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t u = begin; u < end; ++u) {
+        const int64_t b = u / (rb * chunks), r0 = (u / chunks) % rb * kTransposeBlock;
+        const int64_t s_begin = u % chunks * 16 * kTransposeBlock;
+        const int64_t s_end = std::min(S, s_begin + 16 * kTransposeBlock);
+        transpose_blocks(xd + b * R * S, R, S, r0, s_begin, s_end, od + b * R * S);
+      }
+    });
+  });
+  return out;
+}
+
 // Gradients of depthwise_forward_cl with respect to x and the weight (either may be skipped):
 // grad (B, Ho, Wo, C) and x (B, H, W, C) contiguous, weight (C, K). Returns grad_x (B, H, W, C)
 // and grad_w (C, K). Parallel over cache lines of channels, so that no two threads write one
@@ -1167,6 +1223,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("gather_taps", &gather_taps, "weights-first SphereConv2d: taps of z summed (CPU)");
   m.def("gather_taps_backward", &gather_taps_backward, "adjoint of gather_taps (CPU)");
   m.def("depthwise_backward", &depthwise_backward, "depthwise SphereConv2d backward (CPU)");
+  m.def("transpose_maps", &transpose_maps, "(B, R, S) -> (B, S, R), blocked (CPU)");
   m.def("depthwise_backward_cl", &depthwise_backward_cl,
         "depthwise SphereConv2d backward, channels-last (CPU)");
 }

@@ -546,14 +546,22 @@ class _FastDepthwiseChannelsLast(torch.autograd.Function):
     x is copied to channels-last and its output and gradient back)."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, tables, out_hw, stride):
-        channels_last = memory_format_of(x) == torch.channels_last
+    def compute(x, weight, bias, tables, out_hw, stride):
+        """The output in x's layout, and x channels-last (what the backward pass reads)."""
         x_nhwc = _to_channels_last(x)
+        out = _extension().depthwise_forward_cl(x_nhwc, weight, bias, *tables, out_hw[1], stride)
+        if memory_format_of(x) == torch.channels_last:
+            return out.permute(0, 3, 1, 2), x_nhwc
+        return _to_channels_first(out), x_nhwc
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, tables, out_hw, stride):
+        out, x_nhwc = _FastDepthwiseChannelsLast.compute(x, weight, bias, tables, out_hw, stride)
         ctx.save_for_backward(x_nhwc, weight)
         ctx.tables, ctx.args = tables, (out_hw[1], stride)
-        ctx.has_bias, ctx.channels_last = bias is not None, channels_last
-        out = _extension().depthwise_forward_cl(x_nhwc, weight, bias, *tables, out_hw[1], stride)
-        return out.permute(0, 3, 1, 2) if channels_last else _to_channels_first(out)
+        ctx.has_bias = bias is not None
+        ctx.channels_last = memory_format_of(x) == torch.channels_last
+        return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -618,5 +626,7 @@ def fast_depthwise_sphere_conv(
     weight_k = weight.reshape(weight.shape[0], -1)
     out_hw = output_hw(in_hw, stride)
     if weight.shape[0] == x.shape[1] >= _CHANNELS_LAST_DEPTHWISE:
+        if not _needs_grad(x, weight, bias):  # autograd's bookkeeping costs small layers 10%
+            return _FastDepthwiseChannelsLast.compute(x, weight_k, bias, tables, out_hw, stride)[0]
         return _FastDepthwiseChannelsLast.apply(x, weight_k, bias, tables, out_hw, stride)
     return _FastDepthwise.apply(x, weight_k, bias, tables, out_hw, stride)

@@ -26,6 +26,7 @@ All paths compute the same sums and are tested against each other and against
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -101,7 +102,9 @@ def _optional_repr(layer: nn.Module) -> str:
     return s
 
 
+@functools.lru_cache(maxsize=256)
 def _local_dirs(taps, kernel_size, dilation, tap_spacing, crown):
+    # Cached: building the directions took longer than a small depthwise layer's kernel.
     if taps == "tangent":
         dirs = tangent_tap_directions(kernel_size, dilation, tap_spacing)
     else:
@@ -193,7 +196,7 @@ def sphere_conv2d(
             )
     if bias is not None and bias.shape != (c_out,):
         raise ShapeError(f"bias must be ({c_out},), got {tuple(bias.shape)}")
-    local = _local_dirs(taps, kernel, dilation, spacing, crown)
+    local = _local_dirs(taps, kernel, dilation, spacing, None if crown is None else tuple(crown))
     k = len(local)
     ho, wo = output_hw((h, w), stride)
     if _use_compiled(x, weight, w, stride):

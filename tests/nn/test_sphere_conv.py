@@ -438,7 +438,7 @@ def test_depthwise_routes_equal_the_oracle_and_the_pure_torch_gradients(
 
     calls = _spy_on_kernels(monkeypatch)
     c = _depthwise_channels(route)
-    x = rand(1, c, *hw, seed=40).to(dtype).contiguous(memory_format=layout)
+    x = rand(2, c, *hw, seed=40).to(dtype).contiguous(memory_format=layout)
     w = (rand(c * multiplier, 1, 3, 3, seed=41) - 0.5).to(dtype)
     bias = rand(c * multiplier, seed=42).to(dtype)
 

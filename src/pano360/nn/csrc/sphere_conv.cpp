@@ -989,10 +989,11 @@ torch::Tensor transpose_maps(torch::Tensor x) {
 
 // Gradients of depthwise_forward_cl with respect to x and the weight (either may be skipped):
 // grad (B, Ho, Wo, C) and x (B, H, W, C) contiguous, weight (C, K). Returns grad_x (B, H, W, C)
-// and grad_w (C, K). Parallel over cache lines of channels, so that no two threads write one
-// value of grad_x or grad_w; per output row, the entries' coefficients (row_coefficients, as
-// the forward pass forms them) scatter the gradient into grad_x, and the entries' dot products
-// of gradient and input, times the corners' weights, add up to the weight gradient (in double).
+// and grad_w (C, K). Parallel over images and cache lines of channels, so that no two threads
+// write one value of grad_x or of the weight gradient's per-image parts; per output row, the
+// entries' coefficients (row_coefficients, as the forward pass forms them) scatter the gradient
+// into grad_x, and the entries' dot products of gradient and input, times the corners' weights,
+// add up to the weight gradient (in double).
 std::vector<torch::Tensor> depthwise_backward_cl(torch::Tensor grad, torch::Tensor x,
                                                  torch::Tensor weight, torch::Tensor rows,
                                                  torch::Tensor cols, torch::Tensor count,
@@ -1019,12 +1020,18 @@ std::vector<torch::Tensor> depthwise_backward_cl(torch::Tensor grad, torch::Tens
     const scalar_t* w4 = wts.data_ptr<scalar_t>();
     scalar_t* gxd = need_input ? grad_x.data_ptr<scalar_t>() : nullptr;
     constexpr int64_t kLine = 64 / sizeof(scalar_t);
-    at::parallel_for(0, (C + kLine - 1) / kLine, 1, [&](int64_t l0, int64_t l1) {
-      const int64_t c0 = l0 * kLine, width = std::min(C, l1 * kLine) - c0;
-      std::vector<scalar_t> coef(need_input ? tb.E * width : 0), dots(tb.E * width);
+    const int64_t lines = (C + kLine - 1) / kLine;
+    std::vector<double> gw_parts(need_weight ? B * tb.K * C : 0, 0.0);  // (B, K, C)
+    // Units of one image by one cache line of channels: threads share neither a value of
+    // grad_x nor one of gw_parts (summed over the images after).
+    at::parallel_for(0, B * lines, 1, [&](int64_t u0, int64_t u1) {
+      std::vector<scalar_t> coef(need_input ? tb.E * C : 0), dots(tb.E * C);
       std::vector<int64_t> slot(tb.E), erow(tb.E), ecol(tb.E);
-      std::vector<double> gw(need_weight ? tb.K * width : 0, 0.0);
-      for (int64_t b = 0; b < B; ++b) {
+      for (int64_t b = u0 / lines; b * lines < u1; ++b) {
+        const int64_t l0 = std::max(u0, b * lines) - b * lines;
+        const int64_t l1 = std::min(u1, (b + 1) * lines) - b * lines;
+        const int64_t c0 = l0 * kLine, width = std::min(C, l1 * kLine) - c0;
+        double* gw = need_weight ? gw_parts.data() + b * tb.K * C + c0 : nullptr;
         for (int64_t i = 0; i < tb.Ho; ++i) {
           const int64_t n =
               need_input ? row_coefficients(tb, w4, wd + c0, width, i, slot.data(), erow.data(),
@@ -1038,7 +1045,7 @@ std::vector<torch::Tensor> depthwise_backward_cl(torch::Tensor grad, torch::Tens
           const int64_t* cn = tb.corner + i * tb.K * 4;
           const scalar_t* wt = w4 + i * tb.K * 4;
           for (int64_t k = 0; k < tb.K; ++k) {
-            double* __restrict__ gk = gw.data() + k * width;
+            double* __restrict__ gk = gw + k * C;
             for (int64_t q = 0; q < 4; ++q) {
               const double a = wt[4 * k + q];
               if (a == 0.0) continue;  // an entry no corner reads is not active
@@ -1048,12 +1055,17 @@ std::vector<torch::Tensor> depthwise_backward_cl(torch::Tensor grad, torch::Tens
           }
         }
       }
-      if (need_weight) {
-        scalar_t* gwd = grad_w.data_ptr<scalar_t>();
-        for (int64_t c = 0; c < width; ++c)
-          for (int64_t k = 0; k < tb.K; ++k) gwd[(c0 + c) * tb.K + k] = scalar_t(gw[k * width + c]);
-      }
     });
+    if (need_weight) {
+      scalar_t* gwd = grad_w.data_ptr<scalar_t>();
+      for (int64_t c = 0; c < C; ++c) {
+        for (int64_t k = 0; k < tb.K; ++k) {
+          double sum = 0.0;
+          for (int64_t b = 0; b < B; ++b) sum += gw_parts[(b * tb.K + k) * C + c];
+          gwd[c * tb.K + k] = scalar_t(sum);
+        }
+      }
+    }
   });
   return {grad_x, grad_w};
 }

@@ -378,12 +378,28 @@ def _weights_first(x, weight, bias, tables, stride):
     return out
 
 
+def _to_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """x (B, C, H, W) as a contiguous (B, H, W, C): a view when x is channels-last, the kernel's
+    blocked transpose when it is contiguous (torch's permuted copy measured several times
+    slower)."""
+    if x.is_contiguous(memory_format=torch.channels_last) or not x.is_contiguous():
+        return x.permute(0, 2, 3, 1).contiguous()
+    b, c, h, w = x.shape
+    return _extension().transpose_maps(x.view(b, c, h * w)).view(b, h, w, c)
+
+
+def _to_channels_first(y: torch.Tensor) -> torch.Tensor:
+    """y (B, H, W, C) contiguous as a contiguous (B, C, H, W)."""
+    b, h, w, c = y.shape
+    return _extension().transpose_maps(y.view(b, h * w, c)).view(b, c, h, w)
+
+
 class _FastSphereConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, rows, cols, wts, groups, out_hw, stride):
         ext = _extension()
         channels_last = memory_format_of(x) == torch.channels_last
-        x_nhwc = x.permute(0, 2, 3, 1).contiguous()  # free when x is channels-last already
+        x_nhwc = _to_channels_last(x)
         ctx.save_for_backward(x_nhwc, weight, x)
         ctx.tables, ctx.args = (rows, cols, wts), (groups, out_hw[1], stride)
         ctx.has_bias = bias is not None
@@ -416,7 +432,7 @@ class _FastSphereConv(torch.autograd.Function):
         b, c_out = grad.shape[:2]
         empty = grad.new_empty(0)
         grad_nchw = grad.contiguous().view(b, c_out, -1) if need_w else empty
-        grad_nhwc = grad.permute(0, 2, 3, 1).contiguous().view(b, -1, c_out) if need_x else empty
+        grad_nhwc = _to_channels_last(grad).view(b, -1, c_out) if need_x else empty
         x_planar = x.contiguous() if need_w else empty
         gx, gw = _extension().backward(
             grad_nchw, grad_nhwc, x_nhwc, x_planar, weight, *ctx.tables, *ctx.args, need_x, need_w
@@ -468,9 +484,7 @@ def fast_sphere_conv(
         wo = output_hw(in_hw, stride)[1]
         return (
             _extension()
-            .few_channels_forward_cl(
-                x.permute(0, 2, 3, 1).contiguous(), weight, bias, *tables, wo, stride
-            )
+            .few_channels_forward_cl(_to_channels_last(x), weight, bias, *tables, wo, stride)
             .permute(0, 3, 1, 2)
         )
     rows, cols, wts = row_tables(local_dirs, in_hw, stride, x.dtype, output_grid)
@@ -524,22 +538,6 @@ def depthwise_tables(
 # Channels-first maps are converted by the kernel's blocked transpose, which costs less than the
 # plane-by-plane kernels lose from 16 channels on (measured with and without gradients).
 _CHANNELS_LAST_DEPTHWISE = 16
-
-
-def _to_channels_last(x: torch.Tensor) -> torch.Tensor:
-    """x (B, C, H, W) as a contiguous (B, H, W, C): a view when x is channels-last, the kernel's
-    blocked transpose when it is contiguous (torch's permuted copy measured several times
-    slower)."""
-    if x.is_contiguous(memory_format=torch.channels_last) or not x.is_contiguous():
-        return x.permute(0, 2, 3, 1).contiguous()
-    b, c, h, w = x.shape
-    return _extension().transpose_maps(x.view(b, c, h * w)).view(b, h, w, c)
-
-
-def _to_channels_first(y: torch.Tensor) -> torch.Tensor:
-    """y (B, H, W, C) contiguous as a contiguous (B, C, H, W)."""
-    b, h, w, c = y.shape
-    return _extension().transpose_maps(y.view(b, h * w, c)).view(b, c, h, w)
 
 
 class _FastDepthwiseChannelsLast(torch.autograd.Function):

@@ -540,6 +540,20 @@ def depthwise_tables(
 _CHANNELS_LAST_DEPTHWISE = 16
 
 
+def _remember_depthwise(ctx, saved, bias, tables, out_hw, stride, channels_last) -> None:
+    """What both depthwise autograd Functions keep for their backward pass."""
+    ctx.save_for_backward(*saved)
+    ctx.tables, ctx.args = tables, (out_hw[1], stride)
+    ctx.has_bias, ctx.channels_last = bias is not None, channels_last
+
+
+def _depthwise_gradients(ctx, grad, gx, gw) -> tuple:
+    """backward's return of both depthwise autograd Functions (input, weight, bias, the rest)."""
+    gb = grad.sum(dim=(0, 2, 3)) if ctx.has_bias and ctx.needs_input_grad[2] else None
+    need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+    return gx if need_x else None, gw if need_w else None, gb, None, None, None
+
+
 class _FastDepthwiseChannelsLast(torch.autograd.Function):
     """Depthwise, one output channel per input channel, computed channels-last (a channels-first
     x is copied to channels-last and its output and gradient back)."""
@@ -556,10 +570,8 @@ class _FastDepthwiseChannelsLast(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, tables, out_hw, stride):
         out, x_nhwc = _FastDepthwiseChannelsLast.compute(x, weight, bias, tables, out_hw, stride)
-        ctx.save_for_backward(x_nhwc, weight)
-        ctx.tables, ctx.args = tables, (out_hw[1], stride)
-        ctx.has_bias = bias is not None
-        ctx.channels_last = memory_format_of(x) == torch.channels_last
+        channels_last = memory_format_of(x) == torch.channels_last
+        _remember_depthwise(ctx, (x_nhwc, weight), bias, tables, out_hw, stride, channels_last)
         return out
 
     @staticmethod
@@ -578,8 +590,7 @@ class _FastDepthwiseChannelsLast(torch.autograd.Function):
         )
         if need_x:
             gx = gx.permute(0, 3, 1, 2) if ctx.channels_last else _to_channels_first(gx)
-        gb = grad.sum(dim=(0, 2, 3)) if ctx.has_bias and ctx.needs_input_grad[2] else None
-        return gx if need_x else None, gw if need_w else None, gb, None, None, None
+        return _depthwise_gradients(ctx, grad, gx, gw)
 
 
 class _FastDepthwise(torch.autograd.Function):
@@ -587,9 +598,7 @@ class _FastDepthwise(torch.autograd.Function):
     def forward(ctx, x, weight, bias, tables, out_hw, stride):
         channels_last = memory_format_of(x) == torch.channels_last
         x = x.contiguous()
-        ctx.save_for_backward(x, weight)
-        ctx.tables, ctx.args = tables, (out_hw[1], stride)
-        ctx.has_bias, ctx.channels_last = bias is not None, channels_last
+        _remember_depthwise(ctx, (x, weight), bias, tables, out_hw, stride, channels_last)
         out = _extension().depthwise_forward(x, weight, bias, *tables, out_hw[1], stride)
         return out.contiguous(memory_format=torch.channels_last) if channels_last else out
 
@@ -603,8 +612,7 @@ class _FastDepthwise(torch.autograd.Function):
         )
         if need_x and ctx.channels_last:
             gx = gx.contiguous(memory_format=torch.channels_last)
-        gb = grad.sum(dim=(0, 2, 3)) if ctx.has_bias and ctx.needs_input_grad[2] else None
-        return gx if need_x else None, gw if need_w else None, gb, None, None, None
+        return _depthwise_gradients(ctx, grad, gx, gw)
 
 
 def fast_depthwise_sphere_conv(
